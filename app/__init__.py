@@ -1,0 +1,61 @@
+"""Curriculum Builder: long AI content pipelines run as reliable background jobs."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+from app.config import INSTANCE_DIR, PROJECT_ROOT, load_settings
+from app.extensions import db, migrate
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    """Build the app; `overrides` replaces settings (tests point it at their own services)."""
+    app = Flask(
+        __name__,
+        instance_path=str(INSTANCE_DIR),
+        template_folder="../templates",
+        static_folder="../static",
+    )
+    app.config.update(load_settings())
+    app.config.update(overrides or {})
+    INSTANCE_DIR.mkdir(exist_ok=True)
+    _configure_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_commands(app)
+    return app
+
+
+def _configure_logging(app: Flask) -> None:
+    logging.basicConfig(
+        level=app.config["LOG_LEVEL"],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def register_extensions(app: Flask) -> None:
+    from app import database
+    from app.jobs.queues import connect_redis
+
+    database.configure_engine_options(app)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    app.extensions["redis"] = connect_redis(app.config["REDIS_URL"])
+
+
+def register_blueprints(app: Flask) -> None:
+    from app.api import bp as api_bp
+    from app.errors import register_error_handlers
+
+    app.register_blueprint(api_bp)
+    register_error_handlers(app)
+
+
+def register_commands(app: Flask) -> None:
+    from app.cli import jobs_cli, users_cli
+
+    app.cli.add_command(users_cli)
+    app.cli.add_command(jobs_cli)

@@ -1,0 +1,100 @@
+"""Workflows and their lesson-plan generation (the seed's Step 10 endpoints)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g, jsonify
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from app.api import bp
+from app.api.schemas import WorkflowIn, parse_body
+from app.errors import ApiError
+from app.extensions import db
+from app.models import Module, Workflow
+from app.pipelines import lesson_plans
+from app.pipelines.lesson_plans_status import estimated_minutes, generation_status
+
+
+def load_workflow(workflow_id: str, with_lessons: bool = False) -> Workflow:
+    """The workflow if the caller may see it; 404 otherwise (never 403, which would leak it)."""
+    query = select(Workflow).where(Workflow.id == workflow_id)
+    if with_lessons:
+        query = query.options(selectinload(Workflow.modules).selectinload(Module.lesson_plans))
+    workflow = db.session.scalar(query)
+    if workflow is None or not (g.user.is_admin or workflow.owner_id == g.user.id):
+        raise ApiError(404, "not_found", f"No workflow {workflow_id}.")
+    return workflow
+
+
+@bp.post("/v3/workflows")
+def create_workflow():  # type: ignore[no-untyped-def]
+    """Create a workflow with its ordered modules."""
+    body = parse_body(WorkflowIn)
+    workflow = Workflow(
+        owner_id=g.user.id,
+        title=body.title,
+        topic=body.topic,
+        audience=body.audience,
+        modules=[
+            Module(position=i, title=m.title, contact_hours=m.contact_hours)
+            for i, m in enumerate(body.modules)
+        ],
+    )
+    db.session.add(workflow)
+    db.session.commit()
+    return jsonify({"success": True, "data": workflow.to_dict()}), 201
+
+
+@bp.get("/v3/workflow/<workflow_id>")
+def get_workflow(workflow_id: str):  # type: ignore[no-untyped-def]
+    """Show a workflow and its modules."""
+    return jsonify({"success": True, "data": load_workflow(workflow_id).to_dict()})
+
+
+@bp.post("/v3/workflow/<workflow_id>/step10")
+def start_step10(workflow_id: str):  # type: ignore[no-untyped-def]
+    """Queue lesson-plan generation; returns at once, the modules run one after another."""
+    workflow = load_workflow(workflow_id)
+    queued = lesson_plans.start_generation(workflow, g.user.id)
+    db.session.expire_all()
+    workflow = load_workflow(workflow_id)
+    done = sum(1 for m in workflow.modules if m.status == "completed")
+    data: dict[str, Any] = {
+        "jobsQueued": queued,
+        "modulesGenerated": done,
+        "totalModules": len(workflow.modules),
+        "estimatedTimeMinutes": estimated_minutes(workflow.modules),
+    }
+    if done == len(workflow.modules):
+        message = "Step 10 is already complete: every module has its lesson plans."
+    elif queued:
+        message = f"Step 10 generation started. {queued} module(s) will be generated in the background."
+    else:
+        message = "Step 10 generation is already in progress."
+    return jsonify({"success": True, "data": data, "message": message}), 202
+
+
+@bp.get("/v3/workflow/<workflow_id>/step10/status")
+def step10_status(workflow_id: str):  # type: ignore[no-untyped-def]
+    """Report generation progress from the database."""
+    return jsonify({"success": True, "data": generation_status(load_workflow(workflow_id))})
+
+
+@bp.get("/v3/workflow/<workflow_id>/step10")
+def step10_data(workflow_id: str):  # type: ignore[no-untyped-def]
+    """Return the generated lesson plans by module, with totals."""
+    workflow = load_workflow(workflow_id, with_lessons=True)
+    modules = [
+        module.to_dict() | {"lessonPlans": [lesson.to_dict() for lesson in module.lesson_plans]}
+        for module in workflow.modules
+    ]
+    lessons = [lesson for module in workflow.modules for lesson in module.lesson_plans]
+    data = {
+        "workflowId": workflow.id,
+        "modules": modules,
+        "totalLessons": len(lessons),
+        "totalContactHours": round(sum(lesson.duration_minutes for lesson in lessons) / 60, 2),
+    }
+    return jsonify({"success": True, "data": data})

@@ -1,0 +1,52 @@
+"""Settings read from the environment (and a .env file), with defaults that need no set-up."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from dotenv import load_dotenv
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = PROJECT_ROOT / "instance"
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def load_settings() -> dict[str, Any]:
+    """Read every setting from the environment; a .env file fills in what is unset."""
+    load_dotenv(PROJECT_ROOT / ".env", override=False)
+    database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'curriculum.db'}"
+    if database_url.startswith("postgres://"):  # Heroku's spelling, which SQLAlchemy refuses
+        database_url = "postgresql://" + database_url[len("postgres://") :]
+    return {
+        "SECRET_KEY": os.environ.get("SECRET_KEY", "dev-only-change-me"),
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "REDIS_URL": os.environ.get("REDIS_URL", "redis://localhost:6379/0"),
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 256 * 1024),
+        # Retry policy (the seed documents' names): attempts in all, first retry delay in ms.
+        "JOB_MAX_ATTEMPTS": _int("JOB_MAX_ATTEMPTS", 3),
+        "JOB_BACKOFF_TYPE": os.environ.get("JOB_BACKOFF_TYPE", "exponential"),
+        "JOB_BACKOFF_DELAY": _int("JOB_BACKOFF_DELAY", 1000),
+        "JOB_TIMEOUT_S": _int("JOB_TIMEOUT_S", 1800),
+        "JOB_KEEP_COMPLETED_S": _int("JOB_KEEP_COMPLETED_S", 24 * 3600),
+        "JOB_KEEP_FAILED_S": _int("JOB_KEEP_FAILED_S", 7 * 24 * 3600),
+        # Stuck-work recovery: a running step renews its lease; a lease that lapses means
+        # its worker is gone, and the next recovery sweep runs the step again.
+        "JOB_LEASE_TTL_S": _float("JOB_LEASE_TTL_S", 30),
+        "JOB_RECOVERY_INTERVAL_S": _float("JOB_RECOVERY_INTERVAL_S", 10),
+        "JOB_MAX_WORKER_LOSSES": _int("JOB_MAX_WORKER_LOSSES", 2),
+        "ESTIMATED_MODULE_MINUTES": _float("ESTIMATED_MODULE_MINUTES", 2),
+        "GENERATOR": os.environ.get("GENERATOR", "offline"),
+        "GENERATOR_LATENCY_MS": _int("GENERATOR_LATENCY_MS", 0),
+        "GENERATOR_FAILURE_RATE": _float("GENERATOR_FAILURE_RATE", 0.0),
+        "GENERATOR_FAIL_ON": os.environ.get("GENERATOR_FAIL_ON", ""),
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+    }

@@ -1,0 +1,19 @@
+"""Failures a generator reports, with the category the job records."""
+
+from __future__ import annotations
+
+
+class GenerationError(Exception):
+    """A generation failed; `transient` says whether another attempt may succeed."""
+
+    category = "error"
+    transient = True
+
+
+class TransientGenerationError(GenerationError):
+    category = "provider_error"
+
+
+class PermanentGenerationError(GenerationError):
+    category = "provider_error"
+    transient = False

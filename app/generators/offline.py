@@ -1,0 +1,105 @@
+"""A generator that needs no network: plausible, deterministic content from the input alone.
+
+Knobs for demos and tests: a latency per call (so progress can be watched), a rate of
+injected transient failures, and a title fragment that makes matching input fail every time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import time
+
+from app.generators import ProgressCallback
+from app.generators.errors import PermanentGenerationError, TransientGenerationError
+from app.generators.schemas import Activity, LessonPlanDraft, ModuleBrief
+
+LESSON_MINUTES = 60
+PROGRESS_SLICES = 10
+
+_VERBS = ["Explain", "Apply", "Compare", "Analyse", "Design", "Evaluate", "Demonstrate", "Classify"]
+_ANGLES = [
+    "Foundations of",
+    "Working with",
+    "Case studies in",
+    "Practical lab:",
+    "Common pitfalls in",
+    "Designing with",
+    "Evaluating",
+    "Extending",
+]
+_ACTIVITY_KINDS = [
+    ("Warm-up discussion", "discussion"),
+    ("Guided walkthrough", "lecture"),
+    ("Hands-on exercise", "practice"),
+    ("Pair review", "peer-review"),
+    ("Exit reflection", "reflection"),
+]
+
+
+def _rng(*parts: object) -> random.Random:
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def split_minutes(total: int, parts: int) -> list[int]:
+    """Split `total` into `parts` whole numbers that differ by at most one and sum to it."""
+    base, extra = divmod(total, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+class OfflineGenerator:
+    def __init__(self, latency_ms: int = 0, failure_rate: float = 0.0, fail_on: str = "") -> None:
+        self.latency_ms = latency_ms
+        self.failure_rate = failure_rate
+        self.fail_on = fail_on
+
+    def lesson_plans(self, brief: ModuleBrief, progress: ProgressCallback) -> list[LessonPlanDraft]:
+        self._work(brief.module_title, progress)
+        total_minutes = max(1, round(brief.contact_hours * 60))
+        count = max(1, math.ceil(total_minutes / LESSON_MINUTES))
+        rng = _rng(brief.topic, brief.audience, brief.module_title, brief.contact_hours)
+        return [
+            self._lesson(brief, order, minutes, rng)
+            for order, minutes in enumerate(split_minutes(total_minutes, count))
+        ]
+
+    def _work(self, subject: str, progress: ProgressCallback) -> None:
+        """Spend the configured latency in slices, reporting progress; fail as configured."""
+        if self.fail_on and self.fail_on.lower() in subject.lower():
+            raise PermanentGenerationError(f"offline generator set to fail on {self.fail_on!r}")
+        fail_at = PROGRESS_SLICES // 2 if random.random() < self.failure_rate else None
+        for slice_no in range(PROGRESS_SLICES):
+            if slice_no == fail_at:
+                raise TransientGenerationError("offline generator: injected transient failure")
+            time.sleep(self.latency_ms / 1000 / PROGRESS_SLICES)
+            progress(int(100 * (slice_no + 1) / PROGRESS_SLICES))
+
+    def _lesson(self, brief: ModuleBrief, order: int, minutes: int, rng: random.Random) -> LessonPlanDraft:
+        angle = _ANGLES[(order + rng.randrange(len(_ANGLES))) % len(_ANGLES)]
+        title = f"{angle} {brief.module_title}"
+        who = brief.audience or "learners"
+        verbs = rng.sample(_VERBS, 3)
+        objectives = [
+            f"{verbs[0]} the key ideas of {brief.module_title.lower()} in {brief.topic}",
+            f"{verbs[1]} {brief.module_title.lower()} to a realistic task for {who}",
+            f"{verbs[2]} two approaches and justify a choice in writing",
+        ]
+        kinds = _ACTIVITY_KINDS[: min(len(_ACTIVITY_KINDS), max(1, minutes // 12))]
+        activities = [
+            Activity(name=name, kind=kind, duration_minutes=share)
+            for (name, kind), share in zip(kinds, split_minutes(minutes, len(kinds)), strict=True)
+            if share > 0
+        ]
+        assessment = (
+            f"Short quiz on {brief.module_title.lower()} and a graded exercise: "
+            f"learners {verbs[1].lower()} the lesson's ideas to a new case."
+        )
+        return LessonPlanDraft(
+            title=title,
+            objectives=objectives,
+            activities=activities,
+            assessment=assessment,
+            duration_minutes=minutes,
+        )

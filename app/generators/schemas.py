@@ -1,0 +1,29 @@
+"""What a generator is given and what it must return; shared by every provider."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class ModuleBrief(BaseModel):
+    workflow_title: str
+    topic: str
+    audience: str | None = None
+    module_title: str
+    module_index: int
+    total_modules: int
+    contact_hours: float
+
+
+class Activity(BaseModel):
+    name: str = Field(min_length=1)
+    kind: str = Field(min_length=1)
+    duration_minutes: int = Field(ge=1)
+
+
+class LessonPlanDraft(BaseModel):
+    title: str = Field(min_length=1, max_length=300)
+    objectives: list[str] = Field(min_length=1)
+    activities: list[Activity] = Field(min_length=1)
+    assessment: str = Field(min_length=1)
+    duration_minutes: int = Field(ge=1)

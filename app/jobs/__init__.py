@@ -1,0 +1,1 @@
+"""The job machinery: Redis connection, queues, retry policy, unique enqueue, leases, recovery."""

@@ -1,0 +1,84 @@
+"""Run RQ workers inside the app: a fresh app context per job, restarts after a Redis outage."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+
+from flask import Flask
+from redis.exceptions import RedisError
+from rq import Queue, SimpleWorker
+from rq.job import Job
+
+from app.jobs.queues import ALL_QUEUES
+from app.jobs.recovery import start_recovery_thread
+
+log = logging.getLogger(__name__)
+
+RESTART_DELAY_S = (0.5, 1, 2, 5)
+
+
+class AppWorker(SimpleWorker):
+    """Runs each job in the worker process (no fork: ~4 ms a job instead of ~19 ms) inside
+    its own app context, so every job starts with a fresh database session."""
+
+    app: Flask
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        with self.app.app_context():
+            super().execute_job(job, queue)
+
+
+def run_worker(app: Flask, queue_names: tuple[str, ...] = ALL_QUEUES) -> None:
+    """Serve `queue_names` until SIGTERM or SIGINT; the job in hand is finished first.
+
+    RQ's work loop quits on some Redis errors; while no stop was asked for, it is started
+    again, so a Redis restart costs a few seconds, not the worker.
+    """
+    stopping = threading.Event()
+    recovery = start_recovery_thread(app, stopping)
+    failures = 0
+    while not stopping.is_set():
+        worker = _new_worker(app, queue_names)
+        try:
+            worker.work(with_scheduler=True, logging_level=app.config["LOG_LEVEL"])
+            failures = 0
+        except RedisError as exc:
+            log.warning("worker: Redis unavailable (%s)", exc)
+        if worker._stop_requested or worker._shutdown_requested_date is not None:
+            break
+        _install_stop_handlers(stopping)  # RQ's handlers are gone with its loop
+        delay = RESTART_DELAY_S[min(failures, len(RESTART_DELAY_S) - 1)]
+        failures += 1
+        log.info("worker: work loop ended; starting it again in %ss", delay)
+        stopping.wait(delay)
+    stopping.set()
+    recovery.join(timeout=5)
+    log.info("worker: stopped")
+
+
+def _new_worker(app: Flask, queue_names: tuple[str, ...]) -> AppWorker:
+    redis = app.extensions["redis"]
+    worker = AppWorker([Queue(name, connection=redis) for name in queue_names], connection=redis)
+    worker.app = app
+    return worker
+
+
+def _install_stop_handlers(stopping: threading.Event) -> None:
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+
+
+def wait_for_redis(app: Flask, timeout_s: float = 30) -> None:
+    """Block until Redis answers, so a worker started with it doesn't crash-loop."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            app.extensions["redis"].ping()
+            return
+        except RedisError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

@@ -1,0 +1,155 @@
+"""Curriculum workflows, their ordered modules, the lesson plans generated for each module,
+and the lesson-plan runs that drive generation one module after another."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.database import utcnow
+from app.extensions import db
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class ModuleStatus(enum.StrEnum):
+    PENDING = "pending"  # nothing asked of it yet
+    QUEUED = "queued"  # a job is owed to it or waiting in Redis
+    RUNNING = "running"  # a worker holds its lease
+    RETRYING = "retrying"  # an attempt failed; the next one is scheduled
+    COMPLETED = "completed"
+    FAILED = "failed"  # every attempt failed; the run stopped here
+
+
+IN_FLIGHT = (ModuleStatus.QUEUED, ModuleStatus.RUNNING, ModuleStatus.RETRYING)
+
+
+class RunStatus(enum.StrEnum):
+    RUNNING = "running"
+    COMPLETE = "complete"
+    FAILED = "failed"
+
+
+class Workflow(db.Model):
+    __tablename__ = "workflows"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    topic: Mapped[str] = mapped_column(String(200))
+    audience: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    modules: Mapped[list[Module]] = relationship(
+        back_populates="workflow", order_by="Module.position", cascade="all, delete-orphan"
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "topic": self.topic,
+            "audience": self.audience,
+            "createdAt": self.created_at.isoformat() + "Z",
+            "modules": [module.to_dict() for module in self.modules],
+        }
+
+
+class Module(db.Model):
+    """One module of a workflow, and the state of the job that generates its lesson plans."""
+
+    __tablename__ = "modules"
+    __table_args__ = (UniqueConstraint("workflow_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"))
+    position: Mapped[int]  # 0-based, as in the job id step10-<workflow>-module-<position>
+    title: Mapped[str] = mapped_column(String(200))
+    contact_hours: Mapped[float]
+
+    status: Mapped[str] = mapped_column(String(16), default=ModuleStatus.PENDING)
+    progress: Mapped[int] = mapped_column(default=0)
+    job_id: Mapped[str | None] = mapped_column(String(120))
+    attempts: Mapped[int] = mapped_column(default=0)  # attempts started
+    failed_attempts: Mapped[int] = mapped_column(default=0)
+    worker_losses: Mapped[int] = mapped_column(default=0)
+    # Fencing token of the attempt that holds the module; a stale attempt cannot write.
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    lease_expires_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    error_category: Mapped[str | None] = mapped_column(String(32))
+    traceback: Mapped[str | None] = mapped_column(Text)
+    queued_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    duration_ms: Mapped[int | None]
+
+    workflow: Mapped[Workflow] = relationship(back_populates="modules")
+    lesson_plans: Mapped[list[LessonPlan]] = relationship(
+        back_populates="module", order_by="LessonPlan.order", cascade="all, delete-orphan"
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.position,
+            "title": self.title,
+            "contactHours": self.contact_hours,
+            "status": self.status,
+            "progress": self.progress,
+        }
+
+
+class LessonPlan(db.Model):
+    __tablename__ = "lesson_plans"
+    __table_args__ = (UniqueConstraint("module_id", "order"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    module_id: Mapped[int] = mapped_column(ForeignKey("modules.id", ondelete="CASCADE"))
+    order: Mapped[int]
+    title: Mapped[str] = mapped_column(String(300))
+    objectives: Mapped[list[str]] = mapped_column(JSON)
+    activities: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    assessment: Mapped[str] = mapped_column(Text)
+    duration_minutes: Mapped[int]
+
+    module: Mapped[Module] = relationship(back_populates="lesson_plans")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "order": self.order,
+            "title": self.title,
+            "objectives": self.objectives,
+            "activities": self.activities,
+            "assessment": self.assessment,
+            "durationMinutes": self.duration_minutes,
+        }
+
+
+class LessonPlanRun(db.Model):
+    """A request to generate a workflow's lesson plans; at most one runs per workflow."""
+
+    __tablename__ = "lesson_plan_runs"
+    __table_args__ = (
+        Index(
+            "uq_lesson_plan_runs_one_running",
+            "workflow_id",
+            unique=True,
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    workflow_id: Mapped[str] = mapped_column(ForeignKey("workflows.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.RUNNING)
+    triggered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]

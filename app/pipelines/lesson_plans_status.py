@@ -1,0 +1,108 @@
+"""What a person waiting on lesson plans sees: counts, per-module job state, and an estimate.
+
+Read from the database alone (two queries), never from RQ `meta`, so it stays right after a
+restart and costs the same however long the workflow's history is.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import LessonPlan, LessonPlanRun, Module, ModuleStatus, RunStatus, Workflow
+from app.models.workflows import IN_FLIGHT
+
+# The seed's job states, as Bull names them.
+JOB_STATE = {
+    ModuleStatus.QUEUED: "waiting",
+    ModuleStatus.RUNNING: "active",
+    ModuleStatus.RETRYING: "delayed",
+    ModuleStatus.COMPLETED: "completed",
+    ModuleStatus.FAILED: "failed",
+}
+
+
+def _latest_run(workflow_id: str) -> LessonPlanRun | None:
+    return db.session.scalar(
+        select(LessonPlanRun)
+        .where(LessonPlanRun.workflow_id == workflow_id)
+        .order_by(LessonPlanRun.created_at.desc())
+        .limit(1)
+    )
+
+
+def _lesson_totals(workflow_id: str) -> tuple[int, int]:
+    count, minutes = db.session.execute(
+        select(func.count(LessonPlan.id), func.coalesce(func.sum(LessonPlan.duration_minutes), 0))
+        .join(Module, LessonPlan.module_id == Module.id)
+        .where(Module.workflow_id == workflow_id)
+    ).one()
+    return int(count), int(minutes)
+
+
+def overall_status(modules: list[Module], run: LessonPlanRun | None) -> str:
+    if modules and all(m.status == ModuleStatus.COMPLETED for m in modules):
+        return "complete"
+    if any(m.status in IN_FLIGHT for m in modules) or (run and run.status == RunStatus.RUNNING):
+        return "in_progress"
+    if any(m.status == ModuleStatus.FAILED for m in modules):
+        return "failed"
+    return "pending"
+
+
+def estimated_minutes(modules: list[Module]) -> int:
+    """Modules left × the mean measured module time (a configured guess before any finished)."""
+    durations = [m.duration_ms for m in modules if m.duration_ms]
+    per_module_min = (
+        sum(durations) / len(durations) / 60_000
+        if durations
+        else current_app.config["ESTIMATED_MODULE_MINUTES"]
+    )
+    left = sum(1 for m in modules if m.status != ModuleStatus.COMPLETED)
+    return math.ceil(left * per_module_min)
+
+
+def generation_status(workflow: Workflow) -> dict[str, Any]:
+    modules = workflow.modules
+    lessons, minutes = _lesson_totals(workflow.id)
+    details = [
+        {
+            "jobId": m.job_id,
+            "moduleIndex": m.position,
+            "state": JOB_STATE.get(ModuleStatus(m.status), "waiting"),
+            "progress": m.progress,
+            "attemptsMade": m.failed_attempts,
+        }
+        for m in modules
+        if m.job_id
+    ]
+    states = [d["state"] for d in details]
+    done = sum(1 for m in modules if m.status == ModuleStatus.COMPLETED)
+    failed = next((m for m in modules if m.status == ModuleStatus.FAILED), None)
+    body: dict[str, Any] = {
+        "workflowId": workflow.id,
+        "modulesGenerated": done,
+        "totalModules": len(modules),
+        "allComplete": done == len(modules),
+        "totalLessons": lessons,
+        "totalContactHours": round(minutes / 60, 2),
+        "jobs": {
+            "total": len(details),
+            "active": states.count("active"),
+            "completed": states.count("completed"),
+            "failed": states.count("failed"),
+            "details": details,
+        },
+        "status": overall_status(modules, _latest_run(workflow.id)),
+    }
+    if failed is not None:
+        body["error"] = {
+            "moduleIndex": failed.position,
+            "message": failed.error,
+            "category": failed.error_category,
+        }
+    return body

@@ -1,0 +1,110 @@
+"""Fixtures that start real services: redis-server on a free port, a SQLite file per test,
+worker processes running `python worker.py`, and gunicorn where concurrency matters."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+
+from app import create_app
+from app.extensions import db
+from app.models import User
+from tests.services import ProcessGroup, RedisServer, start_gunicorn, start_worker
+
+# Fast settings so retries, leases and recovery happen in seconds, not minutes.
+FAST_JOB_SETTINGS = {
+    "JOB_BACKOFF_DELAY": "100",
+    "JOB_LEASE_TTL_S": "3",
+    "JOB_RECOVERY_INTERVAL_S": "1",
+    "JOB_TIMEOUT_S": "120",
+    "GENERATOR_LATENCY_MS": "0",
+    "GENERATOR_FAILURE_RATE": "0",
+    "GENERATOR_FAIL_ON": "",
+    "LOG_LEVEL": "INFO",
+}
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def service_env(redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The environment the app, the workers and gunicorn share for one test."""
+    if redis_server.process is None:  # a test stopped it and failed before starting it again
+        redis_server.start()
+    redis_server.client().flushall()
+    settings = {
+        "REDIS_URL": redis_server.url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'test.db'}",
+        "SECRET_KEY": "test-secret",
+        **FAST_JOB_SETTINGS,
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    return {**os.environ, **settings}
+
+
+@pytest.fixture
+def app(service_env: dict[str, str]) -> Iterator[Flask]:
+    app = create_app({"TESTING": True})
+    with app.app_context():
+        upgrade()  # the committed migrations build the schema, so they are tested too
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def make_user(app: Flask, email: str, admin: bool = False) -> dict[str, str]:
+    """Create a user and return the Authorization header for a new token of theirs."""
+    with app.app_context():
+        user = User(email=email, is_admin=admin)
+        user.set_password("correct horse battery staple")
+        db.session.add(user)
+        token = user.issue_token()
+        db.session.commit()
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def auth(app: Flask) -> dict[str, str]:
+    return make_user(app, "designer@example.com")
+
+
+@pytest.fixture
+def workers(service_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., ProcessGroup]]:
+    """Start `python worker.py` processes; each call may add environment settings."""
+    started: list[ProcessGroup] = []
+
+    def _start(**extra: str) -> ProcessGroup:
+        env = {**service_env, **{k: str(v) for k, v in extra.items()}}
+        group = start_worker(env, tmp_path / f"worker-{len(started)}.log")
+        started.append(group)
+        return group
+
+    yield _start
+    for group in started:
+        group.stop()
+
+
+@pytest.fixture
+def web(service_env: dict[str, str], tmp_path: Path, app: Flask) -> Iterator[str]:
+    """gunicorn with four processes serving the app; yields its base URL."""
+    group, base = start_gunicorn(service_env, tmp_path / "gunicorn.log")
+    yield base
+    group.stop()
