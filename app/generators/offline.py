@@ -1,7 +1,8 @@
 """A generator that needs no network: plausible, deterministic content from the input alone.
 
 Knobs for demos and tests: a latency per call (so progress can be watched), a rate of
-injected transient failures, and a title fragment that makes matching input fail every time.
+injected transient failures, and a title fragment that makes matching input fail on every
+attempt (so retries run out).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import random
 import time
 
 from app.generators import ProgressCallback
-from app.generators.errors import PermanentGenerationError, TransientGenerationError
+from app.generators.errors import TransientGenerationError
 from app.generators.schemas import Activity, LessonPlanDraft, ModuleBrief
 
 LESSON_MINUTES = 60
@@ -68,7 +69,7 @@ class OfflineGenerator:
     def _work(self, subject: str, progress: ProgressCallback) -> None:
         """Spend the configured latency in slices, reporting progress; fail as configured."""
         if self.fail_on and self.fail_on.lower() in subject.lower():
-            raise PermanentGenerationError(f"offline generator set to fail on {self.fail_on!r}")
+            raise TransientGenerationError(f"offline generator: set to fail on {self.fail_on!r}")
         fail_at = PROGRESS_SLICES // 2 if random.random() < self.failure_rate else None
         for slice_no in range(PROGRESS_SLICES):
             if slice_no == fail_at:

@@ -41,13 +41,14 @@ def run_worker(app: Flask, queue_names: tuple[str, ...] = ALL_QUEUES) -> None:
     recovery = start_recovery_thread(app, stopping)
     failures = 0
     while not stopping.is_set():
-        worker = _new_worker(app, queue_names)
+        worker = None
         try:
+            worker = _new_worker(app, queue_names)
             worker.work(with_scheduler=True, logging_level=app.config["LOG_LEVEL"])
             failures = 0
         except RedisError as exc:
             log.warning("worker: Redis unavailable (%s)", exc)
-        if worker._stop_requested or worker._shutdown_requested_date is not None:
+        if worker is not None and (worker._stop_requested or worker._shutdown_requested_date):
             break
         _install_stop_handlers(stopping)  # RQ's handlers are gone with its loop
         delay = RESTART_DELAY_S[min(failures, len(RESTART_DELAY_S) - 1)]

@@ -1,0 +1,52 @@
+"""`flask users …` and `flask jobs …`, run through Flask's CLI runner."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import User
+
+
+def test_create_a_user_then_a_token_that_signs_api_requests(app, client):
+    runner = app.test_cli_runner()
+
+    created = runner.invoke(args=["users", "create", "Ada@Example.com", "--password", "pw", "--admin"])
+    token = runner.invoke(args=["users", "token", "ada@example.com"]).output.strip()
+
+    assert created.exit_code == 0 and "created admin user ada@example.com" in created.output
+    assert token.startswith("cb_")
+    response = client.get("/api/v3/workflow/none", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 404  # authenticated: the workflow simply does not exist
+    with app.app_context():
+        user = db.session.scalar(select(User))
+        assert user.is_admin and user.check_password("pw")
+        assert token not in {t.token_hash for t in user.tokens}, "only the hash is stored"
+
+
+def test_creating_a_user_twice_is_refused(app):
+    runner = app.test_cli_runner()
+    runner.invoke(args=["users", "create", "ada@example.com", "--password", "pw"])
+
+    again = runner.invoke(args=["users", "create", "ada@example.com", "--password", "other"])
+
+    assert again.exit_code != 0 and "exists already" in again.output
+
+
+def test_a_token_for_an_unknown_user_is_refused(app):
+    result = app.test_cli_runner().invoke(args=["users", "token", "ghost@example.com"])
+
+    assert result.exit_code != 0 and "no user ghost@example.com" in result.output
+
+
+def test_reconcile_reports_what_it_queued(app):
+    result = app.test_cli_runner().invoke(args=["jobs", "reconcile"])
+
+    assert result.exit_code == 0 and "queued 0 job(s)" in result.output
+
+
+def test_the_home_page_says_how_to_use_the_api(client):
+    response = client.get("/")
+
+    assert response.status_code == 200
+    assert b"/api/v3/workflows" in response.data

@@ -1,0 +1,77 @@
+"""The offline generator: deterministic, plausible, and failing only as configured."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.generators import build_generator
+from app.generators.errors import TransientGenerationError
+from app.generators.offline import OfflineGenerator, split_minutes
+from app.generators.schemas import ModuleBrief
+
+BRIEF = ModuleBrief(
+    workflow_title="Data Literacy",
+    topic="Data literacy",
+    audience="Ward nurses",
+    module_title="Reading charts",
+    module_index=0,
+    total_modules=4,
+    contact_hours=2.5,
+)
+
+
+def test_same_input_gives_the_same_lesson_plans():
+    first = OfflineGenerator().lesson_plans(BRIEF, progress=lambda _: None)
+    second = OfflineGenerator().lesson_plans(BRIEF, progress=lambda _: None)
+
+    assert first == second
+    assert first != OfflineGenerator().lesson_plans(
+        BRIEF.model_copy(update={"module_title": "Spreadsheets"}), progress=lambda _: None
+    )
+
+
+def test_lessons_fill_exactly_the_modules_contact_hours_with_measurable_objectives():
+    lessons = OfflineGenerator().lesson_plans(BRIEF, progress=lambda _: None)
+
+    assert sum(lesson.duration_minutes for lesson in lessons) == 150
+    for lesson in lessons:
+        assert "Reading charts" in lesson.title
+        assert sum(a.duration_minutes for a in lesson.activities) == lesson.duration_minutes
+        assert all(
+            objective.split()[0]
+            in {"Explain", "Apply", "Compare", "Analyse", "Design", "Evaluate", "Demonstrate", "Classify"}
+            for objective in lesson.objectives
+        )
+
+
+def test_progress_is_reported_up_to_100():
+    seen: list[int] = []
+
+    OfflineGenerator().lesson_plans(BRIEF, progress=seen.append)
+
+    assert seen == sorted(seen) and seen[-1] == 100
+
+
+def test_failure_rate_one_always_fails_transiently_and_zero_never_does():
+    with pytest.raises(TransientGenerationError):
+        OfflineGenerator(failure_rate=1.0).lesson_plans(BRIEF, progress=lambda _: None)
+    for _ in range(20):
+        OfflineGenerator(failure_rate=0.0).lesson_plans(BRIEF, progress=lambda _: None)
+
+
+def test_fail_on_matches_a_title_fragment_case_insensitively():
+    with pytest.raises(TransientGenerationError, match="fail on 'reading'"):
+        OfflineGenerator(fail_on="reading").lesson_plans(BRIEF, progress=lambda _: None)
+    OfflineGenerator(fail_on="algebra").lesson_plans(BRIEF, progress=lambda _: None)
+
+
+@pytest.mark.parametrize(("total", "parts"), [(150, 3), (7, 3), (1, 1), (100, 7)])
+def test_split_minutes_sums_to_the_total_and_differs_by_at_most_one(total, parts):
+    shares = split_minutes(total, parts)
+
+    assert sum(shares) == total and max(shares) - min(shares) <= 1
+
+
+def test_an_unknown_generator_name_is_refused():
+    with pytest.raises(ValueError, match="GENERATOR='gpt-9'"):
+        build_generator({"GENERATOR": "gpt-9"})
