@@ -79,8 +79,11 @@ def test_redis_stopped_and_restarted_mid_chain_still_completes(app, client, auth
 
 def test_transient_failures_are_retried_and_the_chain_completes(app, client, auth, workers):
     workflow_id = create_workflow(client, auth, modules=20, hours=1)
-    # 12 attempts make a module failing for good (0.3**12) practically impossible.
-    workers(GENERATOR_FAILURE_RATE="0.3", JOB_MAX_ATTEMPTS="12", JOB_BACKOFF_TYPE="fixed")
+    # 12 attempts make a module failing for good (0.3**12) practically impossible. The
+    # policy travels with the job, so the API (here, the test's app) and the worker share it.
+    policy = {"JOB_MAX_ATTEMPTS": "12", "JOB_BACKOFF_TYPE": "fixed"}
+    app.config.update(JOB_MAX_ATTEMPTS=12, JOB_BACKOFF_TYPE="fixed")
+    workers(GENERATOR_FAILURE_RATE="0.3", **policy)
     client.post(f"/api/v3/workflow/{workflow_id}/step10", headers=auth)
 
     status = wait_for_status(client, auth, workflow_id, "complete", timeout=180)

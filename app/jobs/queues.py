@@ -13,9 +13,14 @@ LESSON_PLANS_QUEUE = "lesson-plans"
 ALL_QUEUES = (LESSON_PLANS_QUEUE,)
 
 
-def connect_redis(url: str) -> Redis:
-    """A client that fails fast when Redis is away, so requests answer instead of hanging."""
-    return Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=15)
+def connect_redis(url: str, socket_timeout: float = 10) -> Redis:
+    """A client that fails fast when Redis is away, so requests answer instead of hanging.
+
+    A worker's own client needs a socket timeout longer than its blocking dequeue.
+    """
+    return Redis.from_url(
+        url, socket_connect_timeout=2, socket_timeout=socket_timeout, health_check_interval=15
+    )
 
 
 def get_redis() -> Redis:

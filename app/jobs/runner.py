@@ -12,12 +12,16 @@ from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.job import Job
 
-from app.jobs.queues import ALL_QUEUES
+from app.jobs.queues import ALL_QUEUES, connect_redis
 from app.jobs.recovery import start_recovery_thread
 
 log = logging.getLogger(__name__)
 
 RESTART_DELAY_S = (0.5, 1, 2, 5)
+# RQ blocks on BLPOP for worker_ttl - 15 s; the socket must wait longer than that, or the
+# work loop dies of a read timeout every few seconds on an idle queue.
+WORKER_TTL_S = 420
+WORKER_SOCKET_TIMEOUT_S = WORKER_TTL_S + 30
 
 
 class AppWorker(SimpleWorker):
@@ -48,6 +52,8 @@ def run_worker(app: Flask, queue_names: tuple[str, ...] = ALL_QUEUES) -> None:
             failures = 0
         except RedisError as exc:
             log.warning("worker: Redis unavailable (%s)", exc)
+        except Exception:
+            log.exception("worker: the work loop failed")
         if worker is not None and (worker._stop_requested or worker._shutdown_requested_date):
             break
         _install_stop_handlers(stopping)  # RQ's handlers are gone with its loop
@@ -61,8 +67,12 @@ def run_worker(app: Flask, queue_names: tuple[str, ...] = ALL_QUEUES) -> None:
 
 
 def _new_worker(app: Flask, queue_names: tuple[str, ...]) -> AppWorker:
-    redis = app.extensions["redis"]
-    worker = AppWorker([Queue(name, connection=redis) for name in queue_names], connection=redis)
+    redis = connect_redis(app.config["REDIS_URL"], socket_timeout=WORKER_SOCKET_TIMEOUT_S)
+    worker = AppWorker(
+        [Queue(name, connection=redis) for name in queue_names],
+        connection=redis,
+        worker_ttl=WORKER_TTL_S,
+    )
     worker.app = app
     return worker
 
