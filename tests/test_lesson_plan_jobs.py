@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 from app.database import utcnow
 from app.extensions import db
 from app.generators.errors import TransientGenerationError
+from app.jobs import claims
 from app.jobs.queues import LESSON_PLANS_QUEUE, backoff_intervals
 from app.models import LessonPlan, LessonPlanRun, Module
 from app.pipelines import lesson_plans
@@ -60,16 +61,16 @@ def test_running_a_module_again_replaces_its_lessons(app, started):
 
 def test_a_stale_attempt_cannot_overwrite_a_newer_one(app, started):
     workflow_id, module_id = started
-    stale_token, started_at = lesson_plans._claim_module(module_id)
+    stale = claims.claim(Module, module_id)
     db.session.execute(  # its lease lapses and a newer attempt takes the module
         update(Module).where(Module.id == module_id).values(lease_expires_at=utcnow() - timedelta(seconds=1))
     )
     db.session.commit()
-    fresh_token, _ = lesson_plans._claim_module(module_id)
+    fresh = claims.claim(Module, module_id)
 
-    drafts = lesson_plans._generate(db.session.get(Module, module_id), fresh_token)
-    assert lesson_plans._store_lesson_plans(module_id, stale_token, drafts, started_at) is False
-    assert lesson_plans._store_lesson_plans(module_id, fresh_token, drafts, started_at) is True
+    drafts = lesson_plans._generate(db.session.get(Module, module_id), progress=lambda _: None)
+    assert lesson_plans._store_lesson_plans(stale, drafts) is False
+    assert lesson_plans._store_lesson_plans(fresh, drafts) is True
     assert _lesson_count(module_id) == 2
 
 
@@ -89,11 +90,11 @@ def test_a_completed_module_queues_the_next_one(app, started, redis_server):
 
 def test_a_failure_outside_rq_is_final_and_recorded_with_traceback(app, started):
     workflow_id, module_id = started
-    token, _ = lesson_plans._claim_module(module_id)
+    work = claims.claim(Module, module_id)
     try:
         raise TransientGenerationError("the provider hiccuped")
     except TransientGenerationError as exc:
-        lesson_plans._record_failure(module_id, token, exc)
+        lesson_plans._record_failure(work, exc)
 
     module = db.session.get(Module, module_id)
     assert module.status == "failed" and module.failed_attempts == 1
@@ -109,7 +110,7 @@ def test_the_lapsed_lease_of_a_lost_worker_is_requeued_then_given_up(app, starte
     app.config["JOB_MAX_WORKER_LOSSES"] = 2
 
     def lose_worker() -> int:
-        lesson_plans._claim_module(module_id)
+        claims.claim(Module, module_id)
         db.session.execute(
             update(Module)
             .where(Module.id == module_id)

@@ -1,21 +1,15 @@
 """Tables and their small invariants."""
 
+from app.models.tracking import WorkStatus
 from app.models.users import ApiToken, User
-from app.models.workflows import (
-    LessonPlan,
-    LessonPlanRun,
-    Module,
-    ModuleStatus,
-    RunStatus,
-    Workflow,
-)
+from app.models.workflows import LessonPlan, LessonPlanRun, Module, RunStatus, Workflow
 
 __all__ = [
     "ApiToken",
     "LessonPlan",
     "LessonPlanRun",
     "Module",
-    "ModuleStatus",
+    "WorkStatus",
     "RunStatus",
     "User",
     "Workflow",

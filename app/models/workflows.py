@@ -13,22 +13,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.database import utcnow
 from app.extensions import db
+from app.models.tracking import TrackedWork
 
 
 def new_id() -> str:
     return uuid.uuid4().hex
-
-
-class ModuleStatus(enum.StrEnum):
-    PENDING = "pending"  # nothing asked of it yet
-    QUEUED = "queued"  # a job is owed to it or waiting in Redis
-    RUNNING = "running"  # a worker holds its lease
-    RETRYING = "retrying"  # an attempt failed; the next one is scheduled
-    COMPLETED = "completed"
-    FAILED = "failed"  # every attempt failed; the run stopped here
-
-
-IN_FLIGHT = (ModuleStatus.QUEUED, ModuleStatus.RUNNING, ModuleStatus.RETRYING)
 
 
 class RunStatus(enum.StrEnum):
@@ -62,7 +51,7 @@ class Workflow(db.Model):
         }
 
 
-class Module(db.Model):
+class Module(TrackedWork, db.Model):
     """One module of a workflow, and the state of the job that generates its lesson plans."""
 
     __tablename__ = "modules"
@@ -73,23 +62,6 @@ class Module(db.Model):
     position: Mapped[int]  # 0-based, as in the job id step10-<workflow>-module-<position>
     title: Mapped[str] = mapped_column(String(200))
     contact_hours: Mapped[float]
-
-    status: Mapped[str] = mapped_column(String(16), default=ModuleStatus.PENDING)
-    progress: Mapped[int] = mapped_column(default=0)
-    job_id: Mapped[str | None] = mapped_column(String(120))
-    attempts: Mapped[int] = mapped_column(default=0)  # attempts started
-    failed_attempts: Mapped[int] = mapped_column(default=0)
-    worker_losses: Mapped[int] = mapped_column(default=0)
-    # Fencing token of the attempt that holds the module; a stale attempt cannot write.
-    claim_token: Mapped[str | None] = mapped_column(String(32))
-    lease_expires_at: Mapped[datetime | None]
-    error: Mapped[str | None] = mapped_column(Text)
-    error_category: Mapped[str | None] = mapped_column(String(32))
-    traceback: Mapped[str | None] = mapped_column(Text)
-    queued_at: Mapped[datetime | None]
-    started_at: Mapped[datetime | None]
-    completed_at: Mapped[datetime | None]
-    duration_ms: Mapped[int | None]
 
     workflow: Mapped[Workflow] = relationship(back_populates="modules")
     lesson_plans: Mapped[list[LessonPlan]] = relationship(

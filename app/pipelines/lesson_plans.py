@@ -13,28 +13,22 @@ retrying, completed or failed. Redis only carries the job in flight.
 from __future__ import annotations
 
 import logging
-import traceback
-import uuid
-from datetime import datetime, timedelta
 
 from flask import current_app
 from redis.exceptions import RedisError
-from rq import get_current_job
 from rq.job import JobStatus
-from rq.timeouts import JobTimeoutException
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.database import utcnow
 from app.extensions import db
-from app.generators import build_generator
-from app.generators.errors import GenerationError
+from app.generators import ProgressCallback, build_generator
 from app.generators.schemas import LessonPlanDraft, ModuleBrief
+from app.jobs import claims
 from app.jobs.enqueue import LIVE_STATES, discard_job, enqueue_unique, fetch_job
-from app.jobs.lease import keep_lease
 from app.jobs.queues import LESSON_PLANS_QUEUE
-from app.models import LessonPlan, LessonPlanRun, Module, ModuleStatus, RunStatus, Workflow
-from app.models.workflows import IN_FLIGHT
+from app.models import LessonPlan, LessonPlanRun, Module, RunStatus, Workflow, WorkStatus
+from app.models.tracking import IN_FLIGHT
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +47,7 @@ def start_generation(workflow: Workflow, user_id: int | None) -> int:
     every module is done. Safe under concurrent calls: the partial unique index allows one
     running run per workflow, and the module claim is a compare-and-set.
     """
-    if all(module.status == ModuleStatus.COMPLETED for module in workflow.modules):
+    if all(module.status == WorkStatus.COMPLETED for module in workflow.modules):
         return 0
     _open_run(workflow.id, user_id)
     return int(enqueue_next_module(workflow.id, resume=True))
@@ -80,7 +74,7 @@ def _running_run(workflow_id: str) -> LessonPlanRun | None:
 def _next_owed_module(workflow_id: str) -> Module | None:
     return db.session.scalar(
         select(Module)
-        .where(Module.workflow_id == workflow_id, Module.status != ModuleStatus.COMPLETED)
+        .where(Module.workflow_id == workflow_id, Module.status != WorkStatus.COMPLETED)
         .order_by(Module.position)
         .limit(1)
     )
@@ -96,19 +90,21 @@ def enqueue_next_module(workflow_id: str, resume: bool = False) -> bool:
         return False
     module = _next_owed_module(workflow_id)
     if module is None:
-        _finish_run(workflow_id, RunStatus.COMPLETE)
+        _end_run(workflow_id, RunStatus.COMPLETE)
+        db.session.commit()
         return False
-    if module.status == ModuleStatus.FAILED and not resume:
-        _finish_run(workflow_id, RunStatus.FAILED, module.error)
+    if module.status == WorkStatus.FAILED and not resume:
+        _end_run(workflow_id, RunStatus.FAILED, module.error)
+        db.session.commit()
         return False
     if module.status in IN_FLIGHT:
         return False
     job_id = module_job_id(workflow_id, module.position)
     claimed = db.session.execute(
         update(Module)
-        .where(Module.id == module.id, Module.status.in_([ModuleStatus.PENDING, ModuleStatus.FAILED]))
+        .where(Module.id == module.id, Module.status.in_([WorkStatus.PENDING, WorkStatus.FAILED]))
         .values(
-            status=ModuleStatus.QUEUED,
+            status=WorkStatus.QUEUED,
             job_id=job_id,
             queued_at=utcnow(),
             progress=0,
@@ -129,13 +125,13 @@ def _enqueue_module(module_id: int, job_id: str) -> bool:
     return enqueue_unique(LESSON_PLANS_QUEUE, generate_module_lesson_plans, module_id, job_id=job_id)
 
 
-def _finish_run(workflow_id: str, status: RunStatus, error: str | None = None) -> None:
+def _end_run(workflow_id: str, status: RunStatus, error: str | None = None) -> None:
+    """In the caller's transaction: the workflow's running run ends as `status`."""
     db.session.execute(
         update(LessonPlanRun)
         .where(LessonPlanRun.workflow_id == workflow_id, LessonPlanRun.status == RunStatus.RUNNING)
         .values(status=status, error=error, finished_at=utcnow())
     )
-    db.session.commit()
 
 
 def _chain(workflow_id: str) -> None:
@@ -151,55 +147,28 @@ def _chain(workflow_id: str) -> None:
 
 def generate_module_lesson_plans(module_id: int) -> str:
     """Generate one module's lesson plans, replace any earlier ones, and queue the next module."""
-    claim = _claim_module(module_id)
+    work = claims.claim(Module, module_id)
     module = db.session.get(Module, module_id)
     if module is None:
         return "module deleted"
-    if claim is None:  # a duplicate delivery, or a stale job: do nothing twice
-        if module.status == ModuleStatus.COMPLETED:
+    if work is None:  # a duplicate delivery, or a stale job: do nothing twice
+        if module.status == WorkStatus.COMPLETED:
             _chain(module.workflow_id)
         return f"skipped: module is {module.status}"
-    token, started_at = claim
-    workflow_id = module.workflow_id
-    log.info("workflow %s module %s: attempt %s started", workflow_id, module.position, module.attempts)
+    workflow_id, position = module.workflow_id, module.position
+    log.info("workflow %s module %s: attempt %s started", workflow_id, position, module.attempts)
     try:
-        drafts = _generate(module, token)
+        drafts = claims.run_under_lease(work, lambda progress: _generate(module, progress))
     except Exception as exc:
-        _record_failure(module_id, token, exc)
+        _record_failure(work, exc)
         raise
-    if _store_lesson_plans(module_id, token, drafts, started_at):
-        log.info("workflow %s module %s: %s lessons stored", workflow_id, module.position, len(drafts))
+    if _store_lesson_plans(work, drafts):
+        log.info("workflow %s module %s: %s lessons stored", workflow_id, position, len(drafts))
         _chain(workflow_id)
     return f"{len(drafts)} lesson plans"
 
 
-def _claim_module(module_id: int) -> tuple[str, datetime] | None:
-    """Take the module for this attempt, or None if it is done or held by a live attempt."""
-    token, now = uuid.uuid4().hex, utcnow()
-    claimable = Module.status.in_([ModuleStatus.QUEUED, ModuleStatus.RETRYING]) | (
-        (Module.status == ModuleStatus.RUNNING) & (Module.lease_expires_at < now)
-    )
-    claimed = db.session.execute(
-        update(Module)
-        .where(Module.id == module_id, claimable)
-        .values(
-            status=ModuleStatus.RUNNING,
-            claim_token=token,
-            attempts=Module.attempts + 1,
-            progress=0,
-            started_at=now,
-            lease_expires_at=now + _lease_ttl(),
-        )
-    ).rowcount
-    db.session.commit()
-    return (token, now) if claimed else None
-
-
-def _lease_ttl() -> timedelta:
-    return timedelta(seconds=current_app.config["JOB_LEASE_TTL_S"])
-
-
-def _generate(module: Module, token: str) -> list[LessonPlanDraft]:
+def _generate(module: Module, progress: ProgressCallback) -> list[LessonPlanDraft]:
     workflow = module.workflow
     brief = ModuleBrief(
         workflow_title=workflow.title,
@@ -210,51 +179,18 @@ def _generate(module: Module, token: str) -> list[LessonPlanDraft]:
         total_modules=len(workflow.modules),
         contact_hours=module.contact_hours,
     )
-    engine, ttl = db.engine, _lease_ttl()
-    guard = (Module.id == module.id) & (Module.claim_token == token)
-
-    def renew(progress: int | None = None) -> bool:
-        values: dict[str, object] = {"lease_expires_at": utcnow() + ttl}
-        if progress is not None:
-            values["progress"] = progress
-        with engine.begin() as conn:
-            return conn.execute(update(Module).where(guard).values(**values)).rowcount == 1
-
-    generator = build_generator(current_app.config)
-    with keep_lease(renew, every_s=ttl.total_seconds() / 3):
-        return generator.lesson_plans(brief, progress=lambda percent: renew(min(percent, 99)))
+    return build_generator(current_app.config).lesson_plans(brief, progress=progress)
 
 
-def _store_lesson_plans(
-    module_id: int, token: str, drafts: list[LessonPlanDraft], started_at: datetime
-) -> bool:
+def _store_lesson_plans(work: claims.Claim, drafts: list[LessonPlanDraft]) -> bool:
     """Replace the module's lessons and mark it completed, in one transaction, if still ours."""
-    now = utcnow()
-    completed = db.session.execute(
-        update(Module)
-        .where(
-            Module.id == module_id,
-            Module.claim_token == token,
-            Module.status == ModuleStatus.RUNNING,
-        )
-        .values(
-            status=ModuleStatus.COMPLETED,
-            progress=100,
-            completed_at=now,
-            duration_ms=int((now - started_at).total_seconds() * 1000),
-            lease_expires_at=None,
-            error=None,
-            error_category=None,
-            traceback=None,
-        )
-    ).rowcount
-    if not completed:  # a newer attempt took the module over: its result wins
+    if not claims.mark_completed(work):  # a newer attempt took the module over: its result wins
         db.session.rollback()
         return False
-    db.session.query(LessonPlan).filter_by(module_id=module_id).delete()
+    db.session.query(LessonPlan).filter_by(module_id=work.row_id).delete()
     db.session.add_all(
         LessonPlan(
-            module_id=module_id,
+            module_id=work.row_id,
             order=order,
             title=draft.title,
             objectives=draft.objectives,
@@ -268,55 +204,20 @@ def _store_lesson_plans(
     return True
 
 
-def failure_category(exc: BaseException) -> str:
-    if isinstance(exc, JobTimeoutException):
-        return "timeout"
-    if isinstance(exc, GenerationError):
-        return exc.category
-    return "error"
-
-
-def _record_failure(module_id: int, token: str, exc: Exception) -> None:
+def _record_failure(work: claims.Claim, exc: Exception) -> None:
     """Write the attempt's failure before RQ sees the exception, so both agree.
 
     The last attempt (or a permanent error) fails the module and stops the run there.
     """
-    db.session.rollback()
-    rq_job = get_current_job()
-    permanent = isinstance(exc, GenerationError) and not exc.transient
-    if permanent and rq_job is not None:
-        rq_job.retries_left = 0  # RQ reads this object when it decides on a retry
-    final = permanent or rq_job is None or not rq_job.should_retry
-    message = f"{type(exc).__name__}: {exc}"
-    recorded = db.session.execute(
-        update(Module)
-        .where(Module.id == module_id, Module.claim_token == token)
-        .values(
-            status=ModuleStatus.FAILED if final else ModuleStatus.RETRYING,
-            failed_attempts=Module.failed_attempts + 1,
-            error=message,
-            error_category=failure_category(exc),
-            traceback=traceback.format_exc(),
-            lease_expires_at=None,
-            completed_at=utcnow() if final else None,
-        )
-    ).rowcount
-    module = db.session.get(Module, module_id)
+    final = claims.is_final_attempt(exc)
+    recorded = claims.record_failure(work, exc, final)
+    module = db.session.get(Module, work.row_id)
     if recorded and final and module is not None:
-        db.session.execute(
-            update(LessonPlanRun)
-            .where(
-                LessonPlanRun.workflow_id == module.workflow_id,
-                LessonPlanRun.status == RunStatus.RUNNING,
-            )
-            .values(
-                status=RunStatus.FAILED,
-                error=f"module {module.position} ({module.title}): {message}",
-                finished_at=utcnow(),
-            )
+        _end_run(
+            module.workflow_id, RunStatus.FAILED, f"module {module.position} ({module.title}): {module.error}"
         )
     db.session.commit()
-    log.warning("module %s: attempt failed (%s), final=%s", module_id, message, final)
+    log.warning("module %s: attempt failed (%s), final=%s", work.row_id, exc, final)
 
 
 # --- recovery ----------------------------------------------------------------------------
@@ -333,10 +234,10 @@ def reconcile_lesson_plan_runs() -> int:
 def reconcile_workflow(workflow_id: str) -> int:
     """Queue what the run owes and Redis does not hold: a lost job, a lapsed lease, a broken chain."""
     module = _next_owed_module(workflow_id)
-    if module is None or module.status in (ModuleStatus.PENDING, ModuleStatus.FAILED):
+    if module is None or module.status in (WorkStatus.PENDING, WorkStatus.FAILED):
         return int(enqueue_next_module(workflow_id))
     job_id = module.job_id or module_job_id(workflow_id, module.position)
-    if module.status == ModuleStatus.RUNNING:
+    if module.status == WorkStatus.RUNNING:
         if module.lease_expires_at and module.lease_expires_at < utcnow():
             return int(_requeue_lost_module(module, job_id))
         return 0
@@ -347,7 +248,7 @@ def reconcile_workflow(workflow_id: str) -> int:
     if status == JobStatus.STARTED and job is not None and job.started_at:
         # Taken by a worker that died before it could claim the module.
         started = job.started_at.replace(tzinfo=None)
-        if started < utcnow() - _lease_ttl():
+        if started < utcnow() - claims.lease_ttl():
             discard_job(job_id)
             return int(_enqueue_module(module.id, job_id))
     return 0
@@ -356,31 +257,15 @@ def reconcile_workflow(workflow_id: str) -> int:
 def _requeue_lost_module(module: Module, job_id: str) -> bool:
     """The module's worker stopped renewing its lease: run it again, or fail it if it keeps
     killing workers (JOB_MAX_WORKER_LOSSES)."""
-    losses = module.worker_losses + 1
-    give_up = losses >= current_app.config["JOB_MAX_WORKER_LOSSES"]
-    lost = (
-        (Module.id == module.id)
-        & (Module.status == ModuleStatus.RUNNING)
-        & (Module.claim_token == module.claim_token)
-    )
-    values: dict[str, object] = {"worker_losses": losses, "claim_token": None, "lease_expires_at": None}
-    if give_up:
-        message = f"worker lost {losses} times while generating this module"
-        values |= {
-            "status": ModuleStatus.FAILED,
-            "error": message,
-            "error_category": "worker_lost",
-            "completed_at": utcnow(),
-        }
-    else:
-        values |= {"status": ModuleStatus.QUEUED, "queued_at": utcnow()}
-    taken = db.session.execute(update(Module).where(lost).values(**values)).rowcount
-    db.session.commit()
+    taken, given_up = claims.release_lost(Module, module, current_app.config["JOB_MAX_WORKER_LOSSES"])
     if not taken:
         return False
-    log.warning("workflow %s module %s: worker lost (%s so far)", module.workflow_id, module.position, losses)
+    log.warning("workflow %s module %s: worker lost", module.workflow_id, module.position)
     discard_job(job_id)
-    if give_up:
-        _finish_run(module.workflow_id, RunStatus.FAILED, values["error"])  # type: ignore[arg-type]
+    if given_up:
+        _end_run(
+            module.workflow_id, RunStatus.FAILED, f"module {module.position} ({module.title}): worker lost"
+        )
+        db.session.commit()
         return False
     return _enqueue_module(module.id, job_id)

@@ -13,16 +13,16 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import LessonPlan, LessonPlanRun, Module, ModuleStatus, RunStatus, Workflow
-from app.models.workflows import IN_FLIGHT
+from app.models import LessonPlan, LessonPlanRun, Module, RunStatus, Workflow, WorkStatus
+from app.models.tracking import IN_FLIGHT
 
 # The seed's job states, as Bull names them.
 JOB_STATE = {
-    ModuleStatus.QUEUED: "waiting",
-    ModuleStatus.RUNNING: "active",
-    ModuleStatus.RETRYING: "delayed",
-    ModuleStatus.COMPLETED: "completed",
-    ModuleStatus.FAILED: "failed",
+    WorkStatus.QUEUED: "waiting",
+    WorkStatus.RUNNING: "active",
+    WorkStatus.RETRYING: "delayed",
+    WorkStatus.COMPLETED: "completed",
+    WorkStatus.FAILED: "failed",
 }
 
 
@@ -45,11 +45,11 @@ def _lesson_totals(workflow_id: str) -> tuple[int, int]:
 
 
 def overall_status(modules: list[Module], run: LessonPlanRun | None) -> str:
-    if modules and all(m.status == ModuleStatus.COMPLETED for m in modules):
+    if modules and all(m.status == WorkStatus.COMPLETED for m in modules):
         return "complete"
     if any(m.status in IN_FLIGHT for m in modules) or (run and run.status == RunStatus.RUNNING):
         return "in_progress"
-    if any(m.status == ModuleStatus.FAILED for m in modules):
+    if any(m.status == WorkStatus.FAILED for m in modules):
         return "failed"
     return "pending"
 
@@ -62,7 +62,7 @@ def estimated_minutes(modules: list[Module]) -> int:
         if durations
         else current_app.config["ESTIMATED_MODULE_MINUTES"]
     )
-    left = sum(1 for m in modules if m.status != ModuleStatus.COMPLETED)
+    left = sum(1 for m in modules if m.status != WorkStatus.COMPLETED)
     return math.ceil(left * per_module_min)
 
 
@@ -73,7 +73,7 @@ def generation_status(workflow: Workflow) -> dict[str, Any]:
         {
             "jobId": m.job_id,
             "moduleIndex": m.position,
-            "state": JOB_STATE.get(ModuleStatus(m.status), "waiting"),
+            "state": JOB_STATE.get(WorkStatus(m.status), "waiting"),
             "progress": m.progress,
             "attemptsMade": m.failed_attempts,
         }
@@ -81,8 +81,8 @@ def generation_status(workflow: Workflow) -> dict[str, Any]:
         if m.job_id
     ]
     states = [d["state"] for d in details]
-    done = sum(1 for m in modules if m.status == ModuleStatus.COMPLETED)
-    failed = next((m for m in modules if m.status == ModuleStatus.FAILED), None)
+    done = sum(1 for m in modules if m.status == WorkStatus.COMPLETED)
+    failed = next((m for m in modules if m.status == WorkStatus.FAILED), None)
     body: dict[str, Any] = {
         "workflowId": workflow.id,
         "modulesGenerated": done,

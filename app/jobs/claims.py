@@ -1,0 +1,184 @@
+"""Claims on tracked work: one attempt at a time holds a row, under a lease, fenced by a token.
+
+Every write an attempt makes is conditioned on its token, so an attempt whose lease lapsed
+(its worker was presumed dead and the work handed to another) can no longer change anything.
+"""
+
+from __future__ import annotations
+
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from flask import current_app
+from rq import get_current_job
+from rq.timeouts import JobTimeoutException
+from sqlalchemy import ColumnElement, update
+
+from app.database import utcnow
+from app.extensions import db
+from app.generators.errors import GenerationError
+from app.jobs.lease import keep_lease
+from app.models.tracking import TrackedWork, WorkStatus
+
+T = TypeVar("T")
+CLAIMABLE = (WorkStatus.QUEUED, WorkStatus.RETRYING)
+
+
+@dataclass(frozen=True)
+class Claim:
+    model: type[TrackedWork]
+    row_id: Any
+    token: str
+    started_at: datetime
+
+    @property
+    def held(self) -> ColumnElement[bool]:
+        """The condition every write of this attempt carries."""
+        return (self.model.id == self.row_id) & (self.model.claim_token == self.token)  # type: ignore[attr-defined]
+
+
+def lease_ttl() -> timedelta:
+    return timedelta(seconds=current_app.config["JOB_LEASE_TTL_S"])
+
+
+def claim(model: type[TrackedWork], row_id: Any, *conditions: ColumnElement[bool]) -> Claim | None:
+    """Take the row for a new attempt (commits); None if it is done or a live attempt holds it.
+
+    A running row whose lease lapsed is claimable: its worker is gone.
+    """
+    token, now = uuid.uuid4().hex, utcnow()
+    claimable = model.status.in_(CLAIMABLE) | (
+        (model.status == WorkStatus.RUNNING) & (model.lease_expires_at < now)
+    )
+    claimed = db.session.execute(
+        update(model)
+        .where(model.id == row_id, claimable, *conditions)  # type: ignore[attr-defined]
+        .values(
+            status=WorkStatus.RUNNING,
+            claim_token=token,
+            attempts=model.attempts + 1,
+            progress=0,
+            started_at=now,
+            completed_at=None,
+            lease_expires_at=now + lease_ttl(),
+        )
+    ).rowcount
+    db.session.commit()
+    return Claim(model, row_id, token, now) if claimed else None
+
+
+def run_under_lease(
+    work: Claim, fn: Callable[[Callable[[int], None]], T], still_wanted: Callable[[], bool] | None = None
+) -> T:
+    """Run `fn(progress)` while a thread renews the lease; progress(0..100) is stored too."""
+    engine, ttl, model = db.engine, lease_ttl(), work.model
+
+    def renew(progress: int | None = None) -> bool:
+        values: dict[str, object] = {"lease_expires_at": utcnow() + ttl}
+        if progress is not None:
+            values["progress"] = min(progress, 99)
+        with engine.begin() as conn:
+            return conn.execute(update(model).where(work.held).values(**values)).rowcount == 1
+
+    with keep_lease(renew, every_s=ttl.total_seconds() / 3, still_wanted=still_wanted):
+        return fn(lambda percent: renew(percent) and None)
+
+
+def completed_values(work: Claim) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "status": WorkStatus.COMPLETED,
+        "progress": 100,
+        "completed_at": now,
+        "duration_ms": int((now - work.started_at).total_seconds() * 1000),
+        "lease_expires_at": None,
+        "error": None,
+        "error_category": None,
+        "traceback": None,
+    }
+
+
+def mark_completed(work: Claim, **extra: Any) -> bool:
+    """In the caller's transaction: mark the row completed if the claim still holds."""
+    model = work.model
+    return (
+        db.session.execute(
+            update(model)
+            .where(work.held, model.status == WorkStatus.RUNNING)
+            .values(**completed_values(work), **extra)
+        ).rowcount
+        == 1
+    )
+
+
+def failure_category(exc: BaseException) -> str:
+    if isinstance(exc, JobTimeoutException):
+        return "timeout"
+    if isinstance(exc, GenerationError):
+        return exc.category
+    return "error"
+
+
+def is_final_attempt(exc: BaseException) -> bool:
+    """True when RQ will not try again: retries used up, or an error no retry can fix."""
+    rq_job = get_current_job()
+    permanent = isinstance(exc, GenerationError) and not exc.transient
+    if permanent and rq_job is not None:
+        rq_job.retries_left = 0  # RQ reads this very object when it decides on a retry
+    return permanent or rq_job is None or not rq_job.should_retry
+
+
+def record_failure(work: Claim, exc: BaseException, final: bool) -> bool:
+    """In a fresh transaction (not committed): the attempt's error, traceback and category."""
+    db.session.rollback()
+    model = work.model
+    return (
+        db.session.execute(
+            update(model)
+            .where(work.held)
+            .values(
+                status=WorkStatus.FAILED if final else WorkStatus.RETRYING,
+                failed_attempts=model.failed_attempts + 1,
+                error=f"{type(exc).__name__}: {exc}",
+                error_category=failure_category(exc),
+                traceback="".join(traceback.format_exception(exc)),
+                lease_expires_at=None,
+                completed_at=utcnow() if final else None,
+            )
+        ).rowcount
+        == 1
+    )
+
+
+def release_lost(model: type[TrackedWork], row: TrackedWork, max_losses: int) -> tuple[bool, bool]:
+    """The row's worker stopped renewing its lease: put it back, or fail it as worker_lost.
+
+    Commits. Returns (taken, given_up); `taken` is False when another sweep got there first.
+    """
+    losses = row.worker_losses + 1
+    give_up = losses >= max_losses
+    values: dict[str, object] = {"worker_losses": losses, "claim_token": None, "lease_expires_at": None}
+    if give_up:
+        values |= {
+            "status": WorkStatus.FAILED,
+            "error": f"worker lost {losses} times while running this step",
+            "error_category": "worker_lost",
+            "completed_at": utcnow(),
+        }
+    else:
+        values |= {"status": WorkStatus.QUEUED, "queued_at": utcnow()}
+    taken = db.session.execute(
+        update(model)
+        .where(
+            model.id == row.id,  # type: ignore[attr-defined]
+            model.status == WorkStatus.RUNNING,
+            model.claim_token == row.claim_token,
+        )
+        .values(**values)
+    ).rowcount
+    db.session.commit()
+    return bool(taken), give_up

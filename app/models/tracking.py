@@ -1,0 +1,46 @@
+"""Columns every unit of background work carries: status, attempts, lease, error, timings."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+
+class WorkStatus(enum.StrEnum):
+    PENDING = "pending"  # owed, not in Redis (not asked for yet, or parked by a pause)
+    QUEUED = "queued"  # a job is in Redis for it
+    RUNNING = "running"  # a worker holds its lease
+    RETRYING = "retrying"  # an attempt failed; the next one is scheduled
+    COMPLETED = "completed"
+    FAILED = "failed"  # every attempt failed
+    SKIPPED = "skipped"  # done by an earlier build, not run again
+    CANCELLED = "cancelled"
+
+
+IN_FLIGHT = (WorkStatus.QUEUED, WorkStatus.RUNNING, WorkStatus.RETRYING)
+FINAL = (WorkStatus.COMPLETED, WorkStatus.FAILED, WorkStatus.SKIPPED, WorkStatus.CANCELLED)
+DONE = (WorkStatus.COMPLETED, WorkStatus.SKIPPED)
+
+
+class TrackedWork:
+    """Mixin for a row that one job at a time works on, under a lease, fenced by a token."""
+
+    status: Mapped[str] = mapped_column(String(16), default=WorkStatus.PENDING)
+    progress: Mapped[int] = mapped_column(default=0)
+    job_id: Mapped[str | None] = mapped_column(String(120))
+    attempts: Mapped[int] = mapped_column(default=0)  # attempts started
+    failed_attempts: Mapped[int] = mapped_column(default=0)
+    worker_losses: Mapped[int] = mapped_column(default=0)
+    # Fencing token of the attempt that holds the row; a stale attempt cannot write.
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    lease_expires_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    error_category: Mapped[str | None] = mapped_column(String(32))
+    traceback: Mapped[str | None] = mapped_column(Text)
+    queued_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    duration_ms: Mapped[int | None]
