@@ -1,10 +1,28 @@
-"""`python worker.py`: serve every queue, run the scheduler for delayed retries, and the
-recovery sweep. SIGTERM finishes the job in hand, then exits."""
+"""`python worker.py`: run every queue's workers, RQ's scheduler for delayed retries, and the
+recovery sweep; SIGTERM lets the jobs in hand finish first.
+
+`python worker.py --queues a,b` runs a single worker process for those queues instead.
+"""
+
+import argparse
 
 from app import create_app
 from app.jobs.runner import run_worker, wait_for_redis
+from app.jobs.supervisor import run_supervisor
 
-if __name__ == "__main__":
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--queues", help="comma-separated queue names: one worker process for them")
+    parser.add_argument("--no-recovery", action="store_true", help="leave the recovery sweep to others")
+    args = parser.parse_args()
     app = create_app()
     wait_for_redis(app)
-    run_worker(app)
+    if args.queues:
+        run_worker(app, tuple(args.queues.split(",")), recovery=not args.no_recovery)
+    else:
+        run_supervisor(app)
+
+
+if __name__ == "__main__":
+    main()

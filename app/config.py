@@ -43,6 +43,13 @@ def load_settings() -> dict[str, Any]:
         "JOB_LEASE_TTL_S": _float("JOB_LEASE_TTL_S", 30),
         "JOB_RECOVERY_INTERVAL_S": _float("JOB_RECOVERY_INTERVAL_S", 10),
         "JOB_MAX_WORKER_LOSSES": _int("JOB_MAX_WORKER_LOSSES", 2),
+        # The AI provider's rate limit, across every worker: calls per window (0: no limit).
+        "JOB_RATE_LIMIT_MAX": _int("JOB_RATE_LIMIT_MAX", 10),
+        "JOB_RATE_LIMIT_DURATION": _int("JOB_RATE_LIMIT_DURATION", 60_000),
+        "JOB_CONCURRENCY_DECOMPOSE": _int("JOB_CONCURRENCY_DECOMPOSE", 3),
+        "JOB_CONCURRENCY_GENERATE_KU": _int("JOB_CONCURRENCY_GENERATE_KU", 5),
+        "MAX_ACTIVE_BUILDS_PER_USER": _int("MAX_ACTIVE_BUILDS_PER_USER", 3),
+        "WORKER_SHUTDOWN_TIMEOUT_S": _float("WORKER_SHUTDOWN_TIMEOUT_S", 25),
         "ESTIMATED_MODULE_MINUTES": _float("ESTIMATED_MODULE_MINUTES", 2),
         "GENERATOR": os.environ.get("GENERATOR", "offline"),
         "GENERATOR_LATENCY_MS": _int("GENERATOR_LATENCY_MS", 0),

@@ -52,15 +52,22 @@ def start_redis() -> tuple[subprocess.Popen[bytes], str]:
     process = subprocess.Popen(
         [
             redis_server_binary(),
-            "--port", str(port),
-            "--bind", "127.0.0.1",
-            "--dir", str(data_dir),
-            "--appendonly", "yes",
-            "--appendfsync", "everysec",
-            "--daemonize", "no",
-            "--logfile", str(data_dir / "redis.log"),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data_dir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(data_dir / "redis.log"),
         ]
-    )  # fmt: skip
+    )
     url = f"redis://127.0.0.1:{port}/0"
     _wait_for_port(port)
     return process, url
@@ -116,11 +123,22 @@ def main() -> None:
         port = int(env.get("PORT") or free_port(8000))
         children.append(
             subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}",
-                 "--workers", "2", "--graceful-timeout", "25"],
-                cwd=PROJECT_ROOT, env=env,
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "wsgi:app",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    "2",
+                    "--graceful-timeout",
+                    "25",
+                ],
+                cwd=PROJECT_ROOT,
+                env=env,
             )
-        )  # fmt: skip
+        )
         children.append(subprocess.Popen([sys.executable, "worker.py"], cwd=PROJECT_ROOT, env=env))
         _wait_for_port(port)
         _announce(port, env["REDIS_URL"], first_admin)

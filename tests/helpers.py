@@ -39,3 +39,34 @@ def wait_for_status(
         interval=0.2,
         message=f"workflow {workflow_id} to be {wanted}",
     )
+
+
+def create_path(client: FlaskClient, auth: dict[str, str], concepts: int = 3, **fields: Any) -> str:
+    body = {"name": "Statistics for Nurses", "topic": "statistics", "conceptCount": concepts, **fields}
+    response = client.post("/api/learning-paths", json=body, headers=auth)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["id"]
+
+
+def start_build(client: FlaskClient, auth: dict[str, str], path_id: str) -> str:
+    response = client.post(f"/api/jobs/build/{path_id}", headers=auth)
+    assert response.status_code == 202, response.get_json()
+    return response.get_json()["jobId"]
+
+
+def build_of(client: FlaskClient, auth: dict[str, str], build_id: str) -> dict[str, Any]:
+    response = client.get(f"/api/jobs/{build_id}", headers=auth)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def wait_for_build(
+    client: FlaskClient, auth: dict[str, str], build_id: str, *wanted: str, timeout: float = 90
+) -> dict[str, Any]:
+    wanted = wanted or ("completed",)
+    return wait_until(
+        lambda: (b := build_of(client, auth, build_id))["status"] in wanted and b,
+        timeout=timeout,
+        interval=0.2,
+        message=f"build {build_id} to be {' or '.join(wanted)}",
+    )

@@ -56,3 +56,34 @@ def _summary(exc: ValidationError) -> str:
     first = _details(exc)[0]
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return f"{first['field'] or 'body'}: {first['message']}{more}"
+
+
+class LearningPathIn(Body):
+    name: Text200
+    topic: Text200
+    description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
+    concept_count: int | None = Field(default=None, alias="conceptCount", ge=1, le=1000)
+
+
+def query_int(name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter within [low, high], or a 422 that says so."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(422, "validation_error", f"{name}: must be a whole number") from None
+    if not low <= value <= high:
+        raise ApiError(422, "validation_error", f"{name}: must be between {low} and {high}")
+    return value
+
+
+def query_choice(name: str, choices: list[str]) -> str | None:
+    """An optional query parameter that must be one of `choices`."""
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return None
+    if raw not in choices:
+        raise ApiError(422, "validation_error", f"{name}: must be one of {', '.join(choices)}")
+    return raw

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from app.generators.schemas import LessonPlanDraft, ModuleBrief
+from app.generators.schemas import (
+    ConceptBrief,
+    ConceptDraft,
+    KnowledgeUnitDraft,
+    LessonPlanDraft,
+    ModuleBrief,
+    PathBrief,
+    SubConceptBrief,
+    SubConceptDraft,
+)
 
 ProgressCallback = Callable[[int], None]
 
@@ -13,6 +22,18 @@ ProgressCallback = Callable[[int], None]
 class Generator(Protocol):
     def lesson_plans(self, brief: ModuleBrief, progress: ProgressCallback) -> list[LessonPlanDraft]:
         """Return the module's lesson plans, calling progress(0..100) as work advances."""
+        ...
+
+    def concepts(self, brief: PathBrief, progress: ProgressCallback) -> list[ConceptDraft]:
+        """Return the path's concepts, in teaching order."""
+        ...
+
+    def sub_concepts(self, brief: ConceptBrief, progress: ProgressCallback) -> list[SubConceptDraft]:
+        """Return the concept broken into sub-concepts."""
+        ...
+
+    def knowledge_units(self, brief: SubConceptBrief, progress: ProgressCallback) -> list[KnowledgeUnitDraft]:
+        """Return the sub-concept's knowledge units."""
         ...
 
 

@@ -14,9 +14,20 @@ import time
 
 from app.generators import ProgressCallback
 from app.generators.errors import TransientGenerationError
-from app.generators.schemas import Activity, LessonPlanDraft, ModuleBrief
+from app.generators.schemas import (
+    Activity,
+    ConceptBrief,
+    ConceptDraft,
+    KnowledgeUnitDraft,
+    LessonPlanDraft,
+    ModuleBrief,
+    PathBrief,
+    SubConceptBrief,
+    SubConceptDraft,
+)
 
 LESSON_MINUTES = 60
+DEFAULT_CONCEPTS = 6
 PROGRESS_SLICES = 10
 
 _VERBS = ["Explain", "Apply", "Compare", "Analyse", "Design", "Evaluate", "Demonstrate", "Classify"]
@@ -30,6 +41,18 @@ _ANGLES = [
     "Evaluating",
     "Extending",
 ]
+_CONCEPT_ANGLES = [
+    "Foundations of",
+    "Core vocabulary of",
+    "Tools for",
+    "Methods in",
+    "Patterns in",
+    "Quality and ethics in",
+    "Applying",
+    "Advanced topics in",
+]
+_FACETS = ["Definition", "Motivation", "Mechanics", "Examples", "Pitfalls", "Practice", "Assessment"]
+_UNIT_KINDS = ["explanation", "worked example", "exercise", "quiz", "summary"]
 _ACTIVITY_KINDS = [
     ("Warm-up discussion", "discussion"),
     ("Guided walkthrough", "lecture"),
@@ -64,6 +87,47 @@ class OfflineGenerator:
         return [
             self._lesson(brief, order, minutes, rng)
             for order, minutes in enumerate(split_minutes(total_minutes, count))
+        ]
+
+    def concepts(self, brief: PathBrief, progress: ProgressCallback) -> list[ConceptDraft]:
+        self._work(brief.name, progress)
+        count = brief.concept_count or DEFAULT_CONCEPTS
+        angles = _CONCEPT_ANGLES  # foundations first: a teaching order
+        return [
+            ConceptDraft(
+                name=f"{angles[i % len(angles)]} {brief.topic}"
+                + (f" ({i // len(angles) + 1})" if i >= len(angles) else ""),
+                description=f"What {brief.name} needs on {angles[i % len(angles)].lower()} {brief.topic}.",
+            )
+            for i in range(count)
+        ]
+
+    def sub_concepts(self, brief: ConceptBrief, progress: ProgressCallback) -> list[SubConceptDraft]:
+        self._work(brief.concept_name, progress)
+        rng = _rng("sub-concepts", brief.topic, brief.concept_name)
+        facets = rng.sample(_FACETS, rng.randint(3, 5))
+        return [
+            SubConceptDraft(
+                name=f"{facet}: {brief.concept_name}",
+                description=f"The {facet.lower()} of {brief.concept_name.lower()}.",
+            )
+            for facet in facets
+        ]
+
+    def knowledge_units(self, brief: SubConceptBrief, progress: ProgressCallback) -> list[KnowledgeUnitDraft]:
+        self._work(brief.sub_concept_name, progress)
+        rng = _rng("units", brief.topic, brief.sub_concept_name)
+        kinds = rng.sample(_UNIT_KINDS, rng.randint(2, 4))
+        return [
+            KnowledgeUnitDraft(
+                title=f"{kind.capitalize()}: {brief.sub_concept_name}",
+                kind=kind,
+                content=(
+                    f"{kind.capitalize()} of {brief.sub_concept_name.lower()}, part of "
+                    f"{brief.concept_name.lower()}, for learners of {brief.topic}."
+                ),
+            )
+            for kind in kinds
         ]
 
     def _work(self, subject: str, progress: ProgressCallback) -> None:

@@ -27,3 +27,43 @@ class LessonPlanDraft(BaseModel):
     activities: list[Activity] = Field(min_length=1)
     assessment: str = Field(min_length=1)
     duration_minutes: int = Field(ge=1)
+
+
+class PathBrief(BaseModel):
+    name: str
+    topic: str
+    description: str | None = None
+    concept_count: int | None = None
+
+
+class ConceptBrief(BaseModel):
+    path_name: str
+    topic: str
+    concept_name: str
+    concept_description: str
+    position: int
+    total_concepts: int
+
+
+class SubConceptBrief(BaseModel):
+    topic: str
+    concept_name: str
+    sub_concept_name: str
+    sub_concept_description: str
+    position: int
+
+
+class ConceptDraft(BaseModel):
+    name: str = Field(min_length=1, max_length=300)
+    description: str
+
+
+class SubConceptDraft(BaseModel):
+    name: str = Field(min_length=1, max_length=300)
+    description: str
+
+
+class KnowledgeUnitDraft(BaseModel):
+    title: str = Field(min_length=1, max_length=300)
+    kind: str = Field(min_length=1, max_length=40)
+    content: str = Field(min_length=1)

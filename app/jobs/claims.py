@@ -109,7 +109,7 @@ def mark_completed(work: Claim, **extra: Any) -> bool:
         db.session.execute(
             update(model)
             .where(work.held, model.status == WorkStatus.RUNNING)
-            .values(**completed_values(work), **extra)
+            .values({**completed_values(work), **extra})
         ).rowcount
         == 1
     )

@@ -10,7 +10,17 @@ from redis import Redis
 from rq import Queue, Retry
 
 LESSON_PLANS_QUEUE = "lesson-plans"
-ALL_QUEUES = (LESSON_PLANS_QUEUE,)
+BUILD_PATH_QUEUE = "build-path"  # the orchestrator and finalize
+DECOMPOSE_QUEUE = "decompose-concept"
+GENERATE_KU_QUEUE = "generate-ku"
+DEAD_LETTER_QUEUE = "dead-letter"
+ALL_QUEUES = (
+    BUILD_PATH_QUEUE,
+    LESSON_PLANS_QUEUE,
+    DECOMPOSE_QUEUE,
+    GENERATE_KU_QUEUE,
+    DEAD_LETTER_QUEUE,
+)
 
 
 def connect_redis(url: str, socket_timeout: float = 10) -> Redis:

@@ -22,10 +22,11 @@ LOCK_KEY = "curriculum-builder:recovery-lock"
 
 def reconcile_all() -> int:
     """One sweep over every pipeline; returns how many jobs it queued."""
+    from app.pipelines.build_recovery import reconcile_builds
     from app.pipelines.lesson_plans import reconcile_lesson_plan_runs
 
     try:
-        return reconcile_lesson_plan_runs()
+        return reconcile_lesson_plan_runs() + reconcile_builds()
     finally:
         db.session.remove()
 

@@ -35,14 +35,14 @@ class AppWorker(SimpleWorker):
             super().execute_job(job, queue)
 
 
-def run_worker(app: Flask, queue_names: tuple[str, ...] = ALL_QUEUES) -> None:
+def run_worker(app: Flask, queue_names: tuple[str, ...] = ALL_QUEUES, recovery: bool = True) -> None:
     """Serve `queue_names` until SIGTERM or SIGINT; the job in hand is finished first.
 
     RQ's work loop quits on some Redis errors; while no stop was asked for, it is started
     again, so a Redis restart costs a few seconds, not the worker.
     """
     stopping = threading.Event()
-    recovery = start_recovery_thread(app, stopping)
+    sweeper = start_recovery_thread(app, stopping) if recovery else None
     failures = 0
     while not stopping.is_set():
         worker = None
@@ -62,7 +62,8 @@ def run_worker(app: Flask, queue_names: tuple[str, ...] = ALL_QUEUES) -> None:
         log.info("worker: work loop ended; starting it again in %ss", delay)
         stopping.wait(delay)
     stopping.set()
-    recovery.join(timeout=5)
+    if sweeper is not None:
+        sweeper.join(timeout=5)
     log.info("worker: stopped")
 
 

@@ -1,10 +1,31 @@
 """Tables and their small invariants."""
 
+from app.models.builds import (
+    BuildEvent,
+    BuildJob,
+    BuildStatus,
+    DeadLetter,
+    GeneratorCall,
+    JobStep,
+    StepType,
+)
+from app.models.learning_paths import Concept, KnowledgeUnit, LearningPath, SubConcept
 from app.models.tracking import WorkStatus
 from app.models.users import ApiToken, User
 from app.models.workflows import LessonPlan, LessonPlanRun, Module, RunStatus, Workflow
 
 __all__ = [
+    "BuildEvent",
+    "BuildJob",
+    "BuildStatus",
+    "Concept",
+    "DeadLetter",
+    "GeneratorCall",
+    "JobStep",
+    "KnowledgeUnit",
+    "LearningPath",
+    "StepType",
+    "SubConcept",
     "ApiToken",
     "LessonPlan",
     "LessonPlanRun",

@@ -29,6 +29,7 @@ from app.jobs.enqueue import LIVE_STATES, discard_job, enqueue_unique, fetch_job
 from app.jobs.queues import LESSON_PLANS_QUEUE
 from app.models import LessonPlan, LessonPlanRun, Module, RunStatus, Workflow, WorkStatus
 from app.models.tracking import IN_FLIGHT
+from app.pipelines.generation import call_generator
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,8 @@ def _generate(module: Module, progress: ProgressCallback) -> list[LessonPlanDraf
         total_modules=len(workflow.modules),
         contact_hours=module.contact_hours,
     )
-    return build_generator(current_app.config).lesson_plans(brief, progress=progress)
+    generator = build_generator(current_app.config)
+    return call_generator("lesson-plans", lambda: generator.lesson_plans(brief, progress=progress))
 
 
 def _store_lesson_plans(work: claims.Claim, drafts: list[LessonPlanDraft]) -> bool:

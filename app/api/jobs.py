@@ -1,0 +1,122 @@
+"""Builds of learning paths (the plan's JobsController): start, watch, control, steps."""
+
+from __future__ import annotations
+
+from flask import g, jsonify
+from sqlalchemy import select
+
+from app.api import bp
+from app.api.learning_paths import load_path
+from app.api.schemas import query_choice, query_int
+from app.errors import ApiError
+from app.extensions import db
+from app.models import BuildJob, BuildStatus, JobStep, LearningPath, StepType, WorkStatus
+from app.pipelines import build_control
+from app.pipelines.build_status import build_summary
+
+
+def load_build(job_id: str) -> BuildJob:
+    """The build if the caller may see it (it belongs to their path); 404 otherwise."""
+    build = db.session.get(BuildJob, job_id)
+    if build is None or not (g.user.is_admin or build.path.owner_id == g.user.id):
+        raise ApiError(404, "not_found", f"No build job {job_id}.")
+    return build
+
+
+def _visible_builds():  # type: ignore[no-untyped-def]
+    query = select(BuildJob).join(LearningPath)
+    return query if g.user.is_admin else query.where(LearningPath.owner_id == g.user.id)
+
+
+@bp.post("/jobs/build/<path_id>")
+def start_build(path_id: str):  # type: ignore[no-untyped-def]
+    """Start a build of the path; 409 names the build already active."""
+    path = load_path(path_id)
+    try:
+        build = build_control.start_build(path, g.user.id)
+    except build_control.BuildConflict as exc:
+        raise ApiError(409, "build_in_progress", str(exc), {"jobId": exc.active_build_id}) from None
+    return {"jobId": build.id, "message": "Build job started"}, 202
+
+
+@bp.get("/jobs/<job_id>")
+def get_job(job_id: str):  # type: ignore[no-untyped-def]
+    """Show a build with its progress."""
+    return build_summary(load_build(job_id))
+
+
+@bp.get("/jobs/path/<path_id>")
+def jobs_for_path(path_id: str):  # type: ignore[no-untyped-def]
+    """List the path's builds, newest first."""
+    path = load_path(path_id)
+    builds = db.session.scalars(
+        select(BuildJob).where(BuildJob.path_id == path.id).order_by(BuildJob.created_at.desc())
+    ).all()
+    return jsonify([build_summary(build) for build in builds])
+
+
+@bp.get("/jobs")
+def list_jobs():  # type: ignore[no-untyped-def]
+    """List builds (an admin sees everyone's), newest first."""
+    status = query_choice("status", [s.value for s in BuildStatus])
+    limit = query_int("limit", 50, 1, 200)
+    query = _visible_builds().order_by(BuildJob.created_at.desc()).limit(limit)
+    if status:
+        query = query.where(BuildJob.status == status)
+    return jsonify([build_summary(build) for build in db.session.scalars(query)])
+
+
+def _control(job_id: str, action) -> None:  # type: ignore[no-untyped-def]
+    build = load_build(job_id)
+    try:
+        action(build)
+    except build_control.InvalidTransition as exc:
+        raise ApiError(400, "invalid_state", str(exc)) from None
+
+
+@bp.post("/jobs/<job_id>/cancel")
+def cancel_job(job_id: str):  # type: ignore[no-untyped-def]
+    """Cancel a build: nothing more starts, running steps stop."""
+    _control(job_id, build_control.cancel_build)
+    return {"success": True}
+
+
+@bp.post("/jobs/<job_id>/pause")
+def pause_job(job_id: str):  # type: ignore[no-untyped-def]
+    """Pause a build: no new step starts until it is resumed."""
+    _control(job_id, build_control.pause_build)
+    return {"success": True}
+
+
+@bp.post("/jobs/<job_id>/resume")
+def resume_job(job_id: str):  # type: ignore[no-untyped-def]
+    """Resume a paused build where it stopped."""
+    _control(job_id, build_control.resume_build)
+    return {"success": True}
+
+
+@bp.post("/jobs/<job_id>/retry")
+def retry_job(job_id: str):  # type: ignore[no-untyped-def]
+    """Start a new build that re-runs only what the failed or cancelled one did not complete."""
+    build = load_build(job_id)
+    try:
+        retry = build_control.retry_build(build, g.user.id)
+    except build_control.InvalidTransition as exc:
+        raise ApiError(400, "invalid_state", str(exc)) from None
+    except build_control.BuildConflict as exc:
+        raise ApiError(409, "build_in_progress", str(exc), {"jobId": exc.active_build_id}) from None
+    return {"jobId": retry.id}, 202
+
+
+@bp.get("/jobs/<job_id>/steps")
+def job_steps(job_id: str):  # type: ignore[no-untyped-def]
+    """List a build's steps in tree order, optionally by status or type."""
+    build = load_build(job_id)
+    status = query_choice("status", [s.value for s in WorkStatus])
+    kind = query_choice("type", [t.value for t in StepType])
+    query = select(JobStep).where(JobStep.build_id == build.id).order_by(JobStep.id)
+    if status:
+        query = query.where(JobStep.status == status)
+    if kind:
+        query = query.where(JobStep.type == kind)
+    return jsonify([step.to_dict() for step in db.session.scalars(query)])

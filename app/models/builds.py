@@ -1,0 +1,211 @@
+"""A build of a learning path, its steps, its append-only event log, and its dead letters."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.database import isoformat, utcnow
+from app.extensions import db
+from app.models.learning_paths import LearningPath
+from app.models.tracking import TrackedWork
+from app.models.workflows import new_id
+
+
+class BuildStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting for its turn (MAX_ACTIVE_BUILDS_PER_USER)
+    PROCESSING = "processing"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_BUILD = (BuildStatus.PENDING, BuildStatus.PROCESSING, BuildStatus.PAUSED)
+FINAL_BUILD = (BuildStatus.COMPLETED, BuildStatus.FAILED, BuildStatus.CANCELLED)
+
+
+class StepType(enum.StrEnum):
+    """A step is named after the stage it produces."""
+
+    CONCEPTS = "concepts"  # the orchestrator: the path's concepts
+    SUB_CONCEPTS = "sub-concepts"  # one concept broken into sub-concepts
+    KNOWLEDGE_UNITS = "knowledge-units"  # one sub-concept's knowledge units
+
+
+class BuildJob(db.Model):
+    __tablename__ = "build_jobs"
+    __table_args__ = (
+        # One active build per path: twenty concurrent requests get one 202, nineteen 409s.
+        Index(
+            "uq_build_jobs_one_active_per_path",
+            "path_id",
+            unique=True,
+            sqlite_where=text("status IN ('pending', 'processing', 'paused')"),
+            postgresql_where=text("status IN ('pending', 'processing', 'paused')"),
+        ),
+        Index("ix_build_jobs_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    path_id: Mapped[str] = mapped_column(ForeignKey("learning_paths.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=BuildStatus.PENDING)
+    current_stage: Mapped[str | None] = mapped_column(String(20))
+    total_concepts: Mapped[int] = mapped_column(default=0)
+    completed_concepts: Mapped[int] = mapped_column(default=0)
+    total_sub_concepts: Mapped[int] = mapped_column(default=0)
+    completed_sub_concepts: Mapped[int] = mapped_column(default=0)
+    total_knowledge_units: Mapped[int] = mapped_column(default=0)
+    completed_knowledge_units: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    error_count: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    rq_job_id: Mapped[str | None] = mapped_column(String(120))
+    triggered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    retry_of: Mapped[str | None] = mapped_column(String(32))
+
+    path: Mapped[LearningPath] = relationship()
+
+    def to_dict(self, progress_percent: int) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "pathId": self.path_id,
+            "status": self.status,
+            "currentStage": self.current_stage,
+            "totalConcepts": self.total_concepts,
+            "completedConcepts": self.completed_concepts,
+            "totalSubConcepts": self.total_sub_concepts,
+            "completedSubConcepts": self.completed_sub_concepts,
+            "totalKnowledgeUnits": self.total_knowledge_units,
+            "completedKnowledgeUnits": self.completed_knowledge_units,
+            "progressPercent": progress_percent,
+            "error": self.error,
+            "errorCount": self.error_count,
+            "createdAt": isoformat(self.created_at),
+            "updatedAt": isoformat(self.updated_at),
+            "startedAt": isoformat(self.started_at),
+            "completedAt": isoformat(self.completed_at),
+            "bullJobId": self.rq_job_id,
+            "triggeredBy": self.triggered_by,
+            "retryOf": self.retry_of,
+        }
+
+
+class JobStep(TrackedWork, db.Model):
+    __tablename__ = "job_steps"
+    __table_args__ = (
+        UniqueConstraint("build_id", "type", "entity_id"),
+        Index("ix_job_steps_build_status", "build_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    build_id: Mapped[str] = mapped_column(ForeignKey("build_jobs.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(20))
+    entity_id: Mapped[int | None]  # the concept or sub-concept it works on (none: the path)
+    entity_name: Mapped[str | None] = mapped_column(String(300))
+    parent_step_id: Mapped[int | None] = mapped_column(ForeignKey("job_steps.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(default=0)  # order within the build, for display
+    # For a sub-concepts step: how many knowledge-unit steps it fanned out, and how many of
+    # those completed; the build's progress weighs each concept equally with these.
+    children_total: Mapped[int] = mapped_column(default=0)
+    children_done: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "buildJobId": self.build_id,
+            "type": self.type,
+            "status": self.status,
+            "entityId": self.entity_id,
+            "entityName": self.entity_name,
+            "parentStepId": self.parent_step_id,
+            "error": self.error,
+            "errorCategory": self.error_category,
+            "traceback": self.traceback,
+            "attempts": self.attempts,
+            "failedAttempts": self.failed_attempts,
+            "workerLosses": self.worker_losses,
+            "progress": self.progress,
+            "jobId": self.job_id,
+            "createdAt": isoformat(self.created_at),
+            "startedAt": isoformat(self.started_at),
+            "completedAt": isoformat(self.completed_at),
+            "durationMs": self.duration_ms,
+        }
+
+
+class BuildEvent(db.Model):
+    """Append-only: what the activity log shows and the SSE stream replays by id."""
+
+    __tablename__ = "build_events"
+    __table_args__ = (Index("ix_build_events_build_id_id", "build_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    build_id: Mapped[str] = mapped_column(ForeignKey("build_jobs.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(16))  # progress | error | completed
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "jobId": self.build_id,
+            "type": self.type,
+            "data": self.data,
+            "timestamp": isoformat(self.created_at),
+        }
+
+
+class DeadLetter(db.Model):
+    """A step that failed for good: kept to be seen and retried one by one."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    build_id: Mapped[str] = mapped_column(ForeignKey("build_jobs.id", ondelete="CASCADE"), index=True)
+    step_id: Mapped[int] = mapped_column(ForeignKey("job_steps.id", ondelete="CASCADE"), index=True)
+    original_queue: Mapped[str] = mapped_column(String(40))
+    job_id: Mapped[str | None] = mapped_column(String(120))
+    error: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    retried_at: Mapped[datetime | None]
+
+    step: Mapped[JobStep] = relationship()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "buildJobId": self.build_id,
+            "stepId": self.step_id,
+            "stepType": self.step.type,
+            "entityName": self.step.entity_name,
+            "originalQueue": self.original_queue,
+            "jobId": self.job_id,
+            "error": self.error,
+            "category": self.category,
+            "createdAt": isoformat(self.created_at),
+            "retriedAt": isoformat(self.retried_at),
+        }
+
+
+class GeneratorCall(db.Model):
+    """One call to the content generator: when, for which step, how long (and later, tokens)."""
+
+    __tablename__ = "generator_calls"
+    __table_args__ = (Index("ix_generator_calls_called_at", "called_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    build_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    step_id: Mapped[int | None]
+    kind: Mapped[str] = mapped_column(String(20))
+    called_at: Mapped[datetime] = mapped_column(default=utcnow)
+    duration_ms: Mapped[int | None]

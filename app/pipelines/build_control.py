@@ -1,0 +1,237 @@
+"""Starting, admitting, cancelling, pausing, resuming and retrying builds.
+
+Every transition is a compare-and-set on the build's status, so two requests racing for the
+same change cannot both make it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import current_app
+from redis.exceptions import RedisError
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.database import utcnow
+from app.extensions import db
+from app.jobs.enqueue import discard_job
+from app.models import BuildJob, BuildStatus, DeadLetter, JobStep, LearningPath, StepType, User, WorkStatus
+from app.models.builds import ACTIVE_BUILD, FINAL_BUILD
+from app.models.tracking import FINAL
+from app.pipelines.build_events import add_event, ring
+from app.pipelines.learning_path import queue_owed_steps, step_job_id
+
+log = logging.getLogger(__name__)
+
+
+class BuildConflict(Exception):
+    """The path already has an active build."""
+
+    def __init__(self, active_build_id: str) -> None:
+        super().__init__(f"Build already in progress for this path. Job ID: {active_build_id}")
+        self.active_build_id = active_build_id
+
+
+class InvalidTransition(Exception):
+    """The build's status does not allow the change asked for."""
+
+
+def active_build(path_id: str) -> BuildJob | None:
+    return db.session.scalar(
+        select(BuildJob).where(BuildJob.path_id == path_id, BuildJob.status.in_(ACTIVE_BUILD))
+    )
+
+
+def start_build(path: LearningPath, user_id: int, retry_of: str | None = None) -> BuildJob:
+    """Create a build with its orchestrator step, then admit it if the user has a free slot.
+
+    Raises BuildConflict when the path has an active build (a partial unique index decides,
+    so of twenty concurrent requests exactly one gets through).
+    """
+    build = BuildJob(path_id=path.id, triggered_by=user_id, retry_of=retry_of)
+    db.session.add(build)
+    try:
+        db.session.flush()
+        db.session.add(
+            JobStep(
+                build_id=build.id, type=StepType.CONCEPTS, entity_name=path.name, status=WorkStatus.PENDING
+            )
+        )
+        add_event(build.id, "progress", stage="concepts", status="queued")
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        existing = active_build(path.id)
+        raise BuildConflict(existing.id if existing else "unknown") from None
+    admit_waiting_builds(user_id)
+    return build
+
+
+def _lock_user(user_id: int) -> None:
+    """Serialize admission per user (PostgreSQL row lock; SQLite has one writer anyway)."""
+    db.session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+
+def admit_waiting_builds(user_id: int) -> int:
+    """Start the user's waiting builds, oldest first, while they hold fewer than
+    MAX_ACTIVE_BUILDS_PER_USER running or paused builds. Returns how many started."""
+    limit = current_app.config["MAX_ACTIVE_BUILDS_PER_USER"]
+    admitted = 0
+    while True:
+        _lock_user(user_id)
+        running = db.session.scalar(
+            select(func.count(BuildJob.id)).where(
+                BuildJob.triggered_by == user_id,
+                BuildJob.status.in_([BuildStatus.PROCESSING, BuildStatus.PAUSED]),
+            )
+        )
+        waiting = db.session.scalar(
+            select(BuildJob)
+            .where(BuildJob.triggered_by == user_id, BuildJob.status == BuildStatus.PENDING)
+            .order_by(BuildJob.created_at)
+            .limit(1)
+        )
+        if waiting is None or running >= limit:
+            db.session.commit()
+            return admitted
+        if not _admit(waiting):
+            db.session.commit()
+            return admitted
+        admitted += 1
+
+
+def _admit(build: BuildJob) -> bool:
+    started = db.session.execute(
+        update(BuildJob)
+        .where(BuildJob.id == build.id, BuildJob.status == BuildStatus.PENDING)
+        .values(
+            status=BuildStatus.PROCESSING,
+            started_at=utcnow(),
+            current_stage="concepts",
+            rq_job_id=None,
+        )
+    ).rowcount
+    if not started:
+        return False
+    orchestrator = db.session.scalar(
+        select(JobStep).where(JobStep.build_id == build.id, JobStep.type == StepType.CONCEPTS)
+    )
+    db.session.execute(
+        update(BuildJob).where(BuildJob.id == build.id).values(rq_job_id=step_job_id(orchestrator.id))
+    )
+    add_event(build.id, "progress", stage="concepts", status="started")
+    db.session.commit()
+    try:
+        queue_owed_steps(build.id)
+    except RedisError:
+        log.warning("build %s: admitted, but Redis is away; recovery will enqueue it", build.id)
+    ring(build.id)
+    return True
+
+
+def cancel_build(build: BuildJob) -> None:
+    """Stop the build: queued steps never start, running ones are interrupted, and nothing
+    new is enqueued (every step still owed is marked cancelled in the same transaction)."""
+    cancelled = db.session.execute(
+        update(BuildJob)
+        .where(BuildJob.id == build.id, BuildJob.status.in_(ACTIVE_BUILD))
+        .values(status=BuildStatus.CANCELLED, completed_at=utcnow(), current_stage=None)
+    ).rowcount
+    if not cancelled:
+        db.session.rollback()
+        raise InvalidTransition(f"A {build.status} build cannot be cancelled.")
+    db.session.execute(
+        update(JobStep)
+        .where(JobStep.build_id == build.id, JobStep.status.not_in(FINAL))
+        .values(
+            status=WorkStatus.CANCELLED,
+            error_category="cancelled",
+            error="cancelled by request",
+            completed_at=utcnow(),
+            lease_expires_at=None,
+        )
+    )
+    add_event(build.id, "completed", status=BuildStatus.CANCELLED, error=None)
+    db.session.commit()
+    ring(build.id)
+    if build.triggered_by is not None:
+        admit_waiting_builds(build.triggered_by)
+
+
+def pause_build(build: BuildJob) -> None:
+    """No new step starts; running steps finish and their children wait."""
+    _transition(build, BuildStatus.PROCESSING, BuildStatus.PAUSED, "paused")
+
+
+def resume_build(build: BuildJob) -> None:
+    """Continue where the build stopped: every step still owed is queued again."""
+    _transition(build, BuildStatus.PAUSED, BuildStatus.PROCESSING, "resumed")
+    queue_owed_steps(build.id)
+
+
+def _transition(build: BuildJob, source: BuildStatus, target: BuildStatus, word: str) -> None:
+    changed = db.session.execute(
+        update(BuildJob).where(BuildJob.id == build.id, BuildJob.status == source).values(status=target)
+    ).rowcount
+    if not changed:
+        db.session.rollback()
+        raise InvalidTransition(f"Only a {source} build can be {word}; this one is {build.status}.")
+    add_event(build.id, "progress", stage=build.current_stage, status=word)
+    db.session.commit()
+    ring(build.id)
+
+
+def retry_build(build: BuildJob, user_id: int) -> BuildJob:
+    """A new build of the same path that re-runs only what did not complete."""
+    if build.status not in (BuildStatus.FAILED, BuildStatus.CANCELLED):
+        raise InvalidTransition(
+            f"Only a failed or cancelled build can be retried; this one is {build.status}."
+        )
+    return start_build(build.path, user_id, retry_of=build.id)
+
+
+def retry_dead_letter(letter: DeadLetter) -> None:
+    """Run one dead step again; its build reopens if it had finished."""
+    step = letter.step
+    build = db.session.get(BuildJob, letter.build_id)
+    if build.status == BuildStatus.CANCELLED or step.status != WorkStatus.FAILED:
+        raise InvalidTransition(
+            f"This step is {step.status} in a {build.status} build; it cannot be retried."
+        )
+    if build.status in FINAL_BUILD:
+        try:
+            db.session.execute(
+                update(BuildJob)
+                .where(BuildJob.id == build.id, BuildJob.status.in_(FINAL_BUILD))
+                .values(status=BuildStatus.PROCESSING, completed_at=None, error=None)
+            )
+        except IntegrityError:  # the path has another active build: it owns the path now
+            db.session.rollback()
+            existing = active_build(build.path_id)
+            raise BuildConflict(existing.id if existing else "unknown") from None
+    requeued = db.session.execute(
+        update(JobStep)
+        .where(JobStep.id == step.id, JobStep.status == WorkStatus.FAILED)
+        .values(
+            status=WorkStatus.PENDING,
+            failed_attempts=0,
+            worker_losses=0,
+            error=None,
+            error_category=None,
+            traceback=None,
+            completed_at=None,
+        )
+    ).rowcount
+    if not requeued:
+        db.session.rollback()
+        raise InvalidTransition("This dead letter was retried already.")
+    letter.retried_at = utcnow()
+    db.session.execute(
+        update(BuildJob).where(BuildJob.id == build.id).values(error_count=BuildJob.error_count - 1)
+    )
+    add_event(build.id, "progress", stage=step.type, item=step.entity_name, status="retrying")
+    db.session.commit()
+    discard_job(step_job_id(step.id))
+    queue_owed_steps(build.id)
+    ring(build.id)

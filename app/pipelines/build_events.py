@@ -1,0 +1,58 @@
+"""A build's event log: rows in the database (the truth, replayable by id) and a doorbell
+on Redis pub/sub so an SSE stream on any web process hears of new rows at once."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from redis.exceptions import RedisError
+from sqlalchemy import select
+
+from app.extensions import db
+from app.jobs.queues import get_redis
+from app.models import BuildEvent
+
+log = logging.getLogger(__name__)
+
+FINAL_EVENT_TYPES = ("completed",)
+
+
+def channel(build_id: str) -> str:
+    return f"build-events:{build_id}"
+
+
+def add_event(build_id: str, type_: str, **data: Any) -> None:
+    """In the caller's transaction: append an event (progress | error | completed)."""
+    db.session.add(BuildEvent(build_id=build_id, type=type_, data=data))
+
+
+def ring(build_id: str) -> None:
+    """After a commit that added events: tell listeners to read the log again."""
+    try:
+        get_redis().publish(channel(build_id), "1")
+    except RedisError:  # listeners also poll the database now and then
+        log.debug("could not publish build %s events", build_id)
+
+
+def events_after(build_id: str, after_id: int, limit: int = 500) -> list[BuildEvent]:
+    return list(
+        db.session.scalars(
+            select(BuildEvent)
+            .where(BuildEvent.build_id == build_id, BuildEvent.id > after_id)
+            .order_by(BuildEvent.id)
+            .limit(limit)
+        )
+    )
+
+
+def recent_events(build_id: str, count: int = 20) -> list[BuildEvent]:
+    """The last `count` events, newest first (the activity log)."""
+    return list(
+        db.session.scalars(
+            select(BuildEvent)
+            .where(BuildEvent.build_id == build_id)
+            .order_by(BuildEvent.id.desc())
+            .limit(count)
+        )
+    )

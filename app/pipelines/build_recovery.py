@@ -1,0 +1,102 @@
+"""Bring running builds back in line with Redis: what the database owes, Redis must hold.
+
+Run by every worker's recovery sweep and by `flask jobs reconcile`. Idempotent: a second
+run finds nothing owed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import current_app
+from rq.job import Job, JobStatus
+from sqlalchemy import select, update
+
+from app.database import utcnow
+from app.extensions import db
+from app.jobs import claims
+from app.jobs.enqueue import LIVE_STATES, discard_job
+from app.jobs.queues import get_redis
+from app.models import BuildJob, BuildStatus, JobStep, WorkStatus
+from app.pipelines.learning_path import (
+    _after_final_failure,
+    _dead_letter,
+    enqueue_steps,
+    maybe_finalize,
+    queue_owed_steps,
+    step_job_id,
+)
+
+log = logging.getLogger(__name__)
+
+
+def reconcile_builds() -> int:
+    """One pass over every processing build, and admission of waiting ones."""
+    from app.pipelines.build_control import admit_waiting_builds
+
+    queued = 0
+    for build_id in db.session.scalars(
+        select(BuildJob.id).where(BuildJob.status == BuildStatus.PROCESSING)
+    ).all():
+        queued += reconcile_build(build_id)
+    waiting_users = db.session.scalars(
+        select(BuildJob.triggered_by).where(BuildJob.status == BuildStatus.PENDING).distinct()
+    ).all()
+    for user_id in waiting_users:
+        if user_id is not None:
+            queued += admit_waiting_builds(user_id)
+    return queued
+
+
+def reconcile_build(build_id: str) -> int:
+    """Enqueue what this build owes and Redis does not hold; returns how many jobs."""
+    queued = queue_owed_steps(build_id)
+    unfinished = db.session.scalars(
+        select(JobStep).where(
+            JobStep.build_id == build_id,
+            JobStep.status.in_([WorkStatus.QUEUED, WorkStatus.RETRYING, WorkStatus.RUNNING]),
+        )
+    ).all()
+    if not unfinished:
+        return queued + int(maybe_finalize(build_id))
+    jobs = Job.fetch_many([step_job_id(step.id) for step in unfinished], connection=get_redis())
+    lost: list[tuple[int, str]] = []
+    for step, job in zip(unfinished, jobs, strict=True):
+        if step.status == WorkStatus.RUNNING:
+            if step.lease_expires_at is not None and step.lease_expires_at < utcnow():
+                lost += _release(step)
+        elif job is None or job.get_status(refresh=False) not in LIVE_STATES:
+            lost.append((step.id, step.type))
+        elif _taken_by_a_dead_worker(job):
+            discard_job(job.id)
+            lost.append((step.id, step.type))
+    if lost:
+        log.warning("build %s: re-enqueueing %s lost step(s)", build_id, len(lost))
+    return queued + enqueue_steps(lost)
+
+
+def _taken_by_a_dead_worker(job: Job) -> bool:
+    """RQ says started, the database says queued: the worker died before claiming it."""
+    if job.get_status(refresh=False) != JobStatus.STARTED or job.started_at is None:
+        return False
+    return job.started_at.replace(tzinfo=None) < utcnow() - claims.lease_ttl()
+
+
+def _release(step: JobStep) -> list[tuple[int, str]]:
+    """The step's worker stopped renewing its lease: run it again or, after
+    JOB_MAX_WORKER_LOSSES, fail it as worker_lost (and dead-letter it)."""
+    taken, given_up = claims.release_lost(JobStep, step, current_app.config["JOB_MAX_WORKER_LOSSES"])
+    if not taken:
+        return []
+    discard_job(step_job_id(step.id))
+    if given_up:
+        db.session.refresh(step)
+        _dead_letter(
+            step.build_id, step.id, step.type, step.entity_name, step.error or "worker lost", "worker_lost"
+        )
+        db.session.commit()
+        _after_final_failure(step.build_id)
+        return []
+    db.session.execute(update(JobStep).where(JobStep.id == step.id).values(queued_at=utcnow()))
+    db.session.commit()
+    return [(step.id, step.type)]

@@ -1,0 +1,107 @@
+"""What a person watching a build sees: exact counts, a progress that only goes up, the
+categories of what failed, and an estimate of the time left — in a constant number of
+queries however many steps the build has."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import case, func, select
+
+from app.extensions import db
+from app.models import BuildJob, BuildStatus, JobStep, StepType, WorkStatus
+from app.models.tracking import DONE
+
+STAGE_WEIGHTS = {"concepts": 20, "sub-concepts": 30, "knowledge-units": 50}
+
+
+def _unit_fraction_sum(build_id: str) -> float:
+    """Σ over concepts of the share of their sub-concepts whose units are done (0 until the
+    concept is decomposed, 1 for a decomposed concept with no sub-concepts)."""
+    done = JobStep.status.in_(DONE)
+    share = case(
+        (done & (JobStep.children_total > 0), JobStep.children_done * 1.0 / JobStep.children_total),
+        (done, 1.0),
+        else_=0.0,
+    )
+    return float(
+        db.session.scalar(
+            select(func.coalesce(func.sum(share), 0.0)).where(
+                JobStep.build_id == build_id, JobStep.type == StepType.SUB_CONCEPTS
+            )
+        )
+    )
+
+
+def progress_percent(build: BuildJob, unit_fraction_sum: float | None = None) -> int:
+    """20% concepts + 30% sub-concepts + 50% knowledge units, each concept weighing the same
+    in the two later stages. Every term only grows as steps complete, so the whole never goes
+    down; it reaches 100 only when the build is completed."""
+    if build.status == BuildStatus.COMPLETED:
+        return 100
+    if not build.total_concepts:
+        return 0
+    if unit_fraction_sum is None:
+        unit_fraction_sum = _unit_fraction_sum(build.id)
+    percent = (
+        STAGE_WEIGHTS["concepts"]
+        + STAGE_WEIGHTS["sub-concepts"] * build.completed_concepts / build.total_concepts
+        + STAGE_WEIGHTS["knowledge-units"] * unit_fraction_sum / build.total_concepts
+    )
+    return min(99, math.floor(percent))
+
+
+def error_categories(build_id: str) -> dict[str, int]:
+    rows = db.session.execute(
+        select(JobStep.error_category, func.count(JobStep.id))
+        .where(JobStep.build_id == build_id, JobStep.status.in_([WorkStatus.FAILED, WorkStatus.CANCELLED]))
+        .group_by(JobStep.error_category)
+    ).all()
+    return {category or "error": count for category, count in rows}
+
+
+def estimated_seconds_left(build: BuildJob) -> int | None:
+    """Steps not yet done × their measured mean duration ÷ the workers of their stage.
+
+    Knowledge-unit steps of concepts not decomposed yet are guessed from the decomposed ones.
+    """
+    if build.status not in (BuildStatus.PROCESSING, BuildStatus.PAUSED, BuildStatus.PENDING):
+        return None
+    rows = db.session.execute(
+        select(
+            JobStep.type,
+            func.sum(case((JobStep.status.in_(DONE), 0), (JobStep.status == WorkStatus.FAILED, 0), else_=1)),
+            func.avg(case((JobStep.status == WorkStatus.COMPLETED, JobStep.duration_ms))),
+        )
+        .where(JobStep.build_id == build.id)
+        .group_by(JobStep.type)
+    ).all()
+    left = {kind: (int(count or 0), float(mean or 0)) for kind, count, mean in rows}
+    config = current_app.config
+    workers = {
+        StepType.CONCEPTS: 1,
+        StepType.SUB_CONCEPTS: config["JOB_CONCURRENCY_DECOMPOSE"],
+        StepType.KNOWLEDGE_UNITS: config["JOB_CONCURRENCY_GENERATE_KU"],
+    }
+    undecomposed = build.total_concepts - build.completed_concepts
+    if build.completed_concepts and undecomposed > 0:
+        per_concept = build.total_sub_concepts / build.completed_concepts
+        count, mean = left.get(StepType.KNOWLEDGE_UNITS, (0, 0.0))
+        left[StepType.KNOWLEDGE_UNITS] = (count + round(undecomposed * per_concept), mean)
+    if any(count and not mean for count, mean in left.values()):
+        return None  # a stage with work left has no measured step yet
+    seconds = sum(
+        count * mean / 1000 / max(1, workers[StepType(kind)]) for kind, (count, mean) in left.items()
+    )
+    return math.ceil(seconds)
+
+
+def build_summary(build: BuildJob) -> dict[str, Any]:
+    """The build as the API shows it."""
+    return build.to_dict(progress_percent(build)) | {
+        "path": {"id": build.path_id, "name": build.path.name},
+        "errorCategories": error_categories(build.id),
+        "estimatedSecondsLeft": estimated_seconds_left(build),
+    }

@@ -1,0 +1,575 @@
+"""The learning-path build: concepts → sub-concepts → knowledge units, fanned out in parallel.
+
+One step per unit of generation, each a row (JobStep) and an RQ job whose only argument is
+the step's id. A step claims its row under a lease, generates, and in one transaction fenced
+by its claim replaces what it wrote before, marks itself done, updates the build's counters
+in SQL (no read-modify-write), creates its child steps and logs an event; only then are the
+children enqueued. When the last step of a build reaches a final state, finalize runs.
+
+Work that is already done is never redone: concepts, a concept's sub-concepts and a
+sub-concept's units each carry the time they were stored, and a step for them is `skipped`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import current_app
+from redis.exceptions import RedisError
+from sqlalchemy import ColumnElement, exists, func, insert, select, update
+
+from app.database import utcnow
+from app.extensions import db
+from app.generators import ProgressCallback, build_generator
+from app.generators.schemas import ConceptBrief, PathBrief, SubConceptBrief
+from app.jobs import claims
+from app.jobs.enqueue import enqueue_unique
+from app.jobs.lease import WorkCancelled
+from app.jobs.queues import (
+    BUILD_PATH_QUEUE,
+    DEAD_LETTER_QUEUE,
+    DECOMPOSE_QUEUE,
+    GENERATE_KU_QUEUE,
+)
+from app.models import (
+    BuildJob,
+    BuildStatus,
+    Concept,
+    DeadLetter,
+    JobStep,
+    KnowledgeUnit,
+    StepType,
+    SubConcept,
+    WorkStatus,
+)
+from app.models.tracking import DONE, FINAL
+from app.pipelines.build_events import add_event, ring
+from app.pipelines.generation import call_generator
+
+log = logging.getLogger(__name__)
+
+BUILD_COUNTERS = (
+    "total_concepts",
+    "completed_concepts",
+    "total_sub_concepts",
+    "completed_sub_concepts",
+    "total_knowledge_units",
+    "completed_knowledge_units",
+)
+QUEUE_OF_STEP = {
+    StepType.CONCEPTS: BUILD_PATH_QUEUE,
+    StepType.SUB_CONCEPTS: DECOMPOSE_QUEUE,
+    StepType.KNOWLEDGE_UNITS: GENERATE_KU_QUEUE,
+}
+
+
+def step_job_id(step_id: int) -> str:
+    return f"step-{step_id}"
+
+
+def finalize_job_id(build_id: str) -> str:
+    return f"finalize-{build_id}"
+
+
+# --- enqueueing --------------------------------------------------------------------------
+
+
+def enqueue_steps(steps: list[tuple[int, str]]) -> int:
+    """Put (step id, type) pairs on their queues, in the order given (RQ queues are FIFO, so
+    order is the only priority RQ offers); returns how many were enqueued."""
+    return sum(
+        enqueue_unique(
+            QUEUE_OF_STEP[StepType(kind)],
+            STEP_FUNCTIONS[StepType(kind)],
+            step_id,
+            job_id=step_job_id(step_id),
+        )
+        for step_id, kind in steps
+    )
+
+
+def queue_owed_steps(build_id: str) -> int:
+    """Move the build's pending steps to queued and enqueue them (resume, recovery)."""
+    owed = db.session.execute(
+        select(JobStep.id, JobStep.type)
+        .where(JobStep.build_id == build_id, JobStep.status == WorkStatus.PENDING)
+        .order_by(JobStep.id)
+    ).all()
+    if not owed:
+        return 0
+    db.session.execute(
+        update(JobStep)
+        .where(JobStep.id.in_([step_id for step_id, _ in owed]), JobStep.status == WorkStatus.PENDING)
+        .values(status=WorkStatus.QUEUED, queued_at=utcnow())
+    )
+    db.session.commit()
+    return enqueue_steps([(step_id, kind) for step_id, kind in owed])
+
+
+def _after_commit(build_id: str, children: list[tuple[int, str]]) -> None:
+    """Tell listeners, enqueue the children, and finalize if nothing is left."""
+    ring(build_id)
+    try:
+        enqueue_steps(children)
+    except RedisError:
+        log.warning("build %s: could not enqueue %s steps; recovery will", build_id, len(children))
+    maybe_finalize(build_id)
+
+
+# --- running a step ----------------------------------------------------------------------
+
+
+def _build_processing() -> ColumnElement[bool]:
+    return exists().where(BuildJob.id == JobStep.build_id, BuildJob.status == BuildStatus.PROCESSING)
+
+
+def _run_step(step_id: int, produce: Callable[[JobStep, claims.Claim], list[tuple[int, str]]]) -> str:
+    """Claim the step, let `produce` do and store its work, then enqueue its children."""
+    work = claims.claim(JobStep, step_id, _build_processing())
+    step = db.session.get(JobStep, step_id)
+    if step is None:
+        return "step deleted"
+    if work is None:
+        return _not_claimed(step)
+    build_id = step.build_id
+    try:
+        children = produce(step, work)
+    except WorkCancelled:
+        log.info("build %s step %s: stopped by cancel", build_id, step_id)
+        return "cancelled"
+    except Exception as exc:
+        _record_step_failure(work, step, exc)
+        raise
+    _after_commit(build_id, children)
+    return f"{step.type}: {len(children)} child steps"
+
+
+def _not_claimed(step: JobStep) -> str:
+    """A paused build parks the step; anything else (done, cancelled, held) is left alone."""
+    build_status = db.session.scalar(select(BuildJob.status).where(BuildJob.id == step.build_id))
+    if build_status == BuildStatus.PAUSED:
+        db.session.execute(
+            update(JobStep)
+            .where(JobStep.id == step.id, JobStep.status.in_([WorkStatus.QUEUED, WorkStatus.RETRYING]))
+            .values(status=WorkStatus.PENDING)
+        )
+        db.session.commit()
+        return "parked: build paused"
+    return f"skipped: step is {step.status}, build is {build_status}"
+
+
+def _generate(work: claims.Claim, step: JobStep, kind: str, call: Callable[[ProgressCallback], Any]) -> Any:
+    """Run one generator call under the step's lease, within the shared rate limit."""
+    engine = db.engine
+
+    def still_wanted() -> bool:
+        with engine.connect() as conn:
+            status = conn.execute(select(JobStep.status).where(work.held)).scalar()
+        return status == WorkStatus.RUNNING
+
+    return claims.run_under_lease(
+        work,
+        lambda progress: call_generator(kind, lambda: call(progress), step.build_id, step.id),
+        still_wanted=still_wanted,
+    )
+
+
+def _bump(build_id: str, **increments: int) -> None:
+    """Add to the build's counters in SQL, so parallel steps lose no increment."""
+    db.session.execute(
+        update(BuildJob)
+        .where(BuildJob.id == build_id)
+        .values({getattr(BuildJob, name): getattr(BuildJob, name) + n for name, n in increments.items()})
+    )
+
+
+def _new_step(
+    build_id: str,
+    kind: StepType,
+    entity_id: int,
+    name: str,
+    parent: int | None,
+    position: int,
+    status: WorkStatus,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "build_id": build_id,
+        "type": kind,
+        "entity_id": entity_id,
+        "entity_name": name,
+        "parent_step_id": parent,
+        "position": position,
+        "status": status,
+        "created_at": utcnow(),
+        **extra,
+    }
+
+
+def _insert_steps(rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    """Insert steps (in the caller's transaction); returns the (id, type) of those queued."""
+    if not rows:
+        return []
+    created = db.session.execute(
+        insert(JobStep).returning(JobStep.id, JobStep.type, JobStep.status, sort_by_parameter_order=True),
+        rows,
+    ).all()
+    return [(step_id, kind) for step_id, kind, status in created if status == WorkStatus.QUEUED]
+
+
+def _child_status(build_id: str) -> WorkStatus:
+    """Children of a paused build wait as pending; resume queues them."""
+    status = db.session.scalar(select(BuildJob.status).where(BuildJob.id == build_id))
+    return WorkStatus.QUEUED if status == BuildStatus.PROCESSING else WorkStatus.PENDING
+
+
+# --- the orchestrator: concepts ----------------------------------------------------------
+
+
+def generate_concepts(step_id: int) -> str:
+    """The orchestrator: generate the path's concepts, then one decompose step per concept."""
+    return _run_step(step_id, _produce_concepts)
+
+
+def _produce_concepts(step: JobStep, work: claims.Claim) -> list[tuple[int, str]]:
+    build = db.session.get(BuildJob, step.build_id)
+    path = build.path
+    skipped = path.concepts_generated_at is not None
+    if not skipped:
+        brief = PathBrief(
+            name=path.name, topic=path.topic, description=path.description, concept_count=path.concept_count
+        )
+        generator = build_generator(current_app.config)
+        drafts = _generate(work, step, "concepts", lambda p: generator.concepts(brief, p))
+    if not claims.mark_completed(work, **({"status": WorkStatus.SKIPPED} if skipped else {})):
+        db.session.rollback()
+        return []
+    if not skipped:
+        db.session.query(Concept).filter_by(path_id=path.id).delete()
+        db.session.add_all(
+            Concept(path_id=path.id, position=i, name=d.name, description=d.description)
+            for i, d in enumerate(drafts)
+        )
+        path.concepts_generated_at = utcnow()
+        db.session.flush()
+    children = _fan_out_concepts(build, step)
+    db.session.execute(update(BuildJob).where(BuildJob.id == build.id).values(current_stage="sub-concepts"))
+    add_event(build.id, "progress", stage="concepts", status="completed", count=build.total_concepts)
+    db.session.commit()
+    return children
+
+
+def _fan_out_concepts(build: BuildJob, parent: JobStep) -> list[tuple[int, str]]:
+    """One sub-concepts step per concept; concepts decomposed before are `skipped`, and the
+    knowledge-unit steps under them are created at once (skipped where done)."""
+    concepts = db.session.scalars(
+        select(Concept).where(Concept.path_id == build.path_id).order_by(Concept.position)
+    ).all()
+    status = _child_status(build.id)
+    rows = []
+    for concept in concepts:
+        subs = concept.sub_concepts if concept.decomposed_at else []
+        done = sum(1 for sub in subs if sub.units_generated_at)
+        rows.append(
+            _new_step(
+                build.id,
+                StepType.SUB_CONCEPTS,
+                concept.id,
+                concept.name,
+                parent.id,
+                concept.position,
+                WorkStatus.SKIPPED if concept.decomposed_at else status,
+                children_total=len(subs),
+                children_done=done,
+            )
+        )
+    queued = _insert_steps(rows)
+    counters = dict.fromkeys(BUILD_COUNTERS, 0) | {"total_concepts": len(concepts)}
+    unit_rows = []
+    decomposed = [c for c in concepts if c.decomposed_at]
+    step_of = dict(
+        db.session.execute(
+            select(JobStep.entity_id, JobStep.id).where(
+                JobStep.build_id == build.id, JobStep.type == StepType.SUB_CONCEPTS
+            )
+        ).all()
+    )
+    for concept in decomposed:
+        counters["completed_concepts"] += 1
+        counters["total_sub_concepts"] += len(concept.sub_concepts)
+        for sub in concept.sub_concepts:
+            units = len(sub.knowledge_units) if sub.units_generated_at else 0
+            counters["completed_sub_concepts"] += bool(sub.units_generated_at)
+            counters["total_knowledge_units"] += units
+            counters["completed_knowledge_units"] += units
+            unit_rows.append(
+                _new_step(
+                    build.id,
+                    StepType.KNOWLEDGE_UNITS,
+                    sub.id,
+                    sub.name,
+                    step_of[concept.id],
+                    sub.position,
+                    WorkStatus.SKIPPED if sub.units_generated_at else status,
+                )
+            )
+    queued += _insert_steps(unit_rows)
+    db.session.execute(update(BuildJob).where(BuildJob.id == build.id).values(**counters))
+    build.total_concepts = counters["total_concepts"]
+    return queued
+
+
+# --- decompose: one concept into sub-concepts --------------------------------------------
+
+
+def decompose_concept(step_id: int) -> str:
+    """Break one concept into sub-concepts, then one knowledge-unit step per sub-concept."""
+    return _run_step(step_id, _produce_sub_concepts)
+
+
+def _produce_sub_concepts(step: JobStep, work: claims.Claim) -> list[tuple[int, str]]:
+    concept = db.session.get(Concept, step.entity_id)
+    path = concept.path
+    brief = ConceptBrief(
+        path_name=path.name,
+        topic=path.topic,
+        concept_name=concept.name,
+        concept_description=concept.description,
+        position=concept.position,
+        total_concepts=len(path.concepts),
+    )
+    generator = build_generator(current_app.config)
+    drafts = _generate(work, step, "sub-concepts", lambda p: generator.sub_concepts(brief, p))
+    if not claims.mark_completed(work, children_total=len(drafts)):
+        db.session.rollback()
+        return []
+    db.session.query(SubConcept).filter_by(concept_id=concept.id).delete()
+    subs = [
+        SubConcept(concept_id=concept.id, position=i, name=d.name, description=d.description)
+        for i, d in enumerate(drafts)
+    ]
+    db.session.add_all(subs)
+    concept.decomposed_at = utcnow()
+    db.session.flush()
+    status = _child_status(step.build_id)
+    children = _insert_steps(
+        [
+            _new_step(
+                step.build_id, StepType.KNOWLEDGE_UNITS, sub.id, sub.name, step.id, sub.position, status
+            )
+            for sub in subs
+        ]
+    )
+    _bump(step.build_id, completed_concepts=1, total_sub_concepts=len(subs))
+    _set_stage(step.build_id, "knowledge-units")
+    add_event(
+        step.build_id,
+        "progress",
+        stage="sub-concepts",
+        item=concept.name,
+        status="completed",
+        count=len(subs),
+    )
+    db.session.commit()
+    return children
+
+
+def _set_stage(build_id: str, stage: str) -> None:
+    db.session.execute(
+        update(BuildJob)
+        .where(BuildJob.id == build_id, BuildJob.status == BuildStatus.PROCESSING)
+        .values(current_stage=stage)
+    )
+
+
+# --- knowledge units for one sub-concept -------------------------------------------------
+
+
+def generate_knowledge_units(step_id: int) -> str:
+    """Generate one sub-concept's knowledge units."""
+    return _run_step(step_id, _produce_knowledge_units)
+
+
+def _produce_knowledge_units(step: JobStep, work: claims.Claim) -> list[tuple[int, str]]:
+    sub = db.session.get(SubConcept, step.entity_id)
+    concept = sub.concept
+    brief = SubConceptBrief(
+        topic=concept.path.topic,
+        concept_name=concept.name,
+        sub_concept_name=sub.name,
+        sub_concept_description=sub.description,
+        position=sub.position,
+    )
+    generator = build_generator(current_app.config)
+    drafts = _generate(work, step, "knowledge-units", lambda p: generator.knowledge_units(brief, p))
+    if not claims.mark_completed(work):
+        db.session.rollback()
+        return []
+    db.session.query(KnowledgeUnit).filter_by(sub_concept_id=sub.id).delete()
+    db.session.add_all(
+        KnowledgeUnit(sub_concept_id=sub.id, position=i, title=d.title, kind=d.kind, content=d.content)
+        for i, d in enumerate(drafts)
+    )
+    sub.units_generated_at = utcnow()
+    _bump(
+        step.build_id,
+        completed_sub_concepts=1,
+        total_knowledge_units=len(drafts),
+        completed_knowledge_units=len(drafts),
+    )
+    if step.parent_step_id is not None:
+        db.session.execute(
+            update(JobStep)
+            .where(JobStep.id == step.parent_step_id)
+            .values(children_done=JobStep.children_done + 1)
+        )
+    add_event(
+        step.build_id,
+        "progress",
+        stage="knowledge-units",
+        item=sub.name,
+        status="completed",
+        count=len(drafts),
+    )
+    db.session.commit()
+    return []
+
+
+# --- failure and dead letters ------------------------------------------------------------
+
+
+def _record_step_failure(work: claims.Claim, step: JobStep, exc: Exception) -> None:
+    """Record the attempt; a final failure also counts on the build and goes to dead letters."""
+    final = claims.is_final_attempt(exc)
+    build_id, step_type, name = step.build_id, step.type, step.entity_name
+    if not claims.record_failure(work, exc, final):
+        db.session.rollback()
+        return
+    message = f"{type(exc).__name__}: {exc}"
+    if final:
+        _dead_letter(build_id, step.id, step_type, name, message, claims.failure_category(exc))
+    else:
+        add_event(build_id, "error", stage=step_type, item=name, error=message, willRetry=True)
+    db.session.commit()
+    log.warning("build %s step %s (%s) failed, final=%s: %s", build_id, step.id, step_type, final, message)
+    if final:
+        _after_final_failure(build_id)
+
+
+def _dead_letter(
+    build_id: str, step_id: int, step_type: str, name: str | None, message: str, category: str
+) -> None:
+    """In the caller's transaction: count the failure on the build and keep a dead letter."""
+    db.session.execute(
+        update(BuildJob).where(BuildJob.id == build_id).values(error_count=BuildJob.error_count + 1)
+    )
+    db.session.add(
+        DeadLetter(
+            build_id=build_id,
+            step_id=step_id,
+            original_queue=QUEUE_OF_STEP[StepType(step_type)],
+            job_id=step_job_id(step_id),
+            error=message,
+            category=category,
+        )
+    )
+    add_event(
+        build_id, "error", stage=step_type, item=name, error=message, category=category, willRetry=False
+    )
+
+
+def _after_final_failure(build_id: str) -> None:
+    ring(build_id)
+    try:
+        enqueue_unique(DEAD_LETTER_QUEUE, announce_dead_letters, build_id, job_id=f"dead-letters-{build_id}")
+    except RedisError:
+        log.warning("build %s: could not announce its dead letters", build_id)
+    maybe_finalize(build_id)
+
+
+def announce_dead_letters(build_id: str) -> int:
+    """The dead-letter queue's job: log each new dead letter of a build (alerts hook in here)."""
+    letters = db.session.scalars(select(DeadLetter).where(DeadLetter.build_id == build_id)).all()
+    for letter in letters:
+        log.error(
+            "dead letter %s: build %s step %s (%s): %s",
+            letter.id,
+            build_id,
+            letter.step_id,
+            letter.category,
+            letter.error,
+        )
+    return len(letters)
+
+
+# --- finalize ----------------------------------------------------------------------------
+
+
+def unfinished_steps(build_id: str) -> int:
+    return db.session.scalar(
+        select(func.count(JobStep.id)).where(JobStep.build_id == build_id, JobStep.status.not_in(FINAL))
+    )
+
+
+def maybe_finalize(build_id: str) -> bool:
+    """Queue finalize once no step of the build is left to run; True if queued."""
+    if unfinished_steps(build_id):
+        return False
+    try:
+        return enqueue_unique(BUILD_PATH_QUEUE, finalize_build, build_id, job_id=finalize_job_id(build_id))
+    except RedisError:
+        log.warning("build %s: could not queue finalize; recovery will", build_id)
+        return False
+
+
+def finalize_build(build_id: str) -> str:
+    """Close the build as completed or failed. The status change is a compare-and-set on a
+    processing build with no unfinished step, so it takes effect exactly once."""
+    failed = db.session.scalars(
+        select(JobStep)
+        .where(JobStep.build_id == build_id, JobStep.status == WorkStatus.FAILED)
+        .order_by(JobStep.completed_at)
+        .limit(3)
+    ).all()
+    failed_count = db.session.scalar(
+        select(func.count(JobStep.id)).where(
+            JobStep.build_id == build_id, JobStep.status == WorkStatus.FAILED
+        )
+    )
+    status = BuildStatus.FAILED if failed_count else BuildStatus.COMPLETED
+    error = None
+    if failed_count:
+        firsts = "; ".join(f"{s.type} '{s.entity_name or 'path'}': {s.error}" for s in failed)
+        error = f"{failed_count} step(s) failed: {firsts}"
+    nothing_left = ~exists().where(JobStep.build_id == build_id, JobStep.status.not_in(FINAL))
+    closed = db.session.execute(
+        update(BuildJob)
+        .where(BuildJob.id == build_id, BuildJob.status == BuildStatus.PROCESSING, nothing_left)
+        .values(status=status, error=error, completed_at=utcnow(), current_stage=None)
+    ).rowcount
+    if not closed:
+        db.session.rollback()
+        return "not finalized: build is not processing, or steps remain"
+    add_event(build_id, "completed", status=status, error=error, failedSteps=failed_count)
+    db.session.commit()
+    ring(build_id)
+    from app.pipelines.build_control import admit_waiting_builds
+
+    build = db.session.get(BuildJob, build_id)
+    if build is not None and build.triggered_by is not None:
+        admit_waiting_builds(build.triggered_by)
+    log.info("build %s: %s", build_id, status)
+    return str(status)
+
+
+STEP_FUNCTIONS: dict[StepType, Callable[[int], str]] = {
+    StepType.CONCEPTS: generate_concepts,
+    StepType.SUB_CONCEPTS: decompose_concept,
+    StepType.KNOWLEDGE_UNITS: generate_knowledge_units,
+}
+
+
+def step_done(status: str) -> bool:
+    return status in DONE
