@@ -35,15 +35,15 @@ def _item(config: Mapping[str, Any]) -> RateLimitItemPerSecond | None:
 
 
 def wait_for_slot(config: Mapping[str, Any], sleep: Callable[[float], None] = time.sleep) -> float:
-    """Block until the shared window admits one more call; returns the seconds waited."""
+    """Block until the shared window admits one more call; returns the wall-clock time of
+    admission (read just before the admitting hit, as the limiter reads its own)."""
     item = _item(config)
     if item is None:
-        return 0.0
+        return time.time()
     limiter = _limiter(config["REDIS_URL"])
-    waited = 0.0
-    while not limiter.hit(item, LIMIT_KEY):
+    while True:
+        attempt_at = time.time()
+        if limiter.hit(item, LIMIT_KEY):
+            return attempt_at
         reset_at = limiter.get_window_stats(item, LIMIT_KEY).reset_time
-        pause = max(MIN_WAIT_S, min(reset_at - time.time(), item.get_expiry()))
-        sleep(pause)
-        waited += pause
-    return waited
+        sleep(max(MIN_WAIT_S, min(reset_at - time.time(), item.get_expiry())))

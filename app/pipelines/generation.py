@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from flask import current_app
 from sqlalchemy import insert
 
-from app.database import utcnow
 from app.extensions import db
 from app.jobs.limiter import wait_for_slot
 from app.models import GeneratorCall
@@ -21,8 +21,9 @@ def call_generator(
     kind: str, call: Callable[[], T], build_id: str | None = None, step_id: int | None = None
 ) -> T:
     """Wait for a slot in the provider's rate limit, make the call, and record it."""
-    wait_for_slot(current_app.config)
-    called_at, started = utcnow(), time.monotonic()
+    admitted = wait_for_slot(current_app.config)
+    called_at = datetime.fromtimestamp(admitted, UTC).replace(tzinfo=None)
+    started = time.monotonic()
     try:
         return call()
     finally:
