@@ -19,6 +19,17 @@ import time
 from app.config import INSTANCE_DIR, PROJECT_ROOT
 
 CREDENTIALS_FILE = INSTANCE_DIR / "first-admin.txt"
+# As in the Procfile: threads, so a Server-Sent Events stream does not hold a whole process.
+GUNICORN_OPTIONS = [
+    "--workers",
+    "2",
+    "--worker-class",
+    "gthread",
+    "--threads",
+    "8",
+    "--graceful-timeout",
+    "25",
+]
 
 
 def redis_server_binary() -> str:
@@ -128,12 +139,9 @@ def main() -> None:
                     "-m",
                     "gunicorn",
                     "wsgi:app",
+                    *GUNICORN_OPTIONS,
                     "--bind",
                     f"127.0.0.1:{port}",
-                    "--workers",
-                    "2",
-                    "--graceful-timeout",
-                    "25",
                 ],
                 cwd=PROJECT_ROOT,
                 env=env,
