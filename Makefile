@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test
+.PHONY: run test test-postgres lint
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,7 +14,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m app.devserver
 
-test: $(STAMP)
+lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+test: lint
 	$(VENV)/bin/pytest
+
+# The whole suite again on a throwaway PostgreSQL server (needs Debian's postgresql package).
+test-postgres: $(STAMP)
+	@dir=$$(mktemp -d); url=$$(bash .ci/postgres start $$dir); \
+	TEST_DATABASE_URL=$$url $(VENV)/bin/pytest; status=$$?; \
+	bash .ci/postgres stop $$dir; exit $$status

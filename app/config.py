@@ -24,8 +24,9 @@ def load_settings() -> dict[str, Any]:
     """Read every setting from the environment; a .env file fills in what is unset."""
     load_dotenv(PROJECT_ROOT / ".env", override=False)
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'curriculum.db'}"
-    if database_url.startswith("postgres://"):  # Heroku's spelling, which SQLAlchemy refuses
-        database_url = "postgresql://" + database_url[len("postgres://") :]
+    for prefix in ("postgres://", "postgresql://"):  # Heroku's spelling; psycopg 3 is our driver
+        if database_url.startswith(prefix):
+            database_url = "postgresql+psycopg://" + database_url[len(prefix) :]
     return {
         "SECRET_KEY": os.environ.get("SECRET_KEY", "dev-only-change-me"),
         "SQLALCHEMY_DATABASE_URI": database_url,

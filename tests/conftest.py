@@ -4,6 +4,7 @@ worker processes running `python worker.py`, and gunicorn where concurrency matt
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from app import create_app
 from app.extensions import db
@@ -42,14 +45,35 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture
-def service_env(redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """A SQLite file per test; with TEST_DATABASE_URL (a PostgreSQL server), a fresh database
+    on that server per test, dropped afterwards."""
+    server_url = os.environ.get("TEST_DATABASE_URL")
+    if not server_url:
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    name = f"cb_test_{uuid.uuid4().hex[:12]}"
+    server = make_url(server_url).set(drivername="postgresql+psycopg")
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield server.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def service_env(
+    redis_server: RedisServer, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
     """The environment the app, the workers and gunicorn share for one test."""
     if redis_server.process is None:  # a test stopped it and failed before starting it again
         redis_server.start()
     redis_server.client().flushall()
     settings = {
         "REDIS_URL": redis_server.url,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'test.db'}",
+        "DATABASE_URL": database_url,
         "SECRET_KEY": "test-secret",
         **FAST_JOB_SETTINGS,
     }

@@ -32,6 +32,14 @@ def _units_done(app, build_id) -> int:  # type: ignore[no-untyped-def]
     return sum(1 for s in _steps(app, build_id) if s.type == "knowledge-units" and s.status == "completed")
 
 
+def _running_for(app, build_id, seconds: float) -> bool:  # type: ignore[no-untyped-def]
+    """Some step has been running at least `seconds` (so it cannot finish in the next moment)."""
+    now = utcnow()
+    return any(
+        s.status == "running" and (now - s.started_at).total_seconds() >= seconds for s in _steps(app, build_id)
+    )
+
+
 def test_twenty_concurrent_build_requests_get_one_202_and_nineteen_409s(app, client, auth, web):
     path_id = create_path(client, auth)
     url = f"{web}/api/jobs/build/{path_id}"
@@ -49,9 +57,13 @@ def test_twenty_concurrent_build_requests_get_one_202_and_nineteen_409s(app, cli
 
 def test_cancel_mid_build_stops_everything_and_nothing_starts_afterwards(app, client, auth, workers):
     path_id = create_path(client, auth, concepts=4)
-    workers(GENERATOR_LATENCY_MS="600")
+    workers(GENERATOR_LATENCY_MS="1500")
     build_id = start_build(client, auth, path_id)
-    wait_until(lambda: _units_done(app, build_id) >= 1, timeout=60, message="a unit to complete")
+    wait_until(
+        lambda: _units_done(app, build_id) >= 1 and _running_for(app, build_id, seconds=0.3),
+        timeout=60,
+        message="a unit to complete and another to be well under way",
+    )
 
     assert client.post(f"/api/jobs/{build_id}/cancel", headers=auth).status_code == 200
     cancelled_at = utcnow()

@@ -133,14 +133,8 @@ def _admit(build: BuildJob) -> bool:
 def cancel_build(build: BuildJob) -> None:
     """Stop the build: queued steps never start, running ones are interrupted, and nothing
     new is enqueued (every step still owed is marked cancelled in the same transaction)."""
-    cancelled = db.session.execute(
-        update(BuildJob)
-        .where(BuildJob.id == build.id, BuildJob.status.in_(ACTIVE_BUILD))
-        .values(status=BuildStatus.CANCELLED, completed_at=utcnow(), current_stage=None)
-    ).rowcount
-    if not cancelled:
-        db.session.rollback()
-        raise InvalidTransition(f"A {build.status} build cannot be cancelled.")
+    # Steps first, then the build: the order every step's own transaction takes too, so
+    # PostgreSQL's row locks cannot deadlock the two.
     db.session.execute(
         update(JobStep)
         .where(JobStep.build_id == build.id, JobStep.status.not_in(FINAL))
@@ -152,6 +146,14 @@ def cancel_build(build: BuildJob) -> None:
             lease_expires_at=None,
         )
     )
+    cancelled = db.session.execute(
+        update(BuildJob)
+        .where(BuildJob.id == build.id, BuildJob.status.in_(ACTIVE_BUILD))
+        .values(status=BuildStatus.CANCELLED, completed_at=utcnow(), current_stage=None)
+    ).rowcount
+    if not cancelled:
+        db.session.rollback()
+        raise InvalidTransition(f"A {build.status} build cannot be cancelled.")
     add_event(build.id, "completed", status=BuildStatus.CANCELLED, error=None)
     db.session.commit()
     ring(build.id)

@@ -147,17 +147,19 @@ def _run_step(step_id: int, produce: Callable[[JobStep, claims.Claim], list[tupl
 
 
 def _not_claimed(step: JobStep) -> str:
-    """A paused build parks the step; anything else (done, cancelled, held) is left alone."""
+    """A paused build parks the step, a cancelled one cancels it (a child inserted while
+    the cancel ran); anything else (done, held by a live attempt) is left alone."""
     build_status = db.session.scalar(select(BuildJob.status).where(BuildJob.id == step.build_id))
+    waiting = JobStep.status.in_([WorkStatus.PENDING, WorkStatus.QUEUED, WorkStatus.RETRYING])
+    values: dict[str, Any] | None = None
     if build_status == BuildStatus.PAUSED:
-        db.session.execute(
-            update(JobStep)
-            .where(JobStep.id == step.id, JobStep.status.in_([WorkStatus.QUEUED, WorkStatus.RETRYING]))
-            .values(status=WorkStatus.PENDING)
-        )
+        values = {"status": WorkStatus.PENDING}
+    elif build_status == BuildStatus.CANCELLED:
+        values = {"status": WorkStatus.CANCELLED, "error_category": "cancelled", "completed_at": utcnow()}
+    if values is not None:
+        db.session.execute(update(JobStep).where(JobStep.id == step.id, waiting).values(**values))
         db.session.commit()
-        return "parked: build paused"
-    return f"skipped: step is {step.status}, build is {build_status}"
+    return f"not run: step is {step.status}, build is {build_status}"
 
 
 def _generate(work: claims.Claim, step: JobStep, kind: str, call: Callable[[ProgressCallback], Any]) -> Any:
