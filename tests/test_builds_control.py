@@ -35,9 +35,8 @@ def _units_done(app, build_id) -> int:  # type: ignore[no-untyped-def]
 def _running_for(app, build_id, seconds: float) -> bool:  # type: ignore[no-untyped-def]
     """Some step has been running at least `seconds` (so it cannot finish in the next moment)."""
     now = utcnow()
-    return any(
-        s.status == "running" and (now - s.started_at).total_seconds() >= seconds for s in _steps(app, build_id)
-    )
+    running = [s for s in _steps(app, build_id) if s.status == "running"]
+    return any((now - s.started_at).total_seconds() >= seconds for s in running)
 
 
 def test_twenty_concurrent_build_requests_get_one_202_and_nineteen_409s(app, client, auth, web):
