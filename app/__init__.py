@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 
 from app.config import INSTANCE_DIR, PROJECT_ROOT, load_settings
-from app.extensions import db, migrate
+from app.extensions import csrf, db, htmx, login_manager, migrate
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
@@ -44,15 +44,27 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     app.extensions["redis"] = connect_redis(app.config["REDIS_URL"])
+    csrf.init_app(app)
+    htmx.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.sign_in"
+    login_manager.login_message = "Please sign in to see that page."
 
 
 def register_blueprints(app: Flask) -> None:
+    from app.admin import bp as admin_bp
+    from app.admin.rq import mount_rq_dashboard
     from app.api import bp as api_bp
+    from app.auth import bp as auth_bp
     from app.errors import register_error_handlers
     from app.web import bp as web_bp
 
+    csrf.exempt(api_bp)  # bearer tokens, not cookies: there is no session to forge
     app.register_blueprint(api_bp)
+    app.register_blueprint(auth_bp)
     app.register_blueprint(web_bp)
+    app.register_blueprint(admin_bp)
+    mount_rq_dashboard(app)
     register_error_handlers(app)
 
 

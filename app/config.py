@@ -20,6 +20,10 @@ def _float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
+def _bool(name: str, default: bool) -> bool:
+    return os.environ.get(name, str(default)).strip().lower() in ("1", "true", "yes", "on")
+
+
 def load_settings() -> dict[str, Any]:
     """Read every setting from the environment; a .env file fills in what is unset."""
     load_dotenv(PROJECT_ROOT / ".env", override=False)
@@ -32,6 +36,14 @@ def load_settings() -> dict[str, Any]:
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://localhost:6379/0"),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 256 * 1024),
+        # Sign-in sessions: HttpOnly and SameSite=Lax always; Secure wherever HTTPS is served.
+        "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", False),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", False),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "WTF_CSRF_TIME_LIMIT": None,  # a token lives as long as the session, not an hour
+        "POLL_INTERVAL_S": _float("POLL_INTERVAL_S", 3),
         # Retry policy (the seed documents' names): attempts in all, first retry delay in ms.
         "JOB_MAX_ATTEMPTS": _int("JOB_MAX_ATTEMPTS", 3),
         "JOB_BACKOFF_TYPE": os.environ.get("JOB_BACKOFF_TYPE", "exponential"),

@@ -130,10 +130,16 @@ def test_a_users_builds_beyond_the_limit_wait_while_other_users_builds_run(app, 
     assert second_build["startedAt"] >= first_build["completedAt"]
 
 
-def _busy_ku_worker_pid(redis_server) -> int | None:  # type: ignore[no-untyped-def]
+def _busy_unit_worker(app, redis_server) -> tuple[int, int] | None:  # type: ignore[no-untyped-def]
+    """(pid, step id) of a generate-ku worker whose step is well under way."""
     for worker in Worker.all(connection=redis_server.client()):
-        if GENERATE_KU_QUEUE in worker.queue_names() and worker.get_current_job_id():
-            return worker.pid
+        job_id = worker.get_current_job_id()
+        if GENERATE_KU_QUEUE not in worker.queue_names() or not job_id:
+            continue
+        with app.app_context():
+            step = db.session.get(JobStep, int(job_id.removeprefix("step-")))
+        if step is not None and step.status == "running" and step.progress >= 20:
+            return worker.pid, step.id
     return None
 
 
@@ -144,12 +150,14 @@ def test_sigkill_of_a_worker_during_the_unit_stage_loses_and_duplicates_nothing(
     workers(GENERATOR_LATENCY_MS="1500")
     build_id = start_build(client, auth, path_id)
 
-    victim = wait_until(lambda: _busy_ku_worker_pid(redis_server), timeout=60, message="a busy unit worker")
+    victim, step_id = wait_until(
+        lambda: _busy_unit_worker(app, redis_server), timeout=60, message="a unit step well under way"
+    )
     os.kill(victim, signal.SIGKILL)
 
     build = wait_for_build(client, auth, build_id, timeout=120)
-    steps = _steps(app, build_id)
-    assert sum(s.worker_losses for s in steps) == 1
+    killed = next(s for s in _steps(app, build_id) if s.id == step_id)
+    assert (killed.status, killed.worker_losses, killed.attempts) == ("completed", 1, 2)
     with app.app_context():
         units = db.session.scalar(select(func.count(KnowledgeUnit.id)))
         distinct = db.session.scalar(

@@ -43,10 +43,3 @@ def test_reconcile_reports_what_it_queued(app):
     result = app.test_cli_runner().invoke(args=["jobs", "reconcile"])
 
     assert result.exit_code == 0 and "queued 0 job(s)" in result.output
-
-
-def test_the_home_page_says_how_to_use_the_api(client):
-    response = client.get("/")
-
-    assert response.status_code == 200
-    assert b"/api/v3/workflows" in response.data

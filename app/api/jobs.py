@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import g, jsonify
 from sqlalchemy import select
 
+from app.access import owned_build
 from app.api import bp
 from app.api.learning_paths import load_path
 from app.api.schemas import query_choice, query_int
@@ -16,11 +17,7 @@ from app.pipelines.build_status import build_summary
 
 
 def load_build(job_id: str) -> BuildJob:
-    """The build if the caller may see it (it belongs to their path); 404 otherwise."""
-    build = db.session.get(BuildJob, job_id)
-    if build is None or not (g.user.is_admin or build.path.owner_id == g.user.id):
-        raise ApiError(404, "not_found", f"No build job {job_id}.")
-    return build
+    return owned_build(job_id, g.user)
 
 
 def _visible_builds():  # type: ignore[no-untyped-def]

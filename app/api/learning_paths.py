@@ -6,29 +6,17 @@ from typing import Any
 
 from flask import g
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
+from app.access import owned_path
 from app.api import bp
 from app.api.schemas import LearningPathIn, parse_body
-from app.errors import ApiError
 from app.extensions import db
-from app.models import BuildJob, Concept, LearningPath, SubConcept
+from app.models import BuildJob, LearningPath
 from app.pipelines.build_status import build_summary
 
 
 def load_path(path_id: str, with_tree: bool = False) -> LearningPath:
-    """The path if the caller may see it; 404 otherwise."""
-    query = select(LearningPath).where(LearningPath.id == path_id)
-    if with_tree:
-        query = query.options(
-            selectinload(LearningPath.concepts)
-            .selectinload(Concept.sub_concepts)
-            .selectinload(SubConcept.knowledge_units)
-        )
-    path = db.session.scalar(query)
-    if path is None or not (g.user.is_admin or path.owner_id == g.user.id):
-        raise ApiError(404, "not_found", f"No learning path {path_id}.")
-    return path
+    return owned_path(path_id, g.user, with_tree)
 
 
 def tree(path: LearningPath) -> list[dict[str, Any]]:

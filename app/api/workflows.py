@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g, jsonify
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
+from app.access import owned_workflow
 from app.api import bp
 from app.api.schemas import WorkflowIn, parse_body
-from app.errors import ApiError
 from app.extensions import db
 from app.models import Module, Workflow
 from app.pipelines import lesson_plans
@@ -18,14 +16,7 @@ from app.pipelines.lesson_plans_status import estimated_minutes, generation_stat
 
 
 def load_workflow(workflow_id: str, with_lessons: bool = False) -> Workflow:
-    """The workflow if the caller may see it; 404 otherwise (never 403, which would leak it)."""
-    query = select(Workflow).where(Workflow.id == workflow_id)
-    if with_lessons:
-        query = query.options(selectinload(Workflow.modules).selectinload(Module.lesson_plans))
-    workflow = db.session.scalar(query)
-    if workflow is None or not (g.user.is_admin or workflow.owner_id == g.user.id):
-        raise ApiError(404, "not_found", f"No workflow {workflow_id}.")
-    return workflow
+    return owned_workflow(workflow_id, g.user, with_lessons)
 
 
 @bp.post("/v3/workflows")

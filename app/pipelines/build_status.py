@@ -17,22 +17,21 @@ from app.models.tracking import DONE
 STAGE_WEIGHTS = {"concepts": 20, "sub-concepts": 30, "knowledge-units": 50}
 
 
-def _unit_fraction_sum(build_id: str) -> float:
-    """Σ over concepts of the share of their sub-concepts whose units are done (0 until the
-    concept is decomposed, 1 for a decomposed concept with no sub-concepts)."""
+def unit_fractions(build_ids: list[str]) -> dict[str, float]:
+    """Per build, Σ over its concepts of the share of their sub-concepts whose units are done
+    (0 until the concept is decomposed, 1 for a decomposed concept with no sub-concepts)."""
     done = JobStep.status.in_(DONE)
     share = case(
         (done & (JobStep.children_total > 0), JobStep.children_done * 1.0 / JobStep.children_total),
         (done, 1.0),
         else_=0.0,
     )
-    return float(
-        db.session.scalar(
-            select(func.coalesce(func.sum(share), 0.0)).where(
-                JobStep.build_id == build_id, JobStep.type == StepType.SUB_CONCEPTS
-            )
-        )
-    )
+    rows = db.session.execute(
+        select(JobStep.build_id, func.sum(share))
+        .where(JobStep.build_id.in_(build_ids), JobStep.type == StepType.SUB_CONCEPTS)
+        .group_by(JobStep.build_id)
+    ).all()
+    return {build_id: float(total or 0) for build_id, total in rows}
 
 
 def progress_percent(build: BuildJob, unit_fraction_sum: float | None = None) -> int:
@@ -44,7 +43,7 @@ def progress_percent(build: BuildJob, unit_fraction_sum: float | None = None) ->
     if not build.total_concepts:
         return 0
     if unit_fraction_sum is None:
-        unit_fraction_sum = _unit_fraction_sum(build.id)
+        unit_fraction_sum = unit_fractions([build.id]).get(build.id, 0.0)
     percent = (
         STAGE_WEIGHTS["concepts"]
         + STAGE_WEIGHTS["sub-concepts"] * build.completed_concepts / build.total_concepts

@@ -1,13 +1,26 @@
-"""Server-rendered pages."""
+"""The pages: sign-in required; each page's live region is also served alone as an HTMX
+fragment (same template, included by the page), so its markup exists once."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from typing import Any
+
+from flask import Blueprint, current_app, render_template, request
+from flask_login import login_required
 
 bp = Blueprint("web", __name__)
 
 
-@bp.get("/")
-def index():  # type: ignore[no-untyped-def]
-    """Show what is running and how to use it."""
-    return render_template("web/index.html")
+@bp.before_request
+@login_required
+def require_sign_in() -> None:
+    """Every page needs a signed-in person; anonymous visitors go to sign-in."""
+
+
+def page_or_fragment(page: str, fragment: str, **context: Any) -> str:
+    """The whole page, or only its live region when HTMX asks for it."""
+    context.setdefault("poll_s", current_app.config["POLL_INTERVAL_S"])
+    return render_template(fragment if request.htmx else page, **context)
+
+
+from app.web import home, paths, workflows  # noqa: E402,F401  (routes register on bp)

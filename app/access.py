@@ -1,0 +1,56 @@
+"""Loaders that return a row only to someone who may see it, else 404 (never 403: a
+non-admin must not learn that another user's workflow, path or build exists)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from werkzeug.exceptions import NotFound
+
+from app.extensions import db
+from app.models import BuildJob, Concept, LearningPath, Module, SubConcept, Workflow
+
+
+class Viewer(Protocol):
+    id: int
+    is_admin: bool
+
+
+def _may_see(viewer: Viewer, owner_id: int) -> bool:
+    return viewer.is_admin or owner_id == viewer.id
+
+
+def owned_workflow(workflow_id: str, viewer: Viewer, with_lessons: bool = False) -> Workflow:
+    query = select(Workflow).where(Workflow.id == workflow_id)
+    if with_lessons:
+        query = query.options(selectinload(Workflow.modules).selectinload(Module.lesson_plans))
+    workflow = db.session.scalar(query)
+    if workflow is None or not _may_see(viewer, workflow.owner_id):
+        raise NotFound(f"No workflow {workflow_id}.")
+    return workflow
+
+
+def owned_path(path_id: str, viewer: Viewer, with_tree: bool = False) -> LearningPath:
+    query = select(LearningPath).where(LearningPath.id == path_id)
+    if with_tree:
+        query = query.options(
+            selectinload(LearningPath.concepts)
+            .selectinload(Concept.sub_concepts)
+            .selectinload(SubConcept.knowledge_units)
+        )
+    path = db.session.scalar(query)
+    if path is None or not _may_see(viewer, path.owner_id):
+        raise NotFound(f"No learning path {path_id}.")
+    return path
+
+
+def owned_build(build_id: str, viewer: Viewer) -> BuildJob:
+    """The build with its path loaded in the same query."""
+    build = db.session.scalar(
+        select(BuildJob).where(BuildJob.id == build_id).options(selectinload(BuildJob.path))
+    )
+    if build is None or not _may_see(viewer, build.path.owner_id):
+        raise NotFound(f"No build job {build_id}.")
+    return build

@@ -1,0 +1,143 @@
+"""The job queue: stat cards and one table of builds and lesson-plan runs, read from the
+database (not Redis), in a constant number of indexed queries however many rows there are."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import render_template, request
+from sqlalchemy import case, func, literal, or_, select, union_all
+
+from app.admin import bp
+from app.database import utcnow
+from app.extensions import db
+from app.models import BuildJob, LearningPath, LessonPlanRun, Module, User, Workflow
+from app.pipelines.build_status import progress_percent, unit_fractions
+
+PAGE_SIZE = 25
+# One vocabulary for both kinds of work: a run's "running" is a build's "processing".
+STATUS_FILTERS = ["pending", "processing", "paused", "completed", "failed", "cancelled"]
+
+
+def _rows():  # type: ignore[no-untyped-def]
+    run_status = case(
+        (LessonPlanRun.status == "running", "processing"),
+        (LessonPlanRun.status == "complete", "completed"),
+        else_=LessonPlanRun.status,
+    )
+    builds = (
+        select(
+            BuildJob.id.label("id"),
+            literal("build").label("kind"),
+            LearningPath.name.label("what"),
+            LearningPath.id.label("subject_id"),
+            User.email.label("owner"),
+            BuildJob.status.label("status"),
+            BuildJob.created_at.label("created_at"),
+            BuildJob.error.label("error"),
+        )
+        .join(LearningPath, BuildJob.path_id == LearningPath.id)
+        .join(User, LearningPath.owner_id == User.id)
+    )
+    runs = (
+        select(
+            LessonPlanRun.id,
+            literal("lesson plans"),
+            Workflow.title,
+            Workflow.id,
+            User.email,
+            run_status,
+            LessonPlanRun.created_at,
+            LessonPlanRun.error,
+        )
+        .join(Workflow, LessonPlanRun.workflow_id == Workflow.id)
+        .join(User, Workflow.owner_id == User.id)
+    )
+    return union_all(builds, runs).subquery("work")
+
+
+def _filtered(work, status: str | None, search: str):  # type: ignore[no-untyped-def]
+    query = select(work)
+    if status:
+        query = query.where(work.c.status == status)
+    if search:
+        like = f"%{search}%"
+        columns = (work.c.what, work.c.owner, work.c.id, work.c.error)
+        query = query.where(or_(*(column.ilike(like) for column in columns)))
+    return query
+
+
+def stats() -> dict[str, int]:
+    """Active, waiting, completed in the last 24 h, failed: builds and runs together."""
+    since = utcnow() - timedelta(hours=24)
+
+    def count(model, *conditions) -> int:  # type: ignore[no-untyped-def]
+        return db.session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0
+
+    return {
+        "active": count(BuildJob, BuildJob.status == "processing")
+        + count(LessonPlanRun, LessonPlanRun.status == "running"),
+        "waiting": count(BuildJob, BuildJob.status.in_(["pending", "paused"])),
+        "completed": count(BuildJob, BuildJob.status == "completed", BuildJob.completed_at >= since)
+        + count(LessonPlanRun, LessonPlanRun.status == "complete", LessonPlanRun.finished_at >= since),
+        "failed": count(BuildJob, BuildJob.status == "failed")
+        + count(LessonPlanRun, LessonPlanRun.status == "failed"),
+    }
+
+
+def _build_progress(ids: list[str]) -> dict[str, int]:
+    """progressPercent of many builds in two queries (run even for none: a constant count)."""
+    units = unit_fractions(ids)
+    builds = db.session.scalars(select(BuildJob).where(BuildJob.id.in_(ids)))
+    return {build.id: progress_percent(build, units.get(build.id, 0.0)) for build in builds}
+
+
+def _run_progress(workflow_ids: list[str]) -> dict[str, int]:
+    """Share of each workflow's modules completed, in one query."""
+    rows = db.session.execute(
+        select(
+            Module.workflow_id,
+            func.sum(case((Module.status == "completed", 1), else_=0)),
+            func.count(Module.id),
+        )
+        .where(Module.workflow_id.in_(workflow_ids))
+        .group_by(Module.workflow_id)
+    ).all()
+    return {workflow_id: round(100 * done / total) for workflow_id, done, total in rows if total}
+
+
+def _page_rows(status: str | None, search: str, page: int) -> tuple[list[dict[str, Any]], int]:
+    work = _rows()
+    filtered = _filtered(work, status, search)
+    total = db.session.scalar(select(func.count()).select_from(filtered.subquery())) or 0
+    rows = db.session.execute(
+        filtered.order_by(work.c.created_at.desc(), work.c.id).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+    ).all()
+    builds = _build_progress([r.id for r in rows if r.kind == "build"])
+    runs = _run_progress([r.subject_id for r in rows if r.kind != "build"])
+    progress = {r.id: builds.get(r.id, 0) if r.kind == "build" else runs.get(r.subject_id, 0) for r in rows}
+    return [dict(r._mapping) | {"progress": progress[r.id]} for r in rows], total
+
+
+@bp.get("/")
+@bp.get("/jobs")
+def queue():  # type: ignore[no-untyped-def]
+    """Show the stat cards and the filtered, searchable, paginated table of work."""
+    status = request.args.get("status") or None
+    if status not in STATUS_FILTERS:
+        status = None
+    search = (request.args.get("q") or "").strip()[:200]
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    rows, total = _page_rows(status, search, page)
+    return render_template(
+        "admin/queue.html",
+        stats=stats(),
+        rows=rows,
+        total=total,
+        page=page,
+        pages=max(1, -(-total // PAGE_SIZE)),
+        status=status,
+        search=search,
+        statuses=STATUS_FILTERS,
+    )

@@ -1,0 +1,102 @@
+"""A learning path's page: its build's progress panel, the controls, and the generated tree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import redirect, render_template, request, url_for
+from flask_login import current_user
+from redis.exceptions import RedisError
+from sqlalchemy import select
+
+from app.access import owned_build, owned_path
+from app.extensions import db
+from app.models import BuildJob, LearningPath
+from app.models.builds import FINAL_BUILD
+from app.pipelines import build_control
+from app.pipelines.build_events import recent_events
+from app.pipelines.build_status import estimated_seconds_left, progress_percent
+from app.web import bp, page_or_fragment
+
+CONTROLS = {
+    "cancel": build_control.cancel_build,
+    "pause": build_control.pause_build,
+    "resume": build_control.resume_build,
+}
+
+
+def _latest_build(path_id: str) -> BuildJob | None:
+    return db.session.scalar(
+        select(BuildJob).where(BuildJob.path_id == path_id).order_by(BuildJob.created_at.desc()).limit(1)
+    )
+
+
+def _panel(build: BuildJob | None) -> dict[str, Any]:
+    """What the progress panel shows: a constant number of queries, whatever the build's size."""
+    if build is None:
+        return {"build": None, "live": False}
+    events = recent_events(build.id, 20)
+    return {
+        "build": build,
+        "percent": progress_percent(build),
+        "events": events,
+        "activity": events[0] if events else None,
+        "eta_s": estimated_seconds_left(build),
+        "live": build.status not in FINAL_BUILD,
+    }
+
+
+def _render(path: LearningPath, notice: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+    panel = _panel(_latest_build(path.id))
+    body = page_or_fragment("web/path.html", "web/_build_progress.html", path=path, notice=notice, **panel)
+    return body, status
+
+
+@bp.get("/paths/<path_id>")
+def path(path_id: str):  # type: ignore[no-untyped-def]
+    """Show a path, its latest build's progress and its tree (the live panel alone for HTMX)."""
+    return _render(owned_path(path_id, current_user, with_tree=not request.htmx))
+
+
+@bp.get("/paths/<path_id>/tree")
+def path_tree(path_id: str):  # type: ignore[no-untyped-def]
+    """The generated tree alone (loaded once a build ends)."""
+    return render_template("web/_tree.html", path=owned_path(path_id, current_user, with_tree=True))
+
+
+@bp.post("/paths/<path_id>/build")
+def build(path_id: str):  # type: ignore[no-untyped-def]
+    """Start a build of the path."""
+    path = owned_path(path_id, current_user)
+    try:
+        build_control.start_build(path, current_user.id)
+    except build_control.BuildConflict:
+        return _render(path, "A build of this path is already running.", 409)
+    except RedisError:
+        return _render(path, "The job queue is unavailable; the build will start when it is back.", 503)
+    return _after_action(path)
+
+
+@bp.post("/builds/<build_id>/<action>")
+def control(build_id: str, action: str):  # type: ignore[no-untyped-def]
+    """Cancel, pause, resume or retry a build, then show the panel (polling again if live)."""
+    build = owned_build(build_id, current_user)
+    try:
+        if action == "retry":
+            build_control.retry_build(build, current_user.id)
+        elif action in CONTROLS:
+            CONTROLS[action](build)
+        else:
+            return _render(build.path, f"Unknown action {action!r}.", 404)
+    except build_control.InvalidTransition as exc:
+        return _render(build.path, str(exc), 400)
+    except build_control.BuildConflict:
+        return _render(build.path, "A build of this path is already running.", 409)
+    return _after_action(build.path)
+
+
+def _after_action(path: LearningPath):  # type: ignore[no-untyped-def]
+    if request.htmx:
+        db.session.expire_all()
+        return _render(path)
+    return redirect(url_for("web.path", path_id=path.id))

@@ -1,0 +1,65 @@
+"""A workflow's page: its modules, the lesson-plan progress, and the plans as they arrive."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import redirect, request, url_for
+from flask_login import current_user
+from redis.exceptions import RedisError
+
+from app.access import owned_workflow
+from app.models import Workflow
+from app.pipelines import lesson_plans
+from app.pipelines.lesson_plans_status import estimated_minutes, generation_status
+from app.web import bp, page_or_fragment
+
+
+def _progress(workflow: Workflow) -> dict[str, Any]:
+    status = generation_status(workflow)
+    modules = workflow.modules
+    running = next((m for m in modules if m.status in ("queued", "running", "retrying")), None)
+    done = status["modulesGenerated"]
+    share = (running.progress / 100) if running else 0
+    return {
+        "status": status,
+        "overall": round(100 * (done + share) / len(modules)) if modules else 0,
+        "current": running,
+        "eta_minutes": estimated_minutes(modules) if status["status"] == "in_progress" else None,
+        "live": status["status"] == "in_progress",
+    }
+
+
+def _render(workflow_id: str, notice: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+    workflow = owned_workflow(workflow_id, current_user, with_lessons=True)
+    body = page_or_fragment(
+        "web/workflow.html",
+        "web/_workflow_progress.html",
+        workflow=workflow,
+        notice=notice,
+        **_progress(workflow),
+    )
+    return body, status
+
+
+@bp.get("/workflows/<workflow_id>")
+def workflow(workflow_id: str):  # type: ignore[no-untyped-def]
+    """Show a workflow and its lesson-plan progress (the live region alone for HTMX)."""
+    return _render(workflow_id)
+
+
+@bp.post("/workflows/<workflow_id>/generate")
+def generate(workflow_id: str):  # type: ignore[no-untyped-def]
+    """Start lesson-plan generation, then show the progress (which polls again)."""
+    workflow = owned_workflow(workflow_id, current_user)
+    try:
+        lesson_plans.start_generation(workflow, current_user.id)
+    except RedisError:
+        return _render(
+            workflow_id,
+            "The job queue is unavailable; your request is saved and will run when it is back.",
+            503,
+        )
+    if request.htmx:
+        return _render(workflow_id)
+    return redirect(url_for("web.workflow", workflow_id=workflow_id))
