@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import Flask
@@ -30,10 +29,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
 
 def _configure_logging(app: Flask) -> None:
-    logging.basicConfig(
-        level=app.config["LOG_LEVEL"],
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from app.logs import configure_logging
+
+    configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
 
 
 def register_extensions(app: Flask) -> None:
@@ -57,6 +55,7 @@ def register_blueprints(app: Flask) -> None:
     from app.api import bp as api_bp
     from app.auth import bp as auth_bp
     from app.errors import register_error_handlers
+    from app.ops import bp as ops_bp
     from app.web import bp as web_bp
 
     csrf.exempt(api_bp)  # bearer tokens, not cookies: there is no session to forge
@@ -64,6 +63,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(web_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(ops_bp)
     mount_rq_dashboard(app)
     register_error_handlers(app)
 

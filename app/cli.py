@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import click
 from flask.cli import AppGroup
 from sqlalchemy import select
@@ -39,6 +41,28 @@ def issue_token(email: str) -> None:
     token = user.issue_token()
     db.session.commit()
     click.echo(token)
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_age(text: str) -> timedelta:
+    """'30d', '12h', '90m' or '3600s' as a timedelta."""
+    number, unit = text[:-1], text[-1:].lower()
+    if unit not in DURATION_UNITS or not number.isdigit() or int(number) <= 0:
+        raise click.BadParameter(f"{text!r}: give a positive whole number with s, m, h or d (e.g. 30d)")
+    return timedelta(seconds=int(number) * DURATION_UNITS[unit])
+
+
+@jobs_cli.command("prune")
+@click.option("--older-than", "older_than", required=True, help="Age, e.g. 30d, 12h, 90m.")
+def prune(older_than: str) -> None:
+    """Delete finished builds (with their steps, events and dead letters), finished lesson-plan
+    runs and generator-call records older than the given age. Generated content is kept."""
+    from app.jobs.retention import prune_history
+
+    removed = prune_history(parse_age(older_than))
+    click.echo(", ".join(f"{count} {what}" for what, count in removed.items()) + " removed")
 
 
 @jobs_cli.command("reconcile")

@@ -68,5 +68,8 @@ def load_settings() -> dict[str, Any]:
         "GENERATOR_LATENCY_MS": _int("GENERATOR_LATENCY_MS", 0),
         "GENERATOR_FAILURE_RATE": _float("GENERATOR_FAILURE_RATE", 0.0),
         "GENERATOR_FAIL_ON": os.environ.get("GENERATOR_FAIL_ON", ""),
+        "ALERT_WEBHOOK_URL": os.environ.get("ALERT_WEBHOOK_URL", ""),
+        "ALERT_TIMEOUT_S": _float("ALERT_TIMEOUT_S", 5),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+        "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text"),  # or json
     }

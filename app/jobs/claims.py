@@ -154,6 +154,21 @@ def record_failure(work: Claim, exc: BaseException, final: bool) -> bool:
     )
 
 
+def release(work: Claim) -> bool:
+    """Give the row back as queued (commits): the worker is leaving, the work is not failed.
+    The recovery sweep enqueues it again, within JOB_RECOVERY_INTERVAL_S."""
+    db.session.rollback()
+    released = db.session.execute(
+        update(work.model)
+        .where(work.held, work.model.status == WorkStatus.RUNNING)
+        .values(
+            status=WorkStatus.QUEUED, claim_token=None, lease_expires_at=None, progress=0, queued_at=utcnow()
+        )
+    ).rowcount
+    db.session.commit()
+    return released == 1
+
+
 def release_lost(model: type[TrackedWork], row: TrackedWork, max_losses: int) -> tuple[bool, bool]:
     """The row's worker stopped renewing its lease: put it back, or fail it as worker_lost.
 

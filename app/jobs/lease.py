@@ -18,15 +18,36 @@ log = logging.getLogger(__name__)
 
 CHECK_EVERY_S = 0.5
 _interruptible = threading.Event()
+_shutting_down = threading.Event()
 
 
 class WorkCancelled(Exception):
     """The work was cancelled while it ran."""
 
 
+class WorkerShuttingDown(Exception):
+    """The worker must exit before this work could finish: it goes back to the queue."""
+
+
 def _raise_cancelled(_signum: int, _frame: object) -> None:
     if _interruptible.is_set():
+        if _shutting_down.is_set():
+            raise WorkerShuttingDown("the worker is shutting down")
         raise WorkCancelled("cancelled while running")
+
+
+def interrupt_for_shutdown() -> bool:
+    """Stop the leased work in the main thread (at the end of the shutdown grace period).
+
+    Returns False when no leased work is running (nothing to interrupt).
+    """
+    if not _interruptible.is_set():
+        return False
+    _shutting_down.set()
+    main_id = threading.main_thread().ident
+    if main_id is not None:
+        signal.pthread_kill(main_id, signal.SIGUSR1)
+    return True
 
 
 def _install_interrupt_handler() -> bool:

@@ -14,6 +14,7 @@ from flask import Flask
 
 from app.extensions import db
 from app.jobs.queues import get_redis
+from app.jobs.retention import clean_registries
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ def sweep_once(app: Flask) -> int:
         if not get_redis().set(LOCK_KEY, "1", nx=True, px=max(1, int(interval * 900))):
             return 0
         queued = reconcile_all()
+        clean_registries(get_redis())
         if queued:
             log.info("recovery: queued %s job(s)", queued)
         return queued

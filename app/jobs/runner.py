@@ -12,12 +12,15 @@ from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.job import Job
 
+from app.jobs.lease import interrupt_for_shutdown
 from app.jobs.queues import ALL_QUEUES, connect_redis
 from app.jobs.recovery import start_recovery_thread
+from app.logs import log_context
 
 log = logging.getLogger(__name__)
 
 RESTART_DELAY_S = (0.5, 1, 2, 5)
+SHUTDOWN_MARGIN_S = 1.5
 # RQ blocks on BLPOP for worker_ttl - 15 s; the socket must wait longer than that, or the
 # work loop dies of a read timeout every few seconds on an idle queue.
 WORKER_TTL_S = 420
@@ -26,12 +29,25 @@ WORKER_SOCKET_TIMEOUT_S = WORKER_TTL_S + 30
 
 class AppWorker(SimpleWorker):
     """Runs each job in the worker process (no fork: ~4 ms a job instead of ~19 ms) inside
-    its own app context, so every job starts with a fresh database session."""
+    its own app context, so every job starts with a fresh database session.
+
+    On SIGTERM it finishes the job in hand (RQ's warm shutdown); if that takes longer than the
+    grace period (WORKER_SHUTDOWN_TIMEOUT_S less a margin for the supervisor's SIGKILL), the
+    job is interrupted and its work put back in the queue, not failed."""
 
     app: Flask
+    _grace_timer: threading.Timer | None = None
+
+    def request_stop(self, signum, frame):  # type: ignore[no-untyped-def]
+        if self._grace_timer is None:
+            grace = max(0.5, self.app.config["WORKER_SHUTDOWN_TIMEOUT_S"] - SHUTDOWN_MARGIN_S)
+            self._grace_timer = threading.Timer(grace, interrupt_for_shutdown)
+            self._grace_timer.daemon = True
+            self._grace_timer.start()
+        return super().request_stop(signum, frame)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        with self.app.app_context():
+        with self.app.app_context(), log_context(job=job.id, queue=queue.name):
             super().execute_job(job, queue)
 
 

@@ -208,4 +208,5 @@ class GeneratorCall(db.Model):
     step_id: Mapped[int | None]
     kind: Mapped[str] = mapped_column(String(20))
     called_at: Mapped[datetime] = mapped_column(default=utcnow)
+    waited_ms: Mapped[int] = mapped_column(default=0)  # for a slot in the rate limit
     duration_ms: Mapped[int | None]

@@ -91,11 +91,11 @@ def _release(step: JobStep) -> list[tuple[int, str]]:
     discard_job(step_job_id(step.id))
     if given_up:
         db.session.refresh(step)
-        _dead_letter(
+        letter = _dead_letter(
             step.build_id, step.id, step.type, step.entity_name, step.error or "worker lost", "worker_lost"
         )
         db.session.commit()
-        _after_final_failure(step.build_id)
+        _after_final_failure(step.build_id, letter.id)
         return []
     db.session.execute(update(JobStep).where(JobStep.id == step.id).values(queued_at=utcnow()))
     db.session.commit()

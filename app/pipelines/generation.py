@@ -21,6 +21,7 @@ def call_generator(
     kind: str, call: Callable[[], T], build_id: str | None = None, step_id: int | None = None
 ) -> T:
     """Wait for a slot in the provider's rate limit, make the call, and record it."""
+    asked = time.time()
     admitted = wait_for_slot(current_app.config)
     called_at = datetime.fromtimestamp(admitted, UTC).replace(tzinfo=None)
     started = time.monotonic()
@@ -34,6 +35,7 @@ def call_generator(
                     build_id=build_id,
                     step_id=step_id,
                     called_at=called_at,
+                    waited_ms=max(0, int((admitted - asked) * 1000)),
                     duration_ms=int((time.monotonic() - started) * 1000),
                 )
             )

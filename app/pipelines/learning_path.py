@@ -26,13 +26,13 @@ from app.generators import ProgressCallback, build_generator
 from app.generators.schemas import ConceptBrief, PathBrief, SubConceptBrief
 from app.jobs import claims
 from app.jobs.enqueue import enqueue_unique
-from app.jobs.lease import WorkCancelled
+from app.jobs.lease import WorkCancelled, WorkerShuttingDown
 from app.jobs.queues import (
     BUILD_PATH_QUEUE,
-    DEAD_LETTER_QUEUE,
     DECOMPOSE_QUEUE,
     GENERATE_KU_QUEUE,
 )
+from app.logs import add_to_context
 from app.models import (
     BuildJob,
     BuildStatus,
@@ -45,6 +45,7 @@ from app.models import (
     WorkStatus,
 )
 from app.models.tracking import DONE, FINAL
+from app.pipelines.alerts import queue_alert
 from app.pipelines.build_events import add_event, ring
 from app.pipelines.generation import call_generator
 
@@ -134,11 +135,16 @@ def _run_step(step_id: int, produce: Callable[[JobStep, claims.Claim], list[tupl
     if work is None:
         return _not_claimed(step)
     build_id = step.build_id
+    add_to_context(build=build_id, step=step.id, attempt=step.attempts)
     try:
         children = produce(step, work)
     except WorkCancelled:
         log.info("build %s step %s: stopped by cancel", build_id, step_id)
         return "cancelled"
+    except WorkerShuttingDown:
+        claims.release(work)
+        log.info("build %s step %s: put back, the worker is shutting down", build_id, step_id)
+        return "put back"
     except Exception as exc:
         _record_step_failure(work, step, exc)
         raise
@@ -450,14 +456,15 @@ def _record_step_failure(work: claims.Claim, step: JobStep, exc: Exception) -> N
         db.session.rollback()
         return
     message = f"{type(exc).__name__}: {exc}"
+    letter = None
     if final:
-        _dead_letter(build_id, step.id, step_type, name, message, claims.failure_category(exc))
+        letter = _dead_letter(build_id, step.id, step_type, name, message, claims.failure_category(exc))
     else:
         add_event(build_id, "error", stage=step_type, item=name, error=message, willRetry=True)
     db.session.commit()
     log.warning("build %s step %s (%s) failed, final=%s: %s", build_id, step.id, step_type, final, message)
-    if final:
-        _after_final_failure(build_id)
+    if letter is not None:
+        _after_final_failure(build_id, letter.id)
 
 
 def _dead_letter(
@@ -467,43 +474,25 @@ def _dead_letter(
     db.session.execute(
         update(BuildJob).where(BuildJob.id == build_id).values(error_count=BuildJob.error_count + 1)
     )
-    db.session.add(
-        DeadLetter(
-            build_id=build_id,
-            step_id=step_id,
-            original_queue=QUEUE_OF_STEP[StepType(step_type)],
-            job_id=step_job_id(step_id),
-            error=message,
-            category=category,
-        )
+    letter = DeadLetter(
+        build_id=build_id,
+        step_id=step_id,
+        original_queue=QUEUE_OF_STEP[StepType(step_type)],
+        job_id=step_job_id(step_id),
+        error=message,
+        category=category,
     )
+    db.session.add(letter)
     add_event(
         build_id, "error", stage=step_type, item=name, error=message, category=category, willRetry=False
     )
+    return letter
 
 
-def _after_final_failure(build_id: str) -> None:
+def _after_final_failure(build_id: str, letter_id: int) -> None:
     ring(build_id)
-    try:
-        enqueue_unique(DEAD_LETTER_QUEUE, announce_dead_letters, build_id, job_id=f"dead-letters-{build_id}")
-    except RedisError:
-        log.warning("build %s: could not announce its dead letters", build_id)
+    queue_alert("dead-letter", letter_id)
     maybe_finalize(build_id)
-
-
-def announce_dead_letters(build_id: str) -> int:
-    """The dead-letter queue's job: log each new dead letter of a build (alerts hook in here)."""
-    letters = db.session.scalars(select(DeadLetter).where(DeadLetter.build_id == build_id)).all()
-    for letter in letters:
-        log.error(
-            "dead letter %s: build %s step %s (%s): %s",
-            letter.id,
-            build_id,
-            letter.step_id,
-            letter.category,
-            letter.error,
-        )
-    return len(letters)
 
 
 # --- finalize ----------------------------------------------------------------------------
@@ -557,6 +546,8 @@ def finalize_build(build_id: str) -> str:
     add_event(build_id, "completed", status=status, error=error, failedSteps=failed_count)
     db.session.commit()
     ring(build_id)
+    if status == BuildStatus.FAILED:
+        queue_alert("build-failed", build_id)
     from app.pipelines.build_control import admit_waiting_builds
 
     build = db.session.get(BuildJob, build_id)

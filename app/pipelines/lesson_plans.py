@@ -26,7 +26,9 @@ from app.generators import ProgressCallback, build_generator
 from app.generators.schemas import LessonPlanDraft, ModuleBrief
 from app.jobs import claims
 from app.jobs.enqueue import LIVE_STATES, discard_job, enqueue_unique, fetch_job
+from app.jobs.lease import WorkerShuttingDown
 from app.jobs.queues import LESSON_PLANS_QUEUE
+from app.logs import add_to_context
 from app.models import LessonPlan, LessonPlanRun, Module, RunStatus, Workflow, WorkStatus
 from app.models.tracking import IN_FLIGHT
 from app.pipelines.generation import call_generator
@@ -157,9 +159,14 @@ def generate_module_lesson_plans(module_id: int) -> str:
             _chain(module.workflow_id)
         return f"skipped: module is {module.status}"
     workflow_id, position = module.workflow_id, module.position
+    add_to_context(workflow=workflow_id, module=position, attempt=module.attempts)
     log.info("workflow %s module %s: attempt %s started", workflow_id, position, module.attempts)
     try:
         drafts = claims.run_under_lease(work, lambda progress: _generate(module, progress))
+    except WorkerShuttingDown:
+        claims.release(work)
+        log.info("workflow %s module %s: put back, the worker is shutting down", workflow_id, position)
+        return "put back"
     except Exception as exc:
         _record_failure(work, exc)
         raise
