@@ -69,7 +69,8 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from app.cli import jobs_cli, users_cli
+    from app.cli import generator_cli, jobs_cli, users_cli
 
     app.cli.add_command(users_cli)
+    app.cli.add_command(generator_cli)
     app.cli.add_command(jobs_cli)

@@ -13,6 +13,35 @@ from app.models import User
 
 users_cli = AppGroup("users", help="Manage users and their API tokens.")
 jobs_cli = AppGroup("jobs", help="Inspect and repair background work.")
+generator_cli = AppGroup("generator", help="The content generator.")
+
+
+@generator_cli.command("check")
+def check_generator() -> None:
+    """Send one tiny request to the configured generator and say whether it works."""
+    from flask import current_app
+
+    from app.generators import build_generator
+    from app.generators.schemas import PathBrief
+
+    config = current_app.config
+    where = (
+        config["GENERATOR"]
+        if config["GENERATOR"] == "offline"
+        else (f"{config['OPENAI_MODEL']} at {config['OPENAI_BASE_URL']}")
+    )
+    try:
+        concepts = build_generator(config, fresh=True).concepts(
+            PathBrief(name="Check", topic="arithmetic", concept_count=1), lambda _: None
+        )
+    except Exception as exc:  # every failure is the answer here
+        raise click.ClickException(
+            f"the generator ({where}) does not work: {type(exc).__name__}: {exc}"
+        ) from exc
+    click.echo(
+        f"the generator ({where}) works: it answered with {len(concepts)} concept(s), "
+        f"e.g. {concepts[0].name!r}"
+    )
 
 
 @users_cli.command("create")

@@ -59,12 +59,24 @@ def load_settings() -> dict[str, Any]:
         # The AI provider's rate limit, across every worker: calls per window (0: no limit).
         "JOB_RATE_LIMIT_MAX": _int("JOB_RATE_LIMIT_MAX", 10),
         "JOB_RATE_LIMIT_DURATION": _int("JOB_RATE_LIMIT_DURATION", 60_000),
+        "JOB_RATE_LIMIT_TOKENS": _int("JOB_RATE_LIMIT_TOKENS", 0),  # tokens per window (0: no cap)
         "JOB_CONCURRENCY_DECOMPOSE": _int("JOB_CONCURRENCY_DECOMPOSE", 3),
         "JOB_CONCURRENCY_GENERATE_KU": _int("JOB_CONCURRENCY_GENERATE_KU", 5),
         "MAX_ACTIVE_BUILDS_PER_USER": _int("MAX_ACTIVE_BUILDS_PER_USER", 3),
         "WORKER_SHUTDOWN_TIMEOUT_S": _float("WORKER_SHUTDOWN_TIMEOUT_S", 25),
         "ESTIMATED_MODULE_MINUTES": _float("ESTIMATED_MODULE_MINUTES", 2),
         "GENERATOR": os.environ.get("GENERATOR", "offline"),
+        # GENERATOR=openai: any server that speaks the Chat Completions protocol.
+        "OPENAI_BASE_URL": os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+        "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", ""),
+        "OPENAI_MODEL": os.environ.get("OPENAI_MODEL", "gpt-4o-mini"),
+        "OPENAI_TIMEOUT_S": _float("OPENAI_TIMEOUT_S", 120),
+        "OPENAI_RESPONSE_FORMAT": os.environ.get("OPENAI_RESPONSE_FORMAT", "json_schema"),  # or json_object
+        "OPENAI_MAX_OUTPUT_TOKENS": _int("OPENAI_MAX_OUTPUT_TOKENS", 4096),
+        "OPENAI_MAX_429_WAITS": _int("OPENAI_MAX_429_WAITS", 5),
+        "OPENAI_COOLDOWN_S": _float("OPENAI_COOLDOWN_S", 10),
+        "OPENAI_PRICE_PROMPT_PER_1K": _float("OPENAI_PRICE_PROMPT_PER_1K", 0),
+        "OPENAI_PRICE_COMPLETION_PER_1K": _float("OPENAI_PRICE_COMPLETION_PER_1K", 0),
         "GENERATOR_LATENCY_MS": _int("GENERATOR_LATENCY_MS", 0),
         "GENERATOR_FAILURE_RATE": _float("GENERATOR_FAILURE_RATE", 0.0),
         "GENERATOR_FAIL_ON": os.environ.get("GENERATOR_FAIL_ON", ""),

@@ -8,12 +8,13 @@ from sqlalchemy import select
 from app.access import owned_build
 from app.api import bp
 from app.api.learning_paths import load_path
-from app.api.schemas import query_choice, query_int
+from app.api.schemas import StartIn, parse_optional_body, query_choice, query_int
 from app.errors import ApiError
 from app.extensions import db
 from app.models import BuildJob, BuildStatus, JobStep, LearningPath, StepType, WorkStatus
 from app.pipelines import build_control
 from app.pipelines.build_status import build_summary
+from app.pipelines.usage import usage_by_step
 
 
 def load_build(job_id: str) -> BuildJob:
@@ -29,8 +30,9 @@ def _visible_builds():  # type: ignore[no-untyped-def]
 def start_build(path_id: str):  # type: ignore[no-untyped-def]
     """Start a build of the path; 409 names the build already active."""
     path = load_path(path_id)
+    body = parse_optional_body(StartIn)
     try:
-        build = build_control.start_build(path, g.user.id)
+        build = build_control.start_build(path, g.user.id, fresh=body.fresh)
     except build_control.BuildConflict as exc:
         raise ApiError(409, "build_in_progress", str(exc), {"jobId": exc.active_build_id}) from None
     return {"jobId": build.id, "message": "Build job started"}, 202
@@ -116,4 +118,5 @@ def job_steps(job_id: str):  # type: ignore[no-untyped-def]
         query = query.where(JobStep.status == status)
     if kind:
         query = query.where(JobStep.type == kind)
-    return jsonify([step.to_dict() for step in db.session.scalars(query)])
+    usage = usage_by_step(build.id)
+    return jsonify([step.to_dict() | {"usage": usage.get(step.id)} for step in db.session.scalars(query)])

@@ -87,3 +87,14 @@ def query_choice(name: str, choices: list[str]) -> str | None:
     if raw not in choices:
         raise ApiError(422, "validation_error", f"{name}: must be one of {', '.join(choices)}")
     return raw
+
+
+class StartIn(Body):
+    fresh: bool = False
+
+
+def parse_optional_body(model: type[M]) -> M:
+    """Like parse_body, for routes whose body may be left out entirely."""
+    if not request.get_data():
+        return model()
+    return parse_body(model)

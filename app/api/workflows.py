@@ -8,7 +8,7 @@ from flask import g, jsonify
 
 from app.access import owned_workflow
 from app.api import bp
-from app.api.schemas import WorkflowIn, parse_body
+from app.api.schemas import StartIn, WorkflowIn, parse_body, parse_optional_body
 from app.extensions import db
 from app.models import Module, Workflow
 from app.pipelines import lesson_plans
@@ -48,7 +48,8 @@ def get_workflow(workflow_id: str):  # type: ignore[no-untyped-def]
 def start_step10(workflow_id: str):  # type: ignore[no-untyped-def]
     """Queue lesson-plan generation; returns at once, the modules run one after another."""
     workflow = load_workflow(workflow_id)
-    queued = lesson_plans.start_generation(workflow, g.user.id)
+    body = parse_optional_body(StartIn)
+    queued = lesson_plans.start_generation(workflow, g.user.id, fresh=body.fresh)
     db.session.expire_all()
     workflow = load_workflow(workflow_id)
     done = sum(1 for m in workflow.modules if m.status == "completed")

@@ -37,9 +37,16 @@ class Generator(Protocol):
         ...
 
 
-def build_generator(config: Mapping[str, Any]) -> Generator:
-    """The generator the settings name; the offline one needs no key and no network."""
+def build_generator(config: Mapping[str, Any], fresh: bool = False) -> Generator:
+    """The generator the settings name; the offline one needs no key and no network.
+
+    `fresh` asks the model again instead of reusing stored answers.
+    """
     name = config["GENERATOR"]
+    if name == "openai":
+        from app.generators.openai import OpenAIGenerator
+
+        return OpenAIGenerator(config, fresh=fresh)
     if name == "offline":
         from app.generators.offline import OfflineGenerator
 
@@ -48,4 +55,4 @@ def build_generator(config: Mapping[str, Any]) -> Generator:
             failure_rate=config["GENERATOR_FAILURE_RATE"],
             fail_on=config["GENERATOR_FAIL_ON"],
         )
-    raise ValueError(f"GENERATOR={name!r} is not a known generator (known: offline)")
+    raise ValueError(f"GENERATOR={name!r} is not a known generator (known: offline, openai)")

@@ -17,3 +17,19 @@ class TransientGenerationError(GenerationError):
 class PermanentGenerationError(GenerationError):
     category = "provider_error"
     transient = False
+
+
+class InvalidOutputError(GenerationError):
+    """The model answered twice with something that is not valid against the schema."""
+
+    category = "invalid_output"
+
+
+class RateLimitedError(GenerationError):
+    """The provider kept answering 429."""
+
+    category = "rate_limited"
+
+
+class ProviderTimeoutError(TransientGenerationError):
+    category = "timeout"

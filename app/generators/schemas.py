@@ -67,3 +67,23 @@ class KnowledgeUnitDraft(BaseModel):
     title: str = Field(min_length=1, max_length=300)
     kind: str = Field(min_length=1, max_length=40)
     content: str = Field(min_length=1)
+
+
+# What a model must answer with: one object per generation (JSON objects, not bare arrays, so
+# both structured output and plain JSON mode can ask for them).
+
+
+class LessonPlansAnswer(BaseModel):
+    lesson_plans: list[LessonPlanDraft] = Field(min_length=1)
+
+
+class ConceptsAnswer(BaseModel):
+    concepts: list[ConceptDraft] = Field(min_length=1)
+
+
+class SubConceptsAnswer(BaseModel):
+    sub_concepts: list[SubConceptDraft] = Field(min_length=1)
+
+
+class KnowledgeUnitsAnswer(BaseModel):
+    knowledge_units: list[KnowledgeUnitDraft] = Field(min_length=1)

@@ -96,9 +96,7 @@ def completed_values(work: Claim) -> dict[str, Any]:
         "completed_at": now,
         "duration_ms": int((now - work.started_at).total_seconds() * 1000),
         "lease_expires_at": None,
-        "error": None,
-        "error_category": None,
-        "traceback": None,
+        # error, error_category and traceback stay: the last failed attempt, if any, remains visible
     }
 
 

@@ -1,8 +1,11 @@
-"""The AI provider's rate limit, shared by every worker process on every machine.
+"""The AI provider's limits, shared by every worker process on every machine.
 
-A moving window in Redis from the `limits` library: JOB_RATE_LIMIT_MAX generator calls per
-JOB_RATE_LIMIT_DURATION ms (0 turns it off). A call over the limit waits for the window to
-free a slot; it neither fails nor uses up an attempt.
+Requests: a moving window in Redis from the `limits` library, JOB_RATE_LIMIT_MAX calls per
+JOB_RATE_LIMIT_DURATION ms (0 turns it off). Tokens: JOB_RATE_LIMIT_TOKENS per the same window,
+in a second moving window; a call first reserves its most (prompt estimate + max output
+tokens), and is charged more after the call if the provider reported more, so no window ever
+holds more than the cap. A pause (a 429's Retry-After, or a provider that is down) stops every
+worker's calls until it ends. A call over a limit waits; it neither fails nor uses up an attempt.
 """
 
 from __future__ import annotations
@@ -11,14 +14,16 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any
 
 from limits import RateLimitItemPerSecond
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
+from redis import Redis
 
-T = TypeVar("T")
 LIMIT_KEY = "generator-calls"
+TOKEN_KEY = "generator-tokens"
+PAUSE_KEY = "curriculum-builder:generator-paused-until"
 MIN_WAIT_S = 0.05
 
 
@@ -27,23 +32,69 @@ def _limiter(redis_url: str) -> MovingWindowRateLimiter:
     return MovingWindowRateLimiter(RedisStorage(redis_url, socket_connect_timeout=2, socket_timeout=10))
 
 
-def _item(config: Mapping[str, Any]) -> RateLimitItemPerSecond | None:
-    calls = config["JOB_RATE_LIMIT_MAX"]
-    if calls <= 0:
-        return None
-    return RateLimitItemPerSecond(calls, max(1, math.ceil(config["JOB_RATE_LIMIT_DURATION"] / 1000)))
+@cache
+def _redis(redis_url: str) -> Redis:
+    return Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=10)
 
 
-def wait_for_slot(config: Mapping[str, Any], sleep: Callable[[float], None] = time.sleep) -> float:
-    """Block until the shared window admits one more call; returns the wall-clock time of
-    admission (read just before the admitting hit, as the limiter reads its own)."""
-    item = _item(config)
-    if item is None:
+def _window_s(config: Mapping[str, Any]) -> int:
+    return max(1, math.ceil(config["JOB_RATE_LIMIT_DURATION"] / 1000))
+
+
+def _item(amount: int, config: Mapping[str, Any]) -> RateLimitItemPerSecond | None:
+    return RateLimitItemPerSecond(amount, _window_s(config)) if amount > 0 else None
+
+
+def _take(
+    config: Mapping[str, Any],
+    item: RateLimitItemPerSecond | None,
+    key: str,
+    cost: int,
+    sleep: Callable[[float], None],
+) -> float:
+    """Block until the window admits `cost`; returns the wall-clock time of admission."""
+    if item is None or cost <= 0:
         return time.time()
     limiter = _limiter(config["REDIS_URL"])
+    cost = min(cost, item.amount)  # a single call larger than the whole cap still runs, alone
     while True:
+        _wait_for_pause(config, sleep)
         attempt_at = time.time()
-        if limiter.hit(item, LIMIT_KEY):
+        if limiter.hit(item, key, cost=cost):
             return attempt_at
-        reset_at = limiter.get_window_stats(item, LIMIT_KEY).reset_time
+        reset_at = limiter.get_window_stats(item, key).reset_time
         sleep(max(MIN_WAIT_S, min(reset_at - time.time(), item.get_expiry())))
+
+
+def wait_for_slot(
+    config: Mapping[str, Any], tokens: int = 0, sleep: Callable[[float], None] = time.sleep
+) -> float:
+    """Block until both windows admit one more call (reserving `tokens`); returns the wall-clock
+    time of admission (read just before the admitting hit, as the limiter reads its own)."""
+    _wait_for_pause(config, sleep)  # a pause holds even when no limit is configured
+    _take(config, _item(config["JOB_RATE_LIMIT_TOKENS"], config), TOKEN_KEY, tokens, sleep)
+    return _take(config, _item(config["JOB_RATE_LIMIT_MAX"], config), LIMIT_KEY, 1, sleep)
+
+
+def charge_tokens(
+    config: Mapping[str, Any], tokens: int, sleep: Callable[[float], None] = time.sleep
+) -> None:
+    """Charge tokens a call used beyond what it reserved (waiting for room, so later calls see them)."""
+    _take(config, _item(config["JOB_RATE_LIMIT_TOKENS"], config), TOKEN_KEY, tokens, sleep)
+
+
+def pause_calls(config: Mapping[str, Any], seconds: float) -> None:
+    """Stop every worker's generator calls for `seconds` (never shortening a longer pause)."""
+    until = time.time() + seconds
+    redis = _redis(config["REDIS_URL"])
+    current = redis.get(PAUSE_KEY)
+    if current is None or float(current) < until:
+        redis.set(PAUSE_KEY, repr(until), px=max(1, int(seconds * 1000)))
+
+
+def _wait_for_pause(config: Mapping[str, Any], sleep: Callable[[float], None]) -> None:
+    raw = _redis(config["REDIS_URL"]).get(PAUSE_KEY)
+    if raw is not None:
+        left = float(raw) - time.time()
+        if left > 0:
+            sleep(left)

@@ -123,5 +123,6 @@ class LessonPlanRun(db.Model):
     status: Mapped[str] = mapped_column(String(16), default=RunStatus.RUNNING)
     triggered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     error: Mapped[str | None] = mapped_column(Text)
+    force_fresh: Mapped[bool] = mapped_column(default=False)  # ask the model again, reuse nothing
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]

@@ -43,14 +43,20 @@ def active_build(path_id: str) -> BuildJob | None:
     )
 
 
-def start_build(path: LearningPath, user_id: int, retry_of: str | None = None) -> BuildJob:
+def start_build(
+    path: LearningPath, user_id: int, retry_of: str | None = None, fresh: bool = False
+) -> BuildJob:
     """Create a build with its orchestrator step, then admit it if the user has a free slot.
+
+    `fresh` regenerates the whole tree, asking the model again instead of reusing answers.
 
     Raises BuildConflict when the path has an active build (a partial unique index decides,
     so of twenty concurrent requests exactly one gets through).
     """
-    build = BuildJob(path_id=path.id, triggered_by=user_id, retry_of=retry_of)
+    build = BuildJob(path_id=path.id, triggered_by=user_id, retry_of=retry_of, force_fresh=fresh)
     db.session.add(build)
+    if fresh:
+        path.concepts_generated_at = None  # the orchestrator regenerates, replacing the old tree
     try:
         db.session.flush()
         db.session.add(

@@ -1,41 +1,47 @@
-"""Every generator call goes through here: the shared rate limit, then a record of the call."""
+"""Every generator call goes through here: the shared limits, then a record of the call."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flask import current_app
 from sqlalchemy import insert
 
 from app.extensions import db
+from app.generators import Generator, build_generator
 from app.jobs.limiter import wait_for_slot
 from app.models import GeneratorCall
 
 T = TypeVar("T")
 
 
-def call_generator(
-    kind: str, call: Callable[[], T], build_id: str | None = None, step_id: int | None = None
-) -> T:
-    """Wait for a slot in the provider's rate limit, make the call, and record it."""
+def call_generator(kind: str, call: Callable[[Generator], T], fresh: bool = False, **ids: Any) -> T:
+    """Make one generation with the configured generator, within the shared limits, and record
+    it with `ids` (build_id, step_id, workflow_id, module_id), the model and the tokens used."""
+    config = current_app.config
+    generator = build_generator(config, fresh=fresh)
     asked = time.time()
-    admitted = wait_for_slot(current_app.config)
-    called_at = datetime.fromtimestamp(admitted, UTC).replace(tzinfo=None)
+    # A generator that talks to a provider takes a slot per HTTP request itself.
+    admitted = asked if getattr(generator, "self_limiting", False) else wait_for_slot(config)
     started = time.monotonic()
     try:
-        return call()
+        return call(generator)
     finally:
+        usage = getattr(generator, "usage", None)
         with db.engine.begin() as conn:  # its own transaction: the caller's stays untouched
             conn.execute(
                 insert(GeneratorCall).values(
                     kind=kind,
-                    build_id=build_id,
-                    step_id=step_id,
-                    called_at=called_at,
+                    called_at=datetime.fromtimestamp(admitted, UTC).replace(tzinfo=None),
                     waited_ms=max(0, int((admitted - asked) * 1000)),
                     duration_ms=int((time.monotonic() - started) * 1000),
+                    model=usage.model if usage else config["GENERATOR"],
+                    prompt_tokens=usage.prompt_tokens if usage else 0,
+                    completion_tokens=usage.completion_tokens if usage else 0,
+                    memo_hit=usage.memo_hit if usage else False,
+                    **ids,
                 )
             )

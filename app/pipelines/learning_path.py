@@ -16,13 +16,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import ColumnElement, exists, func, insert, select, update
 
 from app.database import utcnow
 from app.extensions import db
-from app.generators import ProgressCallback, build_generator
+from app.generators import Generator, ProgressCallback
 from app.generators.schemas import ConceptBrief, PathBrief, SubConceptBrief
 from app.jobs import claims
 from app.jobs.enqueue import enqueue_unique
@@ -168,9 +167,12 @@ def _not_claimed(step: JobStep) -> str:
     return f"not run: step is {step.status}, build is {build_status}"
 
 
-def _generate(work: claims.Claim, step: JobStep, kind: str, call: Callable[[ProgressCallback], Any]) -> Any:
-    """Run one generator call under the step's lease, within the shared rate limit."""
+def _generate(
+    work: claims.Claim, step: JobStep, kind: str, call: Callable[[Generator, ProgressCallback], Any]
+) -> Any:
+    """Run one generation under the step's lease, within the shared limits."""
     engine = db.engine
+    fresh = db.session.scalar(select(BuildJob.force_fresh).where(BuildJob.id == step.build_id))
 
     def still_wanted() -> bool:
         with engine.connect() as conn:
@@ -179,7 +181,13 @@ def _generate(work: claims.Claim, step: JobStep, kind: str, call: Callable[[Prog
 
     return claims.run_under_lease(
         work,
-        lambda progress: call_generator(kind, lambda: call(progress), step.build_id, step.id),
+        lambda progress: call_generator(
+            kind,
+            lambda generator: call(generator, progress),
+            fresh=bool(fresh),
+            build_id=step.build_id,
+            step_id=step.id,
+        ),
         still_wanted=still_wanted,
     )
 
@@ -249,8 +257,7 @@ def _produce_concepts(step: JobStep, work: claims.Claim) -> list[tuple[int, str]
         brief = PathBrief(
             name=path.name, topic=path.topic, description=path.description, concept_count=path.concept_count
         )
-        generator = build_generator(current_app.config)
-        drafts = _generate(work, step, "concepts", lambda p: generator.concepts(brief, p))
+        drafts = _generate(work, step, "concepts", lambda g, p: g.concepts(brief, p))
     if not claims.mark_completed(work, **({"status": WorkStatus.SKIPPED} if skipped else {})):
         db.session.rollback()
         return []
@@ -348,8 +355,7 @@ def _produce_sub_concepts(step: JobStep, work: claims.Claim) -> list[tuple[int, 
         position=concept.position,
         total_concepts=len(path.concepts),
     )
-    generator = build_generator(current_app.config)
-    drafts = _generate(work, step, "sub-concepts", lambda p: generator.sub_concepts(brief, p))
+    drafts = _generate(work, step, "sub-concepts", lambda g, p: g.sub_concepts(brief, p))
     if not claims.mark_completed(work, children_total=len(drafts)):
         db.session.rollback()
         return []
@@ -410,8 +416,7 @@ def _produce_knowledge_units(step: JobStep, work: claims.Claim) -> list[tuple[in
         sub_concept_description=sub.description,
         position=sub.position,
     )
-    generator = build_generator(current_app.config)
-    drafts = _generate(work, step, "knowledge-units", lambda p: generator.knowledge_units(brief, p))
+    drafts = _generate(work, step, "knowledge-units", lambda g, p: g.knowledge_units(brief, p))
     if not claims.mark_completed(work):
         db.session.rollback()
         return []

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.database import utcnow
 from app.extensions import db
-from app.generators import ProgressCallback, build_generator
+from app.generators import ProgressCallback
 from app.generators.schemas import LessonPlanDraft, ModuleBrief
 from app.jobs import claims
 from app.jobs.enqueue import LIVE_STATES, discard_job, enqueue_unique, fetch_job
@@ -43,23 +43,34 @@ def module_job_id(workflow_id: str, position: int) -> str:
 # --- starting and chaining ---------------------------------------------------------------
 
 
-def start_generation(workflow: Workflow, user_id: int | None) -> int:
+def start_generation(workflow: Workflow, user_id: int | None, fresh: bool = False) -> int:
     """Open a run for the workflow (or join the running one) and queue its next module.
 
     Returns how many jobs this call queued: 0 when one is already queued or running, or when
     every module is done. Safe under concurrent calls: the partial unique index allows one
     running run per workflow, and the module claim is a compare-and-set.
     """
+    if fresh and _running_run(workflow.id) is None:
+        db.session.execute(  # every module again, asking the model afresh
+            update(Module)
+            .where(
+                Module.workflow_id == workflow.id,
+                Module.status.in_([WorkStatus.COMPLETED, WorkStatus.FAILED]),
+            )
+            .values(status=WorkStatus.PENDING, progress=0)
+        )
+        db.session.commit()
+        db.session.expire_all()
     if all(module.status == WorkStatus.COMPLETED for module in workflow.modules):
         return 0
-    _open_run(workflow.id, user_id)
+    _open_run(workflow.id, user_id, fresh)
     return int(enqueue_next_module(workflow.id, resume=True))
 
 
-def _open_run(workflow_id: str, user_id: int | None) -> None:
+def _open_run(workflow_id: str, user_id: int | None, fresh: bool) -> None:
     if _running_run(workflow_id) is not None:
         return
-    db.session.add(LessonPlanRun(workflow_id=workflow_id, triggered_by=user_id))
+    db.session.add(LessonPlanRun(workflow_id=workflow_id, triggered_by=user_id, force_fresh=fresh))
     try:
         db.session.commit()
     except IntegrityError:  # another request opened it a moment ago: join that one
@@ -187,8 +198,18 @@ def _generate(module: Module, progress: ProgressCallback) -> list[LessonPlanDraf
         total_modules=len(workflow.modules),
         contact_hours=module.contact_hours,
     )
-    generator = build_generator(current_app.config)
-    return call_generator("lesson-plans", lambda: generator.lesson_plans(brief, progress=progress))
+    fresh = db.session.scalar(
+        select(LessonPlanRun.force_fresh).where(
+            LessonPlanRun.workflow_id == module.workflow_id, LessonPlanRun.status == RunStatus.RUNNING
+        )
+    )
+    return call_generator(
+        "lesson-plans",
+        lambda generator: generator.lesson_plans(brief, progress=progress),
+        fresh=bool(fresh),
+        workflow_id=module.workflow_id,
+        module_id=module.id,
+    )
 
 
 def _store_lesson_plans(work: claims.Claim, drafts: list[LessonPlanDraft]) -> bool:

@@ -13,8 +13,9 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import LessonPlan, LessonPlanRun, Module, RunStatus, Workflow, WorkStatus
+from app.models import GeneratorCall, LessonPlan, LessonPlanRun, Module, RunStatus, Workflow, WorkStatus
 from app.models.tracking import IN_FLIGHT
+from app.pipelines.usage import usage_of
 
 # The seed's job states, as Bull names them.
 JOB_STATE = {
@@ -98,6 +99,7 @@ def generation_status(workflow: Workflow) -> dict[str, Any]:
             "details": details,
         },
         "status": overall_status(modules, _latest_run(workflow.id)),
+        "usage": usage_of(GeneratorCall.workflow_id == workflow.id),
     }
     if failed is not None:
         body["error"] = {

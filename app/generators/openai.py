@@ -1,0 +1,247 @@
+"""GENERATOR=openai: OpenAI, or any server that speaks Chat Completions (Ollama, vLLM,
+llama.cpp's server, LM Studio, OpenRouter), through the official `openai` client.
+
+Each generation renders a prompt template (app/generators/prompts/), asks for JSON matching a
+schema (structured output, or JSON mode with OPENAI_RESPONSE_FORMAT=json_object), validates it
+with the pydantic models the offline generator also returns, and asks once more with the
+validation error when it is not valid. Answers are memoised by (provider, model, template
+version, input), so a retried step whose call already succeeded does not pay again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+import openai
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from app.extensions import db
+from app.generators import ProgressCallback
+from app.generators.errors import (
+    InvalidOutputError,
+    PermanentGenerationError,
+    ProviderTimeoutError,
+    RateLimitedError,
+    TransientGenerationError,
+)
+from app.generators.schemas import (
+    ConceptBrief,
+    ConceptDraft,
+    ConceptsAnswer,
+    KnowledgeUnitDraft,
+    KnowledgeUnitsAnswer,
+    LessonPlanDraft,
+    LessonPlansAnswer,
+    ModuleBrief,
+    PathBrief,
+    SubConceptBrief,
+    SubConceptDraft,
+    SubConceptsAnswer,
+)
+from app.jobs.limiter import charge_tokens, pause_calls, wait_for_slot
+from app.models import GenerationMemo
+
+A = TypeVar("A", bound=BaseModel)
+PROMPTS = Path(__file__).parent / "prompts"
+SYSTEM = "You write course content. You answer with one JSON object and nothing else."
+DEFAULT_RETRY_AFTER_S = 5.0
+
+
+@cache
+def _templates() -> Environment:
+    return Environment(loader=FileSystemLoader(PROMPTS), undefined=StrictUndefined, autoescape=False)
+
+
+@cache
+def template_version(name: str) -> str:
+    """A template's version is its content's hash: editing a prompt invalidates its memos."""
+    return hashlib.sha256((PROMPTS / f"{name}.md").read_bytes()).hexdigest()[:16]
+
+
+@dataclass
+class Usage:
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    memo_hit: bool = False
+
+
+class OpenAIGenerator:
+    self_limiting = True  # each HTTP request takes its own slot in the shared limits
+
+    def __init__(self, config: Mapping[str, Any], fresh: bool = False) -> None:
+        self.config = config
+        self.fresh = fresh
+        self.model = config["OPENAI_MODEL"]
+        self.base_url = config["OPENAI_BASE_URL"]
+        self.client = openai.OpenAI(
+            base_url=self.base_url,
+            api_key=config["OPENAI_API_KEY"] or "not-needed",
+            timeout=config["OPENAI_TIMEOUT_S"],
+            max_retries=0,  # retries are the job's, with backoff, and 429s wait on the shared limiter
+        )
+        self.usage = Usage(model=self.model)
+
+    # --- the generator interface ---------------------------------------------------------
+
+    def lesson_plans(self, brief: ModuleBrief, progress: ProgressCallback) -> list[LessonPlanDraft]:
+        inputs = brief.model_dump() | {"total_minutes": max(1, round(brief.contact_hours * 60))}
+        return self._ask("lesson_plans", inputs, LessonPlansAnswer, progress).lesson_plans
+
+    def concepts(self, brief: PathBrief, progress: ProgressCallback) -> list[ConceptDraft]:
+        return self._ask("concepts", brief.model_dump(), ConceptsAnswer, progress).concepts
+
+    def sub_concepts(self, brief: ConceptBrief, progress: ProgressCallback) -> list[SubConceptDraft]:
+        return self._ask("sub_concepts", brief.model_dump(), SubConceptsAnswer, progress).sub_concepts
+
+    def knowledge_units(self, brief: SubConceptBrief, progress: ProgressCallback) -> list[KnowledgeUnitDraft]:
+        return self._ask(
+            "knowledge_units", brief.model_dump(), KnowledgeUnitsAnswer, progress
+        ).knowledge_units
+
+    # --- asking, validating, memoising ---------------------------------------------------
+
+    def _ask(self, template: str, inputs: dict[str, Any], answer: type[A], progress: ProgressCallback) -> A:
+        prompt = _templates().get_template(f"{template}.md").render(**inputs)
+        key = hashlib.sha256(
+            json.dumps(
+                ["openai", self.base_url, self.model, template, template_version(template), prompt]
+            ).encode()
+        ).hexdigest()
+        if not self.fresh and (memo := db.session.get(GenerationMemo, key)) is not None:
+            self.usage.memo_hit = True
+            return answer.model_validate_json(memo.answer)
+        messages: list[dict[str, str]] = [
+            {"role": "system", "content": SYSTEM},
+            {
+                "role": "user",
+                "content": f"{prompt}\n\nJSON Schema:\n{json.dumps(answer.model_json_schema())}",
+            },
+        ]
+        text = self._complete(messages, answer, template)
+        progress(50)
+        try:
+            parsed = answer.model_validate_json(text)
+        except ValidationError as first:
+            messages += [
+                {"role": "assistant", "content": text},
+                {
+                    "role": "user",
+                    "content": f"That answer is not valid: {_summary(first)}. "
+                    "Answer again with one JSON object matching the schema.",
+                },
+            ]
+            text = self._complete(messages, answer, template)
+            try:
+                parsed = answer.model_validate_json(text)
+            except ValidationError as second:
+                raise InvalidOutputError(
+                    f"the model answered twice with invalid output: {_summary(second)}; "
+                    f"its answer began {text[:120]!r}"
+                ) from None
+        self._remember(key, template, text)
+        return parsed
+
+    def _remember(self, key: str, kind: str, text: str) -> None:
+        """Store the valid answer at once (its own commit): a crash after this costs no second call."""
+        dialect = db.engine.dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert(GenerationMemo).values(key=key, kind=kind, model=self.model, answer=text)
+        with db.engine.begin() as conn:
+            conn.execute(statement.on_conflict_do_nothing(index_elements=["key"]))
+
+    def _response_format(self, answer: type[BaseModel], name: str) -> dict[str, Any]:
+        if self.config["OPENAI_RESPONSE_FORMAT"] == "json_object":
+            return {"type": "json_object"}
+        return {"type": "json_schema", "json_schema": {"name": name, "schema": answer.model_json_schema()}}
+
+    # --- one HTTP request, its limits and its errors -------------------------------------
+
+    def _complete(self, messages: list[dict[str, str]], answer: type[BaseModel], name: str) -> str:
+        reserve = sum(len(m["content"]) for m in messages) // 3 + self.config["OPENAI_MAX_OUTPUT_TOKENS"]
+        for _ in range(self.config["OPENAI_MAX_429_WAITS"] + 1):
+            wait_for_slot(self.config, tokens=reserve)
+            try:
+                response = self.client.chat.completions.create(
+                    model=self.model,
+                    messages=messages,  # type: ignore[arg-type]
+                    response_format=self._response_format(answer, name),  # type: ignore[arg-type]
+                    max_tokens=self.config["OPENAI_MAX_OUTPUT_TOKENS"],
+                )
+            except openai.RateLimitError as exc:
+                pause_calls(self.config, _retry_after(exc))  # every worker waits, not only this step
+                continue
+            except openai.APIError as exc:
+                raise self._classify(exc) from exc
+            return self._account(response, reserve)
+        raise RateLimitedError(
+            f"{self.base_url} kept answering 429 (rate limited) after "
+            f"{self.config['OPENAI_MAX_429_WAITS']} waits"
+        )
+
+    def _account(self, response: Any, reserved: int) -> str:
+        used = response.usage
+        if used is not None:
+            self.usage.prompt_tokens += used.prompt_tokens or 0
+            self.usage.completion_tokens += used.completion_tokens or 0
+            charge_tokens(self.config, (used.total_tokens or 0) - reserved)
+        self.usage.model = response.model or self.model
+        content = response.choices[0].message.content if response.choices else None
+        return content or ""
+
+    def _classify(self, exc: openai.APIError) -> Exception:
+        """Timeouts, connection errors and 5xx are transient (and pause every worker briefly, so a
+        provider that is down does not burn every step's attempts in seconds); 4xx are not."""
+        where = self.base_url
+        if isinstance(exc, openai.APITimeoutError):
+            pause_calls(self.config, self.config["OPENAI_COOLDOWN_S"])
+            return ProviderTimeoutError(f"{where} did not answer within {self.config['OPENAI_TIMEOUT_S']} s")
+        if isinstance(exc, openai.APIConnectionError):
+            pause_calls(self.config, self.config["OPENAI_COOLDOWN_S"])
+            return TransientGenerationError(f"could not connect to {where}: {exc}")
+        status = getattr(exc, "status_code", None)
+        if status == 401:
+            return PermanentGenerationError(f"OPENAI_API_KEY was refused by {where} (401): set a valid key")
+        if status == 403:
+            return PermanentGenerationError(
+                f"{where} denied access to model {self.model!r} (403): check the key's permissions"
+            )
+        if status == 404:
+            return PermanentGenerationError(
+                f"{where} has no model {self.model!r} (404): check OPENAI_MODEL and OPENAI_BASE_URL"
+            )
+        if status is not None and 400 <= status < 500:
+            return PermanentGenerationError(f"{where} rejected the request ({status}): {_message(exc)}")
+        pause_calls(self.config, self.config["OPENAI_COOLDOWN_S"])
+        return TransientGenerationError(f"{where} failed ({status or 'error'}): {_message(exc)}")
+
+
+def _retry_after(exc: openai.APIStatusError) -> float:
+    raw = exc.response.headers.get("retry-after") if exc.response is not None else None
+    try:
+        return max(0.1, float(raw)) if raw else DEFAULT_RETRY_AFTER_S
+    except ValueError:
+        return DEFAULT_RETRY_AFTER_S
+
+
+def _message(exc: openai.APIError) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        return str(body.get("message") or body.get("error") or body)[:300]
+    return str(exc)[:300]
+
+
+def _summary(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False, include_input=False)
+    parts = [f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}" for e in errors[:3]]
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    return "; ".join(parts) + more

@@ -1,0 +1,206 @@
+"""GENERATOR=openai against a real local Chat Completions server: content, invalid output,
+429 with Retry-After, 5xx, timeouts, 401, token accounting and limits, memoised answers."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Concept, JobStep, KnowledgeUnit, LessonPlan
+from tests.fake_llm import USAGE, FakeChatServer
+from tests.helpers import create_path, create_workflow, start_build, wait_for_build, wait_for_status
+
+pytestmark = pytest.mark.slow
+
+
+def llm_settings(fake: FakeChatServer, **extra: str) -> dict[str, str]:
+    return {
+        "GENERATOR": "openai",
+        "OPENAI_BASE_URL": fake.base_url,
+        "OPENAI_API_KEY": "sk-test",
+        "OPENAI_MODEL": "gpt-test",
+        "OPENAI_TIMEOUT_S": "1",
+        "OPENAI_COOLDOWN_S": "0.2",
+        **extra,
+    }
+
+
+def _steps(app, build_id):  # type: ignore[no-untyped-def]
+    with app.app_context():
+        return list(
+            db.session.scalars(select(JobStep).where(JobStep.build_id == build_id).order_by(JobStep.id))
+        )
+
+
+def test_a_lesson_plan_run_stores_the_servers_content_and_its_token_counts(app, client, auth, workers):
+    with FakeChatServer() as fake:
+        workflow_id = create_workflow(client, auth, modules=2, hours=1.5)
+        workers(**llm_settings(fake))
+        client.post(f"/api/v3/workflow/{workflow_id}/step10", headers=auth)
+
+        status = wait_for_status(client, auth, workflow_id, "complete", timeout=60)
+
+    with app.app_context():
+        lessons = db.session.scalars(select(LessonPlan)).all()
+    assert [lesson.title for lesson in lessons] == ["Server lesson", "Server lesson"]
+    assert all(lesson.duration_minutes == 90 for lesson in lessons)
+    usage = status["usage"]
+    assert usage["promptTokens"] == sum(USAGE["prompt_tokens"] for _ in fake.answered())
+    assert usage["completionTokens"] == sum(USAGE["completion_tokens"] for _ in fake.answered())
+    assert usage["models"] == ["fake-model-1"] and usage["calls"] == 2
+    assert all(entry["authorization"] == "Bearer sk-test" for entry in fake.log)
+
+
+def test_a_build_stores_the_servers_tree_and_sums_its_tokens(app, client, auth, workers):
+    with FakeChatServer() as fake:
+        workers(**llm_settings(fake))
+        build = wait_for_build(client, auth, start_build(client, auth, create_path(client, auth, concepts=2)))
+
+    with app.app_context():
+        assert [c.name for c in db.session.scalars(select(Concept).order_by(Concept.position))] == [
+            "Server concept 1",
+            "Server concept 2",
+        ]
+        assert db.session.scalar(select(KnowledgeUnit.title)) == "Server unit 1"
+    calls = len(fake.answered())
+    assert calls == 1 + 2 + 4
+    assert build["usage"]["promptTokens"] == calls * USAGE["prompt_tokens"]
+    assert build["usage"]["completionTokens"] == calls * USAGE["completion_tokens"]
+    steps = client.get(f"/api/jobs/{build['id']}/steps", headers=auth).get_json()
+    assert sum(s["usage"]["promptTokens"] for s in steps) == calls * USAGE["prompt_tokens"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "failed_attempts", "requests", "category"),
+    [
+        pytest.param("invalid_once", 0, 2, None, id="invalid JSON once, then valid"),
+        pytest.param("rate_limit_once", 0, 2, None, id="429 with Retry-After"),
+        pytest.param("error_twice", 2, 3, "provider_error", id="500 twice, then success"),
+        pytest.param("slow_once", 1, 2, "timeout", id="a timeout"),
+    ],
+)
+def test_a_misbehaving_server_is_survived_as_it_should_be(
+    app, client, auth, workers, mode, failed_attempts, requests, category
+):
+    with FakeChatServer(mode) as fake:
+        workers(**llm_settings(fake))
+        build = wait_for_build(client, auth, start_build(client, auth, create_path(client, auth, concepts=1)))
+
+    orchestrator = _steps(app, build["id"])[0]
+    assert orchestrator.status == "completed"
+    assert orchestrator.failed_attempts == failed_attempts
+    assert orchestrator.error_category == category
+    concept_requests = [e for e in fake.log if e["schema"] == "concepts"]
+    assert len(concept_requests) == requests
+    if mode == "rate_limit_once":
+        gap = concept_requests[1]["time"] - concept_requests[0]["time"]
+        assert gap >= 0.9, f"Retry-After: 1 was not honoured (next request after {gap:.2f}s)"
+
+
+def test_output_that_stays_invalid_fails_the_step_quoting_what_was_wrong(app, client, auth, workers):
+    with FakeChatServer("always_invalid") as fake:
+        app.config["JOB_MAX_ATTEMPTS"] = 2
+        workers(**llm_settings(fake), JOB_MAX_ATTEMPTS="2")
+        build = wait_for_build(
+            client, auth, start_build(client, auth, create_path(client, auth, concepts=1)), "failed"
+        )
+
+    (orchestrator,) = _steps(app, build["id"])
+    assert (orchestrator.status, orchestrator.error_category, orchestrator.failed_attempts) == (
+        "failed",
+        "invalid_output",
+        2,
+    )
+    assert "invalid output" in orchestrator.error and "this is { not json" in orchestrator.error
+    assert len(fake.log) == 4, "each attempt asks once more with the error, then gives up"
+
+
+def test_a_refused_key_fails_at_once_with_what_to_fix(app, client, auth, workers):
+    with FakeChatServer("unauthorized") as fake:
+        workers(**llm_settings(fake))
+        build = wait_for_build(
+            client, auth, start_build(client, auth, create_path(client, auth, concepts=1)), "failed"
+        )
+
+    (orchestrator,) = _steps(app, build["id"])
+    assert orchestrator.attempts == 1 and orchestrator.error_category == "provider_error"
+    assert f"OPENAI_API_KEY was refused by {fake.base_url}" in orchestrator.error
+    assert len(fake.log) == 1, "a 401 is not retried"
+
+
+def test_the_token_cap_holds_across_two_worker_processes(app, client, auth, workers):
+    cap = 500
+    with FakeChatServer() as fake:
+        limits = llm_settings(
+            fake,
+            JOB_RATE_LIMIT_TOKENS=str(cap),
+            JOB_RATE_LIMIT_DURATION="2000",
+            OPENAI_MAX_OUTPUT_TOKENS="20",
+        )
+        workers(**limits)
+        workers(**limits)
+        wait_for_build(
+            client, auth, start_build(client, auth, create_path(client, auth, concepts=3)), timeout=120
+        )
+
+    served = [e for e in fake.log if e["status"] == 200]
+    assert len(served) >= 10
+    busiest = max(
+        sum(e["tokens"] for e in served if start["time"] <= e["time"] < start["time"] + 1.975)
+        for start in served
+    )
+    assert busiest <= cap, f"{busiest} tokens served within one 2 s window"
+
+
+def test_a_step_whose_call_already_succeeded_reuses_the_answer(app, client, auth):
+    from app.generators.schemas import PathBrief
+    from app.pipelines.generation import call_generator
+    from app.pipelines.learning_path import generate_concepts
+
+    with FakeChatServer() as fake:
+        app.config.update(llm_settings(fake), OPENAI_TIMEOUT_S=1.0, OPENAI_COOLDOWN_S=0.2)
+        path_id = create_path(client, auth, concepts=2)
+        build_id = start_build(client, auth, path_id)
+        with app.app_context():
+            # The first delivery's call succeeded, then its worker died before storing anything.
+            brief = PathBrief(name="Statistics for Nurses", topic="statistics", concept_count=2)
+            call_generator("concepts", lambda g: g.concepts(brief, lambda _: None))
+            assert len(fake.log) == 1
+            (step,) = db.session.scalars(select(JobStep).where(JobStep.build_id == build_id))
+
+            generate_concepts(step.id)  # the step runs again
+
+        assert len(fake.log) == 1, "no second call to the server"
+        with app.app_context():
+            assert db.session.scalar(select(JobStep.status).where(JobStep.id == step.id)) == "completed"
+            assert db.session.scalar(select(Concept.name)) == "Server concept 1"
+
+
+def test_a_fresh_build_asks_the_server_again(app, client, auth, workers):
+    with FakeChatServer() as fake:
+        workers(**llm_settings(fake))
+        path_id = create_path(client, auth, concepts=1)
+        wait_for_build(client, auth, start_build(client, auth, path_id))
+        first = len(fake.log)
+        again = client.post(f"/api/jobs/build/{path_id}", headers=auth, json={"fresh": True})
+        wait_for_build(client, auth, again.get_json()["jobId"])
+
+    assert len(fake.log) == 2 * first
+
+
+def test_generator_check_says_plainly_whether_the_provider_works(app):
+    runner = app.test_cli_runner()
+    with FakeChatServer() as fake:
+        app.config.update(llm_settings(fake), OPENAI_TIMEOUT_S=1.0)
+        works = runner.invoke(args=["generator", "check"])
+    with FakeChatServer("unauthorized") as fake:
+        app.config.update(llm_settings(fake), OPENAI_TIMEOUT_S=1.0)
+        refused = runner.invoke(args=["generator", "check"])
+
+    assert works.exit_code == 0 and "works" in works.output and "gpt-test" in works.output
+    assert (
+        refused.exit_code != 0
+        and "does not work" in refused.output
+        and "OPENAI_API_KEY was refused" in refused.output
+    )
