@@ -88,6 +88,10 @@ def run_under_lease(
         return fn(lambda percent: renew(percent) and None)
 
 
+def elapsed_ms(work: Claim) -> int:
+    return int((utcnow() - work.started_at).total_seconds() * 1000)
+
+
 def completed_values(work: Claim) -> dict[str, Any]:
     now = utcnow()
     return {

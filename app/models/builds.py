@@ -63,6 +63,10 @@ class BuildJob(db.Model):
     completed_knowledge_units: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
     error_count: Mapped[int] = mapped_column(default=0)
+    # Summed durations of the completed steps of the two fanned-out stages: the time-left
+    # estimate reads these instead of scanning every step on each poll.
+    sub_concepts_ms: Mapped[int] = mapped_column(default=0)
+    knowledge_units_ms: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None]

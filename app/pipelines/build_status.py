@@ -63,38 +63,24 @@ def error_categories(build_id: str) -> dict[str, int]:
 
 
 def estimated_seconds_left(build: BuildJob) -> int | None:
-    """Steps not yet done × their measured mean duration ÷ the workers of their stage.
-
-    Knowledge-unit steps of concepts not decomposed yet are guessed from the decomposed ones.
-    """
+    """Steps not yet done × their stage's measured mean duration ÷ the stage's workers, from the
+    build's counters alone (no scan of its steps). Knowledge-unit steps of concepts not yet
+    decomposed are guessed from the decomposed ones; None until both stages have a measurement."""
     if build.status not in (BuildStatus.PROCESSING, BuildStatus.PAUSED, BuildStatus.PENDING):
         return None
-    rows = db.session.execute(
-        select(
-            JobStep.type,
-            func.sum(case((JobStep.status.in_(DONE), 0), (JobStep.status == WorkStatus.FAILED, 0), else_=1)),
-            func.avg(case((JobStep.status == WorkStatus.COMPLETED, JobStep.duration_ms))),
-        )
-        .where(JobStep.build_id == build.id)
-        .group_by(JobStep.type)
-    ).all()
-    left = {kind: (int(count or 0), float(mean or 0)) for kind, count, mean in rows}
+    if not build.completed_concepts or not build.completed_sub_concepts:
+        return None
     config = current_app.config
-    workers = {
-        StepType.CONCEPTS: 1,
-        StepType.SUB_CONCEPTS: config["JOB_CONCURRENCY_DECOMPOSE"],
-        StepType.KNOWLEDGE_UNITS: config["JOB_CONCURRENCY_GENERATE_KU"],
-    }
-    undecomposed = build.total_concepts - build.completed_concepts
-    if build.completed_concepts and undecomposed > 0:
-        per_concept = build.total_sub_concepts / build.completed_concepts
-        count, mean = left.get(StepType.KNOWLEDGE_UNITS, (0, 0.0))
-        left[StepType.KNOWLEDGE_UNITS] = (count + round(undecomposed * per_concept), mean)
-    if any(count and not mean for count, mean in left.values()):
-        return None  # a stage with work left has no measured step yet
-    seconds = sum(
-        count * mean / 1000 / max(1, workers[StepType(kind)]) for kind, (count, mean) in left.items()
-    )
+    per_concept = build.total_sub_concepts / build.completed_concepts
+    concepts_left = build.total_concepts - build.completed_concepts
+    units_left = build.total_sub_concepts - build.completed_sub_concepts + round(concepts_left * per_concept)
+    seconds = (
+        concepts_left * build.sub_concepts_ms / build.completed_concepts / config["JOB_CONCURRENCY_DECOMPOSE"]
+        + units_left
+        * build.knowledge_units_ms
+        / build.completed_sub_concepts
+        / config["JOB_CONCURRENCY_GENERATE_KU"]
+    ) / 1000
     return math.ceil(seconds)
 
 

@@ -376,7 +376,12 @@ def _produce_sub_concepts(step: JobStep, work: claims.Claim) -> list[tuple[int, 
             for sub in subs
         ]
     )
-    _bump(step.build_id, completed_concepts=1, total_sub_concepts=len(subs))
+    _bump(
+        step.build_id,
+        completed_concepts=1,
+        total_sub_concepts=len(subs),
+        sub_concepts_ms=claims.elapsed_ms(work),
+    )
     _set_stage(step.build_id, "knowledge-units")
     add_event(
         step.build_id,
@@ -431,6 +436,7 @@ def _produce_knowledge_units(step: JobStep, work: claims.Claim) -> list[tuple[in
         completed_sub_concepts=1,
         total_knowledge_units=len(drafts),
         completed_knowledge_units=len(drafts),
+        knowledge_units_ms=claims.elapsed_ms(work),
     )
     if step.parent_step_id is not None:
         db.session.execute(
