@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 HTMX   := static/vendor/htmx.min.js
 
-.PHONY: run test test-postgres lint assets
+.PHONY: run test test-postgres lint assets bench chaos
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -36,3 +36,10 @@ test-postgres: $(STAMP) $(HTMX)
 	@dir=$$(mktemp -d); url=$$(bash .ci/postgres start $$dir); \
 	TEST_DATABASE_URL=$$url $(VENV)/bin/pytest; status=$$?; \
 	bash .ci/postgres stop $$dir; exit $$status
+
+# The proof suites (see docs/PERFORMANCE.md and docs/RELIABILITY.md); CI runs their --quick form.
+bench: $(STAMP)
+	$(PY) -m bench --output docs/bench-latest.json
+
+chaos: $(STAMP) $(HTMX)
+	$(PY) -m chaos --output docs/chaos-latest.json

@@ -6,6 +6,7 @@ Every write an attempt makes is conditioned on its token, so an attempt whose le
 
 from __future__ import annotations
 
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from app.models.tracking import TrackedWork, WorkStatus
 
 T = TypeVar("T")
 CLAIMABLE = (WorkStatus.QUEUED, WorkStatus.RETRYING)
+PROGRESS_EVERY_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,10 @@ def claim(model: type[TrackedWork], row_id: Any, *conditions: ColumnElement[bool
 def run_under_lease(
     work: Claim, fn: Callable[[Callable[[int], None]], T], still_wanted: Callable[[], bool] | None = None
 ) -> T:
-    """Run `fn(progress)` while a thread renews the lease; progress(0..100) is stored too."""
+    """Run `fn(progress)` while a thread renews the lease; progress(0..100) is stored too, at
+    most every PROGRESS_EVERY_S (a fast generator reports far more often than anyone looks)."""
     engine, ttl, model = db.engine, lease_ttl(), work.model
+    last_progress_write = [0.0]
 
     def renew(progress: int | None = None) -> bool:
         values: dict[str, object] = {"lease_expires_at": utcnow() + ttl}
@@ -84,8 +88,14 @@ def run_under_lease(
         with engine.begin() as conn:
             return conn.execute(update(model).where(work.held).values(**values)).rowcount == 1
 
+    def report(percent: int) -> None:
+        now = time.monotonic()
+        if now - last_progress_write[0] >= PROGRESS_EVERY_S:
+            last_progress_write[0] = now
+            renew(percent)
+
     with keep_lease(renew, every_s=ttl.total_seconds() / 3, still_wanted=still_wanted):
-        return fn(lambda percent: renew(percent) and None)
+        return fn(report)
 
 
 def elapsed_ms(work: Claim) -> int:
