@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 HTMX   := static/vendor/htmx.min.js
 
-.PHONY: run test test-postgres lint assets bench chaos
+.PHONY: run test test-postgres lint assets bench chaos chaos-postgres
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -43,3 +43,10 @@ bench: $(STAMP)
 
 chaos: $(STAMP) $(HTMX)
 	$(PY) -m chaos --output docs/chaos-latest.json
+
+# The database scenario on a throwaway PostgreSQL server, which it restarts mid-build.
+chaos-postgres: $(STAMP)
+	@dir=$$(mktemp -d); url=$$(bash .ci/postgres start $$dir); \
+	TEST_DATABASE_URL=$$url CHAOS_POSTGRES_DIR=$$dir $(PY) -m chaos $(CHAOS_FLAGS) --only database_locked \
+	  --output test-artifacts/chaos-postgres.json; status=$$?; \
+	bash .ci/postgres stop $$dir; exit $$status

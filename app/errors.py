@@ -7,7 +7,10 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 from redis.exceptions import RedisError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
+
+from app.extensions import db
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,15 @@ def register_error_handlers(app: Flask) -> None:
             return exc
         code = (exc.name or "error").lower().replace(" ", "_")
         return error_response(exc.code or 500, code, exc.description or exc.name)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def _database_down(exc: Exception):  # type: ignore[no-untyped-def]
+        log.error("database unavailable: %s", exc)
+        db.session.rollback()
+        if not _wants_json():
+            return "The database is unavailable for a moment; please try again.", 503
+        return error_response(503, "database_unavailable", "The database is unavailable; try again shortly.")
 
     @app.errorhandler(RedisError)
     def _redis_down(exc: RedisError):  # type: ignore[no-untyped-def]

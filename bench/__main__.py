@@ -18,21 +18,14 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import BuildJob, JobStep, Module
-from bench.harness import deployment, median, percentile, rss_peak_kb, wait_build
+from bench.harness import deployment, median, percentile, rss_peak_kb, start_path_build, wait_build
 from tests.services import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _build(run, concepts: int, timeout: float = 3600) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    client = run.app.test_client()
-    path = client.post(
-        "/api/learning-paths",
-        json={"name": "Bench", "topic": "statistics", "conceptCount": concepts},
-        headers=run.auth,
-    ).get_json()
-    build_id = client.post(f"/api/jobs/build/{path['id']}", headers=run.auth).get_json()["jobId"]
-    return wait_build(client, run.auth, build_id, timeout)
+    return wait_build(run.app.test_client(), run.auth, start_path_build(run, concepts), timeout)
 
 
 def _span(app, build_id: str, kind: str | None = None) -> tuple[int, float]:  # type: ignore[no-untyped-def]

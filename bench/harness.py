@@ -114,11 +114,24 @@ def deployment(**settings: Any) -> Iterator[Deployment]:
         os.environ.update(saved)
 
 
+def start_path_build(run: Deployment, concepts: int, name: str = "Bench") -> str:
+    """Create a learning path of `concepts` concepts and start its build; returns the build id."""
+    client = run.app.test_client()
+    path = client.post(
+        "/api/learning-paths",
+        json={"name": name, "topic": "statistics", "conceptCount": concepts},
+        headers=run.auth,
+    ).get_json()
+    return client.post(f"/api/jobs/build/{path['id']}", headers=run.auth).get_json()["jobId"]
+
+
 def wait_build(
     base_or_client: Any, auth: dict[str, str], build_id: str, timeout: float = 1800
 ) -> dict[str, Any]:
     def done() -> dict[str, Any] | None:
         build = _get(base_or_client, f"/api/jobs/{build_id}", auth)
+        if "status" not in build:  # a 503 while a chaos scenario has the database down
+            return None
         return build if build["status"] in ("completed", "failed", "cancelled") else None
 
     return wait_until(done, timeout=timeout, interval=0.25, message=f"build {build_id}")

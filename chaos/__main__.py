@@ -9,6 +9,7 @@ import os
 import random
 import signal
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -21,24 +22,11 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import JobStep, LearningPath, LessonPlan, Workflow
-from bench.harness import Deployment, deployment, wait_build
+from bench.harness import Deployment, deployment, start_path_build, wait_build
 from chaos.checks import check_build
 from tests.services import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _path(run: Deployment, concepts: int) -> str:
-    client = run.app.test_client()
-    return client.post(
-        "/api/learning-paths",
-        json={"name": "Chaos", "topic": "statistics", "conceptCount": concepts},
-        headers=run.auth,
-    ).get_json()["id"]
-
-
-def _start(run: Deployment, path_id: str) -> str:
-    return run.app.test_client().post(f"/api/jobs/build/{path_id}", headers=run.auth).get_json()["jobId"]
 
 
 def _units_done(run: Deployment, build_id: str) -> int:
@@ -61,7 +49,7 @@ def sigkill_workers(quick: bool) -> dict[str, Any]:
     with deployment(GENERATOR_LATENCY_MS=300, JOB_MAX_WORKER_LOSSES=1000) as run:
         supervisor = run.worker()
         time.sleep(2)
-        build_id = _start(run, _path(run, 4 if quick else 14))
+        build_id = start_path_build(run, 4 if quick else 14, name="Chaos")
         done = 0
         while done < kills:
             time.sleep(random.uniform(0.3, 1.2))
@@ -85,7 +73,7 @@ def _mid_build(settings: dict[str, Any], concepts: int, break_it) -> dict[str, A
     with deployment(GENERATOR_LATENCY_MS=300, **settings) as run:
         run.worker()
         time.sleep(2)
-        build_id = _start(run, _path(run, concepts))
+        build_id = start_path_build(run, concepts, name="Chaos")
         wait_until(lambda: _units_done(run, build_id) >= 2, timeout=120, interval=0.2)
         detail = break_it(run) or {}
         wait_build(run.app.test_client(), run.auth, build_id, timeout=600)
@@ -162,7 +150,7 @@ def transient_failures(quick: bool) -> dict[str, Any]:
     }
     with deployment(**settings) as run:
         run.worker()
-        build_id = _start(run, _path(run, 3 if quick else 10))
+        build_id = start_path_build(run, 3 if quick else 10, name="Chaos")
         wait_build(run.app.test_client(), run.auth, build_id, timeout=900)
         with run.app.app_context():
             retried = db.session.scalar(
@@ -174,7 +162,7 @@ def transient_failures(quick: bool) -> dict[str, Any]:
 def permanent_failure(quick: bool) -> dict[str, Any]:
     with deployment(GENERATOR_FAIL_ON="Pitfalls: Foundations", JOB_MAX_ATTEMPTS=2) as run:
         run.worker()
-        build_id = _start(run, _path(run, 3))
+        build_id = start_path_build(run, 3, name="Chaos")
         wait_build(run.app.test_client(), run.auth, build_id, timeout=300)
         problems = check_build(run.app, build_id, expected="failed")
         with run.app.app_context():
@@ -194,8 +182,10 @@ def permanent_failure(quick: bool) -> dict[str, Any]:
 def concurrent_starts(quick: bool) -> dict[str, Any]:
     with deployment() as run:
         base = run.web()
-        path_id = _path(run, 2)
         client = run.app.test_client()
+        path_id = client.post(
+            "/api/learning-paths", json={"name": "Chaos", "topic": "t", "conceptCount": 2}, headers=run.auth
+        ).get_json()["id"]
         workflow = client.post(
             "/api/v3/workflows",
             json={"title": "W", "topic": "t", "modules": [{"title": "A"}, {"title": "B"}]},
@@ -230,10 +220,19 @@ def concurrent_starts(quick: bool) -> dict[str, Any]:
 
 
 def database_locked(quick: bool) -> dict[str, Any]:
+    """SQLite: another process holds the write lock; PostgreSQL: the server restarts."""
+
     def lock(run: Deployment) -> dict[str, Any]:
         database = run.env["DATABASE_URL"]
         if not database.startswith("sqlite:///"):
-            return {"skipped": "PostgreSQL: see docs/RELIABILITY.md"}
+            server_dir = os.environ.get("CHAOS_POSTGRES_DIR")
+            if not server_dir:
+                raise RuntimeError(
+                    "PostgreSQL needs CHAOS_POSTGRES_DIR (the .ci/postgres directory) to restart it"
+                )
+            started = time.monotonic()
+            subprocess.run(["bash", str(ROOT / ".ci" / "postgres"), "restart", server_dir], check=True)
+            return {"postgres_restart_s": round(time.monotonic() - started, 1)}
         holder = sqlite3.connect(database.removeprefix("sqlite:///"), timeout=30)
         holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
         time.sleep(4)
