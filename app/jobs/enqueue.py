@@ -21,12 +21,6 @@ def fetch_job(job_id: str) -> Job | None:
         return None
 
 
-def job_status(job_id: str) -> JobStatus | None:
-    """The job's RQ status, or None when Redis holds no such job (never enqueued, or lost)."""
-    job = fetch_job(job_id)
-    return job.get_status(refresh=False) if job else None
-
-
 def discard_job(job_id: str) -> None:
     """Delete a job and its registry entries, so its id can be enqueued afresh."""
     job = fetch_job(job_id)

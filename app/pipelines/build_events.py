@@ -15,8 +15,6 @@ from app.models import BuildEvent
 
 log = logging.getLogger(__name__)
 
-FINAL_EVENT_TYPES = ("completed",)
-
 
 def channel(build_id: str) -> str:
     return f"build-events:{build_id}"

@@ -43,7 +43,7 @@ from app.models import (
     SubConcept,
     WorkStatus,
 )
-from app.models.tracking import DONE, FINAL
+from app.models.tracking import FINAL
 from app.pipelines.alerts import queue_alert
 from app.pipelines.build_events import add_event, ring
 from app.pipelines.generation import call_generator
@@ -573,7 +573,3 @@ STEP_FUNCTIONS: dict[StepType, Callable[[int], str]] = {
     StepType.SUB_CONCEPTS: decompose_concept,
     StepType.KNOWLEDGE_UNITS: generate_knowledge_units,
 }
-
-
-def step_done(status: str) -> bool:
-    return status in DONE
