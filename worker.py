@@ -8,18 +8,27 @@ import argparse
 
 from app import create_app
 from app.jobs.runner import run_worker, wait_for_redis
-from app.jobs.supervisor import run_supervisor
+from app.jobs.supervisor import run_supervisor, stop_with_parent
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--queues", help="comma-separated queue names: one worker process for them")
     parser.add_argument("--no-recovery", action="store_true", help="leave the recovery sweep to others")
+    parser.add_argument("--no-scheduler", action="store_true", help="leave RQ's scheduler to others")
+    parser.add_argument("--parent", type=int, help="stop when this process (the supervisor) dies")
     args = parser.parse_args()
+    if args.parent:
+        stop_with_parent(args.parent)
     app = create_app()
     wait_for_redis(app)
     if args.queues:
-        run_worker(app, tuple(args.queues.split(",")), recovery=not args.no_recovery)
+        run_worker(
+            app,
+            tuple(args.queues.split(",")),
+            recovery=not args.no_recovery,
+            scheduling=not args.no_scheduler,
+        )
     else:
         run_supervisor(app)
 

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app
 from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 
+from app.database import utcnow
 from app.jobs.queues import get_queue, get_redis, retry_policy
 
 LIVE_STATES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+STRANDED_MARK = "curriculum-builder:stranded:{}"
+# A live worker moves a job it popped to `started` within milliseconds; one seen popped and
+# not started this much apart was popped by a worker that died.
+STRANDED_AFTER_S = 1.0
 
 
 def fetch_job(job_id: str) -> Job | None:
@@ -26,6 +34,31 @@ def discard_job(job_id: str) -> None:
     job = fetch_job(job_id)
     if job is not None:
         job.delete()
+        # A single-queue worker pops into RQ's intermediate list; RQ would fail the new job
+        # under this id a minute later if the old entry stayed.
+        intermediate = IntermediateQueue.get_intermediate_queue_key(get_queue(job.origin).key)
+        get_redis().lrem(intermediate, 0, job_id)
+
+
+def is_stranded(job: Job, started_grace: timedelta) -> bool:
+    """RQ counts the job alive, but no worker will ever run it: it was popped from its queue
+    by a worker that died before starting it (seen so in two sweeps), or it was started more
+    than `started_grace` ago by a job that has no lease to say its worker lives.
+
+    The caller decides what `started` means: for a step that holds a lease, the lease does."""
+    status = job.get_status(refresh=False)
+    if status == JobStatus.STARTED:
+        return job.started_at is not None and job.started_at.replace(tzinfo=None) < utcnow() - started_grace
+    if status != JobStatus.QUEUED:
+        return False
+    redis = get_redis()
+    if redis.lpos(get_queue(job.origin).key, job.id) is not None:
+        return False
+    interval = current_app.config["JOB_RECOVERY_INTERVAL_S"]
+    first_seen = redis.set(
+        STRANDED_MARK.format(job.id), time.time(), nx=True, get=True, ex=max(5, int(3 * interval))
+    )
+    return first_seen is not None and time.time() - float(first_seen) >= STRANDED_AFTER_S
 
 
 def enqueue_unique(queue_name: str, func: Callable[..., Any], *args: Any, job_id: str) -> bool:

@@ -15,6 +15,7 @@ from rq.job import Job
 from app.jobs.lease import interrupt_for_shutdown
 from app.jobs.queues import ALL_QUEUES, connect_redis
 from app.jobs.recovery import start_recovery_thread
+from app.jobs.scheduling import start_scheduler_thread
 from app.logs import log_context
 
 log = logging.getLogger(__name__)
@@ -51,20 +52,25 @@ class AppWorker(SimpleWorker):
             super().execute_job(job, queue)
 
 
-def run_worker(app: Flask, queue_names: tuple[str, ...] = ALL_QUEUES, recovery: bool = True) -> None:
-    """Serve `queue_names` until SIGTERM or SIGINT; the job in hand is finished first.
+def run_worker(
+    app: Flask, queue_names: tuple[str, ...] = ALL_QUEUES, recovery: bool = True, scheduling: bool = True
+) -> None:
+    """Serve `queue_names` until SIGTERM or SIGINT; the job in hand is finished first. Unless
+    a supervisor does it, this process also runs the recovery sweep and RQ's scheduler.
 
     RQ's work loop quits on some Redis errors; while no stop was asked for, it is started
     again, so a Redis restart costs a few seconds, not the worker.
     """
     stopping = threading.Event()
-    sweeper = start_recovery_thread(app, stopping) if recovery else None
+    helpers = [start_recovery_thread(app, stopping)] if recovery else []
+    if scheduling:
+        helpers.append(start_scheduler_thread(app, stopping))
     failures = 0
     while not stopping.is_set():
         worker = None
         try:
             worker = _new_worker(app, queue_names)
-            worker.work(with_scheduler=True, logging_level=app.config["LOG_LEVEL"])
+            worker.work(with_scheduler=False, logging_level=app.config["LOG_LEVEL"])
             failures = 0
         except RedisError as exc:
             log.warning("worker: Redis unavailable (%s)", exc)
@@ -78,8 +84,8 @@ def run_worker(app: Flask, queue_names: tuple[str, ...] = ALL_QUEUES, recovery: 
         log.info("worker: work loop ended; starting it again in %ss", delay)
         stopping.wait(delay)
     stopping.set()
-    if sweeper is not None:
-        sweeper.join(timeout=5)
+    for helper in helpers:
+        helper.join(timeout=5)
     log.info("worker: stopped")
 
 

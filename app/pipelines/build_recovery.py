@@ -9,19 +9,20 @@ from __future__ import annotations
 import logging
 
 from flask import current_app
-from rq.job import Job, JobStatus
+from rq.job import Job
 from sqlalchemy import select, update
 
 from app.database import utcnow
 from app.extensions import db
 from app.jobs import claims
-from app.jobs.enqueue import LIVE_STATES, discard_job
+from app.jobs.enqueue import LIVE_STATES, discard_job, fetch_job, is_stranded
 from app.jobs.queues import get_redis
 from app.models import BuildJob, BuildStatus, JobStep, WorkStatus
 from app.pipelines.learning_path import (
     _after_final_failure,
     _dead_letter,
     enqueue_steps,
+    finalize_job_id,
     maybe_finalize,
     queue_owed_steps,
     step_job_id,
@@ -58,6 +59,10 @@ def reconcile_build(build_id: str) -> int:
         )
     ).all()
     if not unfinished:
+        finalize = fetch_job(finalize_job_id(build_id))
+        if finalize is not None and is_stranded(finalize, claims.lease_ttl()):
+            log.warning("build %s: finalize was lost with its worker; queueing it again", build_id)
+            discard_job(finalize.id)
         return queued + int(maybe_finalize(build_id))
     jobs = Job.fetch_many([step_job_id(step.id) for step in unfinished], connection=get_redis())
     lost: list[tuple[int, str]] = []
@@ -67,19 +72,12 @@ def reconcile_build(build_id: str) -> int:
                 lost += _release(step)
         elif job is None or job.get_status(refresh=False) not in LIVE_STATES:
             lost.append((step.id, step.type))
-        elif _taken_by_a_dead_worker(job):
+        elif is_stranded(job, claims.lease_ttl()):  # a started step not yet running never claimed it
             discard_job(job.id)
             lost.append((step.id, step.type))
     if lost:
         log.warning("build %s: re-enqueueing %s lost step(s)", build_id, len(lost))
     return queued + enqueue_steps(lost)
-
-
-def _taken_by_a_dead_worker(job: Job) -> bool:
-    """RQ says started, the database says queued: the worker died before claiming it."""
-    if job.get_status(refresh=False) != JobStatus.STARTED or job.started_at is None:
-        return False
-    return job.started_at.replace(tzinfo=None) < utcnow() - claims.lease_ttl()
 
 
 def _release(step: JobStep) -> list[tuple[int, str]]:
