@@ -14,6 +14,11 @@ from app.models import User
 users_cli = AppGroup("users", help="Manage users and their API tokens.")
 jobs_cli = AppGroup("jobs", help="Inspect and repair background work.")
 generator_cli = AppGroup("generator", help="The content generator.")
+RESPONSE_FORMAT_NAMES = {
+    "json_schema": "structured output",
+    "json_object": "JSON mode",
+    "none": "the schema in the prompt only",
+}
 
 
 @generator_cli.command("check")
@@ -31,7 +36,8 @@ def check_generator() -> None:
         else (f"{config['OPENAI_MODEL']} at {config['OPENAI_BASE_URL']}")
     )
     try:
-        concepts = build_generator(config, fresh=True).concepts(
+        generator = build_generator(config, fresh=True)
+        concepts = generator.concepts(
             PathBrief(name="Check", topic="arithmetic", concept_count=1), lambda _: None
         )
     except Exception as exc:  # every failure is the answer here
@@ -42,6 +48,10 @@ def check_generator() -> None:
         f"the generator ({where}) works: it answered with {len(concepts)} concept(s), "
         f"e.g. {concepts[0].name!r}"
     )
+    if response_format := getattr(generator, "response_format", None):
+        click.echo(
+            f"output format: {RESPONSE_FORMAT_NAMES[response_format]} (response_format={response_format})"
+        )
 
 
 @users_cli.command("create")

@@ -71,7 +71,8 @@ def load_settings() -> dict[str, Any]:
         "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", ""),
         "OPENAI_MODEL": os.environ.get("OPENAI_MODEL", "gpt-4o-mini"),
         "OPENAI_TIMEOUT_S": _float("OPENAI_TIMEOUT_S", 120),
-        "OPENAI_RESPONSE_FORMAT": os.environ.get("OPENAI_RESPONSE_FORMAT", "json_schema"),  # or json_object
+        # auto (structured output, stepping down where refused), json_schema, json_object or none
+        "OPENAI_RESPONSE_FORMAT": os.environ.get("OPENAI_RESPONSE_FORMAT", "auto"),
         "OPENAI_MAX_OUTPUT_TOKENS": _int("OPENAI_MAX_OUTPUT_TOKENS", 4096),
         "OPENAI_MAX_429_WAITS": _int("OPENAI_MAX_429_WAITS", 5),
         "OPENAI_COOLDOWN_S": _float("OPENAI_COOLDOWN_S", 10),

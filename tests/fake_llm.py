@@ -61,6 +61,13 @@ def valid_answer(name: str, prompt: str) -> dict[str, Any]:
     }
 
 
+def _schema_in_prompt(prompt: str) -> str:
+    """Without a named json_schema, the answer's one property (concepts, sub_concepts…) is the
+    name: the prompt ends with the schema."""
+    schema = json.loads(prompt.split("JSON Schema:\n", 1)[1])
+    return next(iter(schema["properties"]))
+
+
 def _quoted(prompt: str) -> str:
     match = re.search(r'Concept \d+ is "([^"]+)"', prompt)
     return match.group(1) if match else "a concept"
@@ -68,7 +75,8 @@ def _quoted(prompt: str) -> str:
 
 class FakeChatServer:
     """`mode` says how to misbehave: valid, invalid_once, always_invalid, rate_limit_once,
-    error_twice, slow_once, unauthorized."""
+    error_twice, slow_once, unauthorized; no_json_schema (JSON mode only, as many local
+    servers) and no_response_format (refuses any response_format) answer 400 as such servers do."""
 
     def __init__(self, mode: str = "valid", slow_s: float = 3.0) -> None:
         self.mode, self.slow_s = mode, slow_s
@@ -92,11 +100,15 @@ class FakeChatServer:
     def answered(self) -> list[dict[str, Any]]:
         return [entry for entry in self.log if entry["status"] == 200]
 
-    def _decide(self, number: int, repair: bool) -> tuple[int, dict[str, str], str]:
+    def _decide(self, number: int, repair: bool, format_type: str) -> tuple[int, dict[str, str], str]:
         """(status, headers, what) for the `number`th request (1-based)."""
         mode = self.mode
         if mode == "unauthorized":
             return 401, {}, "error"
+        if (mode == "no_json_schema" and format_type == "json_schema") or (
+            mode == "no_response_format" and format_type != "none"
+        ):
+            return 400, {}, f"response_format type {format_type} is not supported"
         if mode == "rate_limit_once" and number == 1:
             return 429, {"Retry-After": "1"}, "error"
         if mode == "error_twice" and number <= 2:
@@ -114,16 +126,19 @@ class FakeChatServer:
             def do_POST(self) -> None:  # noqa: N802
                 request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 messages = request["messages"]
+                format_type = request.get("response_format", {}).get("type", "none")
                 name = request.get("response_format", {}).get("json_schema", {}).get("name", "")
+                name = name or _schema_in_prompt(messages[1]["content"])
                 with fake.lock:
                     number = len(fake.log) + 1
-                    status, headers, what = fake._decide(number, repair=len(messages) > 2)
+                    status, headers, what = fake._decide(number, len(messages) > 2, format_type)
                     fake.log.append(
                         {
                             "time": time.time(),
                             "status": status,
                             "what": what,
                             "schema": name,
+                            "format": format_type,
                             "tokens": USAGE["total_tokens"] if status == 200 else 0,
                             "authorization": self.headers.get("Authorization"),
                         }
@@ -131,7 +146,8 @@ class FakeChatServer:
                 if what == "slow":
                     time.sleep(fake.slow_s)
                 if status != 200:
-                    self._send(status, {"error": {"message": f"fake {status}", "type": "error"}}, headers)
+                    message = what if status == 400 else f"fake {status}"
+                    self._send(status, {"error": {"message": message, "type": "error"}}, headers)
                     return
                 prompt = messages[1]["content"]
                 content = (

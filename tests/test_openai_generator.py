@@ -204,3 +204,55 @@ def test_generator_check_says_plainly_whether_the_provider_works(app):
         and "does not work" in refused.output
         and "OPENAI_API_KEY was refused" in refused.output
     )
+
+
+@pytest.mark.parametrize(
+    ("mode", "used", "refusals"), [("no_json_schema", "json_object", 1), ("no_response_format", "none", 2)]
+)
+def test_a_server_without_structured_output_is_asked_in_the_format_it_takes(
+    app, client, auth, workers, mode, used, refusals
+):
+    with FakeChatServer(mode) as fake:
+        workers(**llm_settings(fake))
+        build_id = start_build(client, auth, create_path(client, auth, concepts=2))
+        wait_for_build(client, auth, build_id)
+
+    answered = fake.answered()
+    assert {entry["format"] for entry in answered} == {used}
+    # Found out once, by the orchestrator's first call; the other workers read it from Redis.
+    assert [entry["format"] for entry in fake.log if entry["status"] == 400] == [
+        "json_schema",
+        "json_object",
+    ][:refusals]
+    with app.app_context():
+        assert db.session.scalar(select(Concept.name).order_by(Concept.position)) == "Server concept 1"
+        assert db.session.scalar(select(KnowledgeUnit.title)) == "Server unit 1"
+
+
+def test_a_fixed_response_format_the_server_refuses_fails_at_once_saying_so(app, client, auth, workers):
+    with FakeChatServer("no_json_schema") as fake:
+        workers(**llm_settings(fake, OPENAI_RESPONSE_FORMAT="json_schema"))
+        build_id = start_build(client, auth, create_path(client, auth, concepts=2))
+        wait_for_build(client, auth, build_id, "failed")
+
+    (orchestrator,) = _steps(app, build_id)
+    assert orchestrator.attempts == 1 and len(fake.log) == 1
+    assert (
+        "rejected the request (400): response_format type json_schema is not supported" in orchestrator.error
+    )
+
+
+def test_generator_check_names_the_output_format_and_a_bad_setting(app):
+    runner = app.test_cli_runner()
+    with FakeChatServer("no_json_schema") as fake:
+        app.config.update(llm_settings(fake), OPENAI_TIMEOUT_S=1.0)
+        stepped_down = runner.invoke(args=["generator", "check"])
+        app.config.update(OPENAI_RESPONSE_FORMAT="xml")
+        misconfigured = runner.invoke(args=["generator", "check"])
+
+    assert stepped_down.exit_code == 0
+    assert "output format: JSON mode (response_format=json_object)" in stepped_down.output
+    assert (
+        misconfigured.exit_code != 0
+        and "OPENAI_RESPONSE_FORMAT is 'xml': use one of auto" in misconfigured.output
+    )

@@ -2,9 +2,11 @@
 llama.cpp's server, LM Studio, OpenRouter), through the official `openai` client.
 
 Each generation renders a prompt template (app/generators/prompts/), asks for JSON matching a
-schema (structured output, or JSON mode with OPENAI_RESPONSE_FORMAT=json_object), validates it
-with the pydantic models the offline generator also returns, and asks once more with the
-validation error when it is not valid. Answers are memoised by (provider, model, template
+schema, validates it with the pydantic models the offline generator also returns, and asks
+once more with the validation error when it is not valid. It asks for structured output where
+the server takes it and steps down to JSON mode, then to the schema in the prompt alone, when
+a server refuses the `response_format` it was sent (OPENAI_RESPONSE_FORMAT=auto, remembered
+per server and model in Redis for every worker). Answers are memoised by (provider, model, template
 version, input), so a retried step whose call already succeeded does not pay again.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -21,6 +24,7 @@ from typing import Any, TypeVar
 import openai
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import BaseModel, ValidationError
+from redis.exceptions import RedisError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -48,12 +52,22 @@ from app.generators.schemas import (
     SubConceptsAnswer,
 )
 from app.jobs.limiter import charge_tokens, pause_calls, wait_for_slot
+from app.jobs.queues import get_redis
 from app.models import GenerationMemo
+
+log = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=BaseModel)
 PROMPTS = Path(__file__).parent / "prompts"
 SYSTEM = "You write course content. You answer with one JSON object and nothing else."
 DEFAULT_RETRY_AFTER_S = 5.0
+# From strictest to loosest: structured output, JSON mode, no response_format (the schema is
+# in the prompt either way, and every answer is validated).
+RESPONSE_FORMATS = ("json_schema", "json_object", "none")
+RESPONSE_FORMAT_SETTINGS = ("auto", *RESPONSE_FORMATS)
+FORMAT_KEY = "curriculum-builder:response-format:{}"
+FORMAT_MEMORY_S = 24 * 3600  # a server upgraded to structured output is tried again a day later
+_known_formats: dict[tuple[str, str], str] = {}
 
 
 @cache
@@ -90,6 +104,12 @@ class OpenAIGenerator:
             max_retries=0,  # retries are the job's, with backoff, and 429s wait on the shared limiter
         )
         self.usage = Usage(model=self.model)
+        setting = config["OPENAI_RESPONSE_FORMAT"]
+        if setting not in RESPONSE_FORMAT_SETTINGS:
+            raise PermanentGenerationError(
+                f"OPENAI_RESPONSE_FORMAT is {setting!r}: use one of {', '.join(RESPONSE_FORMAT_SETTINGS)}"
+            )
+        self.response_format = setting if setting != "auto" else self._known_format()
 
     # --- the generator interface ---------------------------------------------------------
 
@@ -159,34 +179,91 @@ class OpenAIGenerator:
         with db.engine.begin() as conn:
             conn.execute(statement.on_conflict_do_nothing(index_elements=["key"]))
 
-    def _response_format(self, answer: type[BaseModel], name: str) -> dict[str, Any]:
-        if self.config["OPENAI_RESPONSE_FORMAT"] == "json_object":
-            return {"type": "json_object"}
-        return {"type": "json_schema", "json_schema": {"name": name, "schema": answer.model_json_schema()}}
+    # --- which response_format the server takes ------------------------------------------
+
+    def _format_arguments(self, answer: type[BaseModel], name: str) -> dict[str, Any]:
+        if self.response_format == "json_schema":
+            schema = {"name": name, "schema": answer.model_json_schema()}
+            return {"response_format": {"type": "json_schema", "json_schema": schema}}
+        if self.response_format == "json_object":
+            return {"response_format": {"type": "json_object"}}
+        return {}
+
+    def _format_key(self) -> str:
+        return FORMAT_KEY.format(hashlib.sha256(f"{self.base_url}|{self.model}".encode()).hexdigest()[:16])
+
+    def _known_format(self) -> str:
+        """What this server and model were found to take (by any worker), else the strictest."""
+        known = _known_formats.get((self.base_url, self.model))
+        if known is None:
+            try:
+                stored = get_redis().get(self._format_key())
+            except RedisError:
+                stored = None
+            known = stored.decode() if stored and stored.decode() in RESPONSE_FORMATS else RESPONSE_FORMATS[0]
+        _known_formats[(self.base_url, self.model)] = known
+        return known
+
+    def _step_down(self, exc: openai.BadRequestError) -> bool:
+        """After a 400 about response_format, use the next looser format (and tell the other
+        workers); False when the setting is fixed or nothing looser is left."""
+        position = RESPONSE_FORMATS.index(self.response_format)
+        about_format = any(
+            word in _message(exc).lower()
+            for word in ("response_format", "json_schema", "json_object", "response format")
+        )
+        if (
+            self.config["OPENAI_RESPONSE_FORMAT"] != "auto"
+            or not about_format
+            or position + 1 == len(RESPONSE_FORMATS)
+        ):
+            return False
+        looser = RESPONSE_FORMATS[position + 1]
+        log.warning(
+            "%s refused response_format %s for %s (%s); using %s",
+            self.base_url,
+            self.response_format,
+            self.model,
+            _message(exc),
+            looser,
+        )
+        self.response_format = _known_formats[(self.base_url, self.model)] = looser
+        try:
+            get_redis().set(self._format_key(), looser, ex=FORMAT_MEMORY_S)
+        except RedisError:
+            pass  # each worker finds out for itself
+        return True
 
     # --- one HTTP request, its limits and its errors -------------------------------------
 
     def _complete(self, messages: list[dict[str, str]], answer: type[BaseModel], name: str) -> str:
         reserve = sum(len(m["content"]) for m in messages) // 3 + self.config["OPENAI_MAX_OUTPUT_TOKENS"]
-        for _ in range(self.config["OPENAI_MAX_429_WAITS"] + 1):
+        waits = 0
+        while True:
             wait_for_slot(self.config, tokens=reserve)
             try:
                 response = self.client.chat.completions.create(
                     model=self.model,
                     messages=messages,  # type: ignore[arg-type]
-                    response_format=self._response_format(answer, name),  # type: ignore[arg-type]
                     max_tokens=self.config["OPENAI_MAX_OUTPUT_TOKENS"],
+                    **self._format_arguments(answer, name),
                 )
             except openai.RateLimitError as exc:
                 pause_calls(self.config, _retry_after(exc))  # every worker waits, not only this step
+                waits += 1
+                if waits > self.config["OPENAI_MAX_429_WAITS"]:
+                    raise RateLimitedError(
+                        f"{self.base_url} kept answering 429 (rate limited) after "
+                        f"{self.config['OPENAI_MAX_429_WAITS']} waits"
+                    ) from None
                 continue
+            except openai.BadRequestError as exc:
+                if self._step_down(exc):
+                    continue
+                raise self._classify(exc) from exc
             except openai.APIError as exc:
                 raise self._classify(exc) from exc
             return self._account(response, reserve)
-        raise RateLimitedError(
-            f"{self.base_url} kept answering 429 (rate limited) after "
-            f"{self.config['OPENAI_MAX_429_WAITS']} waits"
-        )
 
     def _account(self, response: Any, reserved: int) -> str:
         used = response.usage
