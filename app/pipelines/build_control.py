@@ -20,7 +20,8 @@ from app.models import BuildJob, BuildStatus, DeadLetter, JobStep, LearningPath,
 from app.models.builds import ACTIVE_BUILD, FINAL_BUILD
 from app.models.tracking import FINAL
 from app.pipelines.build_events import add_event, ring
-from app.pipelines.learning_path import queue_owed_steps, step_job_id
+from app.pipelines.build_steps import step_job_id
+from app.pipelines.learning_path import queue_owed_steps
 
 log = logging.getLogger(__name__)
 

@@ -18,15 +18,10 @@ from app.jobs import claims
 from app.jobs.enqueue import LIVE_STATES, discard_job, fetch_job, is_stranded
 from app.jobs.queues import get_redis
 from app.models import BuildJob, BuildStatus, JobStep, WorkStatus
-from app.pipelines.learning_path import (
-    _after_final_failure,
-    _dead_letter,
-    enqueue_steps,
-    finalize_job_id,
-    maybe_finalize,
-    queue_owed_steps,
-    step_job_id,
-)
+from app.pipelines.build_failures import after_final_failure, dead_letter
+from app.pipelines.build_finalize import finalize_job_id, maybe_finalize
+from app.pipelines.build_steps import step_job_id
+from app.pipelines.learning_path import enqueue_steps, queue_owed_steps
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +84,11 @@ def _release(step: JobStep) -> list[tuple[int, str]]:
     discard_job(step_job_id(step.id))
     if given_up:
         db.session.refresh(step)
-        letter = _dead_letter(
+        letter = dead_letter(
             step.build_id, step.id, step.type, step.entity_name, step.error or "worker lost", "worker_lost"
         )
         db.session.commit()
-        _after_final_failure(step.build_id, letter.id)
+        after_final_failure(step.build_id, letter.id)
         return []
     db.session.execute(update(JobStep).where(JobStep.id == step.id).values(queued_at=utcnow()))
     db.session.commit()

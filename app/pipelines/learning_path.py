@@ -4,7 +4,9 @@ One step per unit of generation, each a row (JobStep) and an RQ job whose only a
 the step's id. A step claims its row under a lease, generates, and in one transaction fenced
 by its claim replaces what it wrote before, marks itself done, updates the build's counters
 in SQL (no read-modify-write), creates its child steps and logs an event; only then are the
-children enqueued. When the last step of a build reaches a final state, finalize runs.
+children enqueued. When the last step of a build reaches a final state, finalize runs
+(build_finalize); a failed attempt is recorded by build_failures; step rows and the build's
+counters are written by build_steps.
 
 Work that is already done is never redone: concepts, a concept's sub-concepts and a
 sub-concept's units each carry the time they were stored, and a step for them is `skipped`.
@@ -17,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy import ColumnElement, exists, func, insert, select, update
+from sqlalchemy import ColumnElement, exists, select, update
 
 from app.database import utcnow
 from app.extensions import db
@@ -26,51 +28,33 @@ from app.generators.schemas import ConceptBrief, PathBrief, SubConceptBrief
 from app.jobs import claims
 from app.jobs.enqueue import enqueue_unique
 from app.jobs.lease import WorkCancelled, WorkerShuttingDown
-from app.jobs.queues import (
-    BUILD_PATH_QUEUE,
-    DECOMPOSE_QUEUE,
-    GENERATE_KU_QUEUE,
-)
 from app.logs import add_to_context
 from app.models import (
     BuildJob,
     BuildStatus,
     Concept,
-    DeadLetter,
     JobStep,
     KnowledgeUnit,
     StepType,
     SubConcept,
     WorkStatus,
 )
-from app.models.tracking import FINAL
-from app.pipelines.alerts import queue_alert
 from app.pipelines.build_events import add_event, ring
+from app.pipelines.build_failures import record_step_failure
+from app.pipelines.build_finalize import maybe_finalize
+from app.pipelines.build_steps import (
+    BUILD_COUNTERS,
+    QUEUE_OF_STEP,
+    bump,
+    child_status,
+    insert_steps,
+    new_step,
+    set_stage,
+    step_job_id,
+)
 from app.pipelines.generation import call_generator
 
 log = logging.getLogger(__name__)
-
-BUILD_COUNTERS = (
-    "total_concepts",
-    "completed_concepts",
-    "total_sub_concepts",
-    "completed_sub_concepts",
-    "total_knowledge_units",
-    "completed_knowledge_units",
-)
-QUEUE_OF_STEP = {
-    StepType.CONCEPTS: BUILD_PATH_QUEUE,
-    StepType.SUB_CONCEPTS: DECOMPOSE_QUEUE,
-    StepType.KNOWLEDGE_UNITS: GENERATE_KU_QUEUE,
-}
-
-
-def step_job_id(step_id: int) -> str:
-    return f"step-{step_id}"
-
-
-def finalize_job_id(build_id: str) -> str:
-    return f"finalize-{build_id}"
 
 
 # --- enqueueing --------------------------------------------------------------------------
@@ -145,7 +129,7 @@ def _run_step(step_id: int, produce: Callable[[JobStep, claims.Claim], list[tupl
         log.info("build %s step %s: put back, the worker is shutting down", build_id, step_id)
         return "put back"
     except Exception as exc:
-        _record_step_failure(work, step, exc)
+        record_step_failure(work, step, exc)
         raise
     _after_commit(build_id, children)
     return f"{step.type}: {len(children)} child steps"
@@ -192,55 +176,6 @@ def _generate(
     )
 
 
-def _bump(build_id: str, **increments: int) -> None:
-    """Add to the build's counters in SQL, so parallel steps lose no increment."""
-    db.session.execute(
-        update(BuildJob)
-        .where(BuildJob.id == build_id)
-        .values({getattr(BuildJob, name): getattr(BuildJob, name) + n for name, n in increments.items()})
-    )
-
-
-def _new_step(
-    build_id: str,
-    kind: StepType,
-    entity_id: int,
-    name: str,
-    parent: int | None,
-    position: int,
-    status: WorkStatus,
-    **extra: Any,
-) -> dict[str, Any]:
-    return {
-        "build_id": build_id,
-        "type": kind,
-        "entity_id": entity_id,
-        "entity_name": name,
-        "parent_step_id": parent,
-        "position": position,
-        "status": status,
-        "created_at": utcnow(),
-        **extra,
-    }
-
-
-def _insert_steps(rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
-    """Insert steps (in the caller's transaction); returns the (id, type) of those queued."""
-    if not rows:
-        return []
-    created = db.session.execute(
-        insert(JobStep).returning(JobStep.id, JobStep.type, JobStep.status, sort_by_parameter_order=True),
-        rows,
-    ).all()
-    return [(step_id, kind) for step_id, kind, status in created if status == WorkStatus.QUEUED]
-
-
-def _child_status(build_id: str) -> WorkStatus:
-    """Children of a paused build wait as pending; resume queues them."""
-    status = db.session.scalar(select(BuildJob.status).where(BuildJob.id == build_id))
-    return WorkStatus.QUEUED if status == BuildStatus.PROCESSING else WorkStatus.PENDING
-
-
 # --- the orchestrator: concepts ----------------------------------------------------------
 
 
@@ -282,13 +217,13 @@ def _fan_out_concepts(build: BuildJob, parent: JobStep) -> list[tuple[int, str]]
     concepts = db.session.scalars(
         select(Concept).where(Concept.path_id == build.path_id).order_by(Concept.position)
     ).all()
-    status = _child_status(build.id)
+    status = child_status(build.id)
     rows = []
     for concept in concepts:
         subs = concept.sub_concepts if concept.decomposed_at else []
         done = sum(1 for sub in subs if sub.units_generated_at)
         rows.append(
-            _new_step(
+            new_step(
                 build.id,
                 StepType.SUB_CONCEPTS,
                 concept.id,
@@ -300,7 +235,7 @@ def _fan_out_concepts(build: BuildJob, parent: JobStep) -> list[tuple[int, str]]
                 children_done=done,
             )
         )
-    queued = _insert_steps(rows)
+    queued = insert_steps(rows)
     counters = dict.fromkeys(BUILD_COUNTERS, 0) | {"total_concepts": len(concepts)}
     unit_rows = []
     decomposed = [c for c in concepts if c.decomposed_at]
@@ -320,7 +255,7 @@ def _fan_out_concepts(build: BuildJob, parent: JobStep) -> list[tuple[int, str]]
             counters["total_knowledge_units"] += units
             counters["completed_knowledge_units"] += units
             unit_rows.append(
-                _new_step(
+                new_step(
                     build.id,
                     StepType.KNOWLEDGE_UNITS,
                     sub.id,
@@ -330,7 +265,7 @@ def _fan_out_concepts(build: BuildJob, parent: JobStep) -> list[tuple[int, str]]
                     WorkStatus.SKIPPED if sub.units_generated_at else status,
                 )
             )
-    queued += _insert_steps(unit_rows)
+    queued += insert_steps(unit_rows)
     db.session.execute(update(BuildJob).where(BuildJob.id == build.id).values(**counters))
     build.total_concepts = counters["total_concepts"]
     return queued
@@ -367,22 +302,20 @@ def _produce_sub_concepts(step: JobStep, work: claims.Claim) -> list[tuple[int, 
     db.session.add_all(subs)
     concept.decomposed_at = utcnow()
     db.session.flush()
-    status = _child_status(step.build_id)
-    children = _insert_steps(
+    status = child_status(step.build_id)
+    children = insert_steps(
         [
-            _new_step(
-                step.build_id, StepType.KNOWLEDGE_UNITS, sub.id, sub.name, step.id, sub.position, status
-            )
+            new_step(step.build_id, StepType.KNOWLEDGE_UNITS, sub.id, sub.name, step.id, sub.position, status)
             for sub in subs
         ]
     )
-    _bump(
+    bump(
         step.build_id,
         completed_concepts=1,
         total_sub_concepts=len(subs),
         sub_concepts_ms=claims.elapsed_ms(work),
     )
-    _set_stage(step.build_id, "knowledge-units")
+    set_stage(step.build_id, "knowledge-units")
     add_event(
         step.build_id,
         "progress",
@@ -393,14 +326,6 @@ def _produce_sub_concepts(step: JobStep, work: claims.Claim) -> list[tuple[int, 
     )
     db.session.commit()
     return children
-
-
-def _set_stage(build_id: str, stage: str) -> None:
-    db.session.execute(
-        update(BuildJob)
-        .where(BuildJob.id == build_id, BuildJob.status == BuildStatus.PROCESSING)
-        .values(current_stage=stage)
-    )
 
 
 # --- knowledge units for one sub-concept -------------------------------------------------
@@ -431,7 +356,7 @@ def _produce_knowledge_units(step: JobStep, work: claims.Claim) -> list[tuple[in
         for i, d in enumerate(drafts)
     )
     sub.units_generated_at = utcnow()
-    _bump(
+    bump(
         step.build_id,
         completed_sub_concepts=1,
         total_knowledge_units=len(drafts),
@@ -454,118 +379,6 @@ def _produce_knowledge_units(step: JobStep, work: claims.Claim) -> list[tuple[in
     )
     db.session.commit()
     return []
-
-
-# --- failure and dead letters ------------------------------------------------------------
-
-
-def _record_step_failure(work: claims.Claim, step: JobStep, exc: Exception) -> None:
-    """Record the attempt; a final failure also counts on the build and goes to dead letters."""
-    final = claims.is_final_attempt(exc)
-    build_id, step_type, name = step.build_id, step.type, step.entity_name
-    if not claims.record_failure(work, exc, final):
-        db.session.rollback()
-        return
-    message = f"{type(exc).__name__}: {exc}"
-    letter = None
-    if final:
-        letter = _dead_letter(build_id, step.id, step_type, name, message, claims.failure_category(exc))
-    else:
-        add_event(build_id, "error", stage=step_type, item=name, error=message, willRetry=True)
-    db.session.commit()
-    log.warning("build %s step %s (%s) failed, final=%s: %s", build_id, step.id, step_type, final, message)
-    if letter is not None:
-        _after_final_failure(build_id, letter.id)
-
-
-def _dead_letter(
-    build_id: str, step_id: int, step_type: str, name: str | None, message: str, category: str
-) -> None:
-    """In the caller's transaction: count the failure on the build and keep a dead letter."""
-    db.session.execute(
-        update(BuildJob).where(BuildJob.id == build_id).values(error_count=BuildJob.error_count + 1)
-    )
-    letter = DeadLetter(
-        build_id=build_id,
-        step_id=step_id,
-        original_queue=QUEUE_OF_STEP[StepType(step_type)],
-        job_id=step_job_id(step_id),
-        error=message,
-        category=category,
-    )
-    db.session.add(letter)
-    add_event(
-        build_id, "error", stage=step_type, item=name, error=message, category=category, willRetry=False
-    )
-    return letter
-
-
-def _after_final_failure(build_id: str, letter_id: int) -> None:
-    ring(build_id)
-    queue_alert("dead-letter", letter_id)
-    maybe_finalize(build_id)
-
-
-# --- finalize ----------------------------------------------------------------------------
-
-
-def unfinished_steps(build_id: str) -> int:
-    return db.session.scalar(
-        select(func.count(JobStep.id)).where(JobStep.build_id == build_id, JobStep.status.not_in(FINAL))
-    )
-
-
-def maybe_finalize(build_id: str) -> bool:
-    """Queue finalize once no step of the build is left to run; True if queued."""
-    if unfinished_steps(build_id):
-        return False
-    try:
-        return enqueue_unique(BUILD_PATH_QUEUE, finalize_build, build_id, job_id=finalize_job_id(build_id))
-    except RedisError:
-        log.warning("build %s: could not queue finalize; recovery will", build_id)
-        return False
-
-
-def finalize_build(build_id: str) -> str:
-    """Close the build as completed or failed. The status change is a compare-and-set on a
-    processing build with no unfinished step, so it takes effect exactly once."""
-    failed = db.session.scalars(
-        select(JobStep)
-        .where(JobStep.build_id == build_id, JobStep.status == WorkStatus.FAILED)
-        .order_by(JobStep.completed_at)
-        .limit(3)
-    ).all()
-    failed_count = db.session.scalar(
-        select(func.count(JobStep.id)).where(
-            JobStep.build_id == build_id, JobStep.status == WorkStatus.FAILED
-        )
-    )
-    status = BuildStatus.FAILED if failed_count else BuildStatus.COMPLETED
-    error = None
-    if failed_count:
-        firsts = "; ".join(f"{s.type} '{s.entity_name or 'path'}': {s.error}" for s in failed)
-        error = f"{failed_count} step(s) failed: {firsts}"
-    nothing_left = ~exists().where(JobStep.build_id == build_id, JobStep.status.not_in(FINAL))
-    closed = db.session.execute(
-        update(BuildJob)
-        .where(BuildJob.id == build_id, BuildJob.status == BuildStatus.PROCESSING, nothing_left)
-        .values(status=status, error=error, completed_at=utcnow(), current_stage=None)
-    ).rowcount
-    if not closed:
-        db.session.rollback()
-        return "not finalized: build is not processing, or steps remain"
-    add_event(build_id, "completed", status=status, error=error, failedSteps=failed_count)
-    db.session.commit()
-    ring(build_id)
-    if status == BuildStatus.FAILED:
-        queue_alert("build-failed", build_id)
-    from app.pipelines.build_control import admit_waiting_builds
-
-    build = db.session.get(BuildJob, build_id)
-    if build is not None and build.triggered_by is not None:
-        admit_waiting_builds(build.triggered_by)
-    log.info("build %s: %s", build_id, status)
-    return str(status)
 
 
 STEP_FUNCTIONS: dict[StepType, Callable[[int], str]] = {

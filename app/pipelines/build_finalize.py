@@ -1,0 +1,83 @@
+"""Closing a build: once no step is left to run, finalize sets it completed or failed,
+exactly once (a compare-and-set), however many steps finish at the same instant."""
+
+from __future__ import annotations
+
+import logging
+
+from redis.exceptions import RedisError
+from sqlalchemy import exists, func, select, update
+
+from app.database import utcnow
+from app.extensions import db
+from app.jobs.enqueue import enqueue_unique
+from app.jobs.queues import BUILD_PATH_QUEUE
+from app.models import BuildJob, BuildStatus, JobStep, WorkStatus
+from app.models.tracking import FINAL
+from app.pipelines.alerts import queue_alert
+from app.pipelines.build_events import add_event, ring
+
+log = logging.getLogger(__name__)
+
+
+def finalize_job_id(build_id: str) -> str:
+    return f"finalize-{build_id}"
+
+
+def unfinished_steps(build_id: str) -> int:
+    return db.session.scalar(
+        select(func.count(JobStep.id)).where(JobStep.build_id == build_id, JobStep.status.not_in(FINAL))
+    )
+
+
+def maybe_finalize(build_id: str) -> bool:
+    """Queue finalize once no step of the build is left to run; True if queued."""
+    if unfinished_steps(build_id):
+        return False
+    try:
+        return enqueue_unique(BUILD_PATH_QUEUE, finalize_build, build_id, job_id=finalize_job_id(build_id))
+    except RedisError:
+        log.warning("build %s: could not queue finalize; recovery will", build_id)
+        return False
+
+
+def finalize_build(build_id: str) -> str:
+    """Close the build as completed or failed. The status change is a compare-and-set on a
+    processing build with no unfinished step, so it takes effect exactly once."""
+    failed = db.session.scalars(
+        select(JobStep)
+        .where(JobStep.build_id == build_id, JobStep.status == WorkStatus.FAILED)
+        .order_by(JobStep.completed_at)
+        .limit(3)
+    ).all()
+    failed_count = db.session.scalar(
+        select(func.count(JobStep.id)).where(
+            JobStep.build_id == build_id, JobStep.status == WorkStatus.FAILED
+        )
+    )
+    status = BuildStatus.FAILED if failed_count else BuildStatus.COMPLETED
+    error = None
+    if failed_count:
+        firsts = "; ".join(f"{s.type} '{s.entity_name or 'path'}': {s.error}" for s in failed)
+        error = f"{failed_count} step(s) failed: {firsts}"
+    nothing_left = ~exists().where(JobStep.build_id == build_id, JobStep.status.not_in(FINAL))
+    closed = db.session.execute(
+        update(BuildJob)
+        .where(BuildJob.id == build_id, BuildJob.status == BuildStatus.PROCESSING, nothing_left)
+        .values(status=status, error=error, completed_at=utcnow(), current_stage=None)
+    ).rowcount
+    if not closed:
+        db.session.rollback()
+        return "not finalized: build is not processing, or steps remain"
+    add_event(build_id, "completed", status=status, error=error, failedSteps=failed_count)
+    db.session.commit()
+    ring(build_id)
+    if status == BuildStatus.FAILED:
+        queue_alert("build-failed", build_id)
+    from app.pipelines.build_control import admit_waiting_builds
+
+    build = db.session.get(BuildJob, build_id)
+    if build is not None and build.triggered_by is not None:
+        admit_waiting_builds(build.triggered_by)
+    log.info("build %s: %s", build_id, status)
+    return str(status)

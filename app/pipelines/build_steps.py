@@ -1,0 +1,90 @@
+"""A build's step rows and counters: the queue and job id of each step, creating steps in
+the caller's transaction, and adding to the build's counters in SQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from app.database import utcnow
+from app.extensions import db
+from app.jobs.queues import BUILD_PATH_QUEUE, DECOMPOSE_QUEUE, GENERATE_KU_QUEUE
+from app.models import BuildJob, BuildStatus, JobStep, StepType, WorkStatus
+
+BUILD_COUNTERS = (
+    "total_concepts",
+    "completed_concepts",
+    "total_sub_concepts",
+    "completed_sub_concepts",
+    "total_knowledge_units",
+    "completed_knowledge_units",
+)
+
+
+QUEUE_OF_STEP = {
+    StepType.CONCEPTS: BUILD_PATH_QUEUE,
+    StepType.SUB_CONCEPTS: DECOMPOSE_QUEUE,
+    StepType.KNOWLEDGE_UNITS: GENERATE_KU_QUEUE,
+}
+
+
+def step_job_id(step_id: int) -> str:
+    return f"step-{step_id}"
+
+
+def bump(build_id: str, **increments: int) -> None:
+    """Add to the build's counters in SQL, so parallel steps lose no increment."""
+    db.session.execute(
+        update(BuildJob)
+        .where(BuildJob.id == build_id)
+        .values({getattr(BuildJob, name): getattr(BuildJob, name) + n for name, n in increments.items()})
+    )
+
+
+def new_step(
+    build_id: str,
+    kind: StepType,
+    entity_id: int,
+    name: str,
+    parent: int | None,
+    position: int,
+    status: WorkStatus,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "build_id": build_id,
+        "type": kind,
+        "entity_id": entity_id,
+        "entity_name": name,
+        "parent_step_id": parent,
+        "position": position,
+        "status": status,
+        "created_at": utcnow(),
+        **extra,
+    }
+
+
+def insert_steps(rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    """Insert steps (in the caller's transaction); returns the (id, type) of those queued."""
+    if not rows:
+        return []
+    created = db.session.execute(
+        insert(JobStep).returning(JobStep.id, JobStep.type, JobStep.status, sort_by_parameter_order=True),
+        rows,
+    ).all()
+    return [(step_id, kind) for step_id, kind, status in created if status == WorkStatus.QUEUED]
+
+
+def child_status(build_id: str) -> WorkStatus:
+    """Children of a paused build wait as pending; resume queues them."""
+    status = db.session.scalar(select(BuildJob.status).where(BuildJob.id == build_id))
+    return WorkStatus.QUEUED if status == BuildStatus.PROCESSING else WorkStatus.PENDING
+
+
+def set_stage(build_id: str, stage: str) -> None:
+    db.session.execute(
+        update(BuildJob)
+        .where(BuildJob.id == build_id, BuildJob.status == BuildStatus.PROCESSING)
+        .values(current_stage=stage)
+    )
