@@ -1,0 +1,97 @@
+"""SIGTERM to the web process as the Procfile starts it: the request in flight is finished,
+then the process exits."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import socket
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+
+from app.extensions import db
+from app.models import LearningPath
+from tests.services import ROOT, ProcessGroup, free_port, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def _procfile_web(port: int) -> list[str]:
+    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    command = shlex.split(line.removeprefix("web:"), comments=True)
+    assert command[0] == "gunicorn"
+    return [sys.executable, "-m", *command, "--bind", f"127.0.0.1:{port}"]
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def _paths_table_locked(database_url: str) -> Iterator[None]:
+    """Hold the database so an insert into learning_paths waits: the request stays in flight."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        conn = sqlite3.connect(Path(url.database), isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+            conn.close()
+        return
+    engine = create_engine(url.set(drivername="postgresql+psycopg"))
+    with engine.connect() as conn, conn.begin():
+        conn.execute(text("LOCK TABLE learning_paths IN EXCLUSIVE MODE"))
+        yield
+    engine.dispose()
+
+
+def test_sigterm_lets_the_request_in_flight_finish_before_the_web_process_exits(
+    app, auth, service_env, database_url, tmp_path
+):
+    port = free_port()
+    web = ProcessGroup(_procfile_web(port), service_env, tmp_path / "web.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _listening(port), timeout=30, message="gunicorn to listen")
+        answer: dict[str, requests.Response] = {}
+
+        def create_path() -> None:
+            answer["response"] = requests.post(
+                f"{base}/api/learning-paths",
+                json={"name": "Written during shutdown", "topic": "statistics"},
+                headers=auth,
+                timeout=60,
+            )
+
+        with _paths_table_locked(database_url):
+            request = threading.Thread(target=create_path)
+            request.start()
+            time.sleep(1.5)  # the request has reached its insert and waits for the lock
+            web.process.send_signal(signal.SIGTERM)
+            time.sleep(1.5)
+            assert web.alive(), "gunicorn must wait for the request in hand"
+            assert "response" not in answer
+        request.join(timeout=30)
+
+        assert answer["response"].status_code == 201, answer["response"].text
+        assert web.process.wait(timeout=25) == 0
+        with app.app_context():
+            assert db.session.scalars(select(LearningPath.name)).all() == ["Written during shutdown"]
+    finally:
+        web.stop()
