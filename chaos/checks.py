@@ -6,7 +6,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import BuildEvent, BuildJob, Concept, JobStep, KnowledgeUnit, SubConcept
+from app.models import BuildEvent, BuildJob, Concept, GeneratorCall, JobStep, KnowledgeUnit, SubConcept
 from app.models.tracking import FINAL
 
 
@@ -57,4 +57,12 @@ def check_build(app: Flask, build_id: str, expected: str = "completed") -> list[
         )
         if endings != 1:
             problems.append(f"{endings} final events, expected exactly 1")
+        tokens_recorded = func.coalesce(func.sum(GeneratorCall.completion_tokens), 0)
+        recorded = select(func.count(GeneratorCall.id), tokens_recorded)
+        calls, tokens = db.session.execute(recorded.where(GeneratorCall.build_id == build_id)).one()
+        if (build.usage_calls, build.usage_completion_tokens) != (calls, tokens):
+            problems.append(
+                f"usage counters say {build.usage_calls} calls / {build.usage_completion_tokens} tokens, "
+                f"the call records {calls} / {tokens}"
+            )
     return problems

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Concept, JobStep, KnowledgeUnit, LessonPlan
-from tests.fake_llm import USAGE, FakeChatServer
+from tests.fake_llm import MODEL, USAGE, FakeChatServer
 from tests.helpers import create_path, create_workflow, start_build, wait_for_build, wait_for_status
 
 pytestmark = pytest.mark.slow
@@ -69,6 +69,7 @@ def test_a_build_stores_the_servers_tree_and_sums_its_tokens(app, client, auth, 
     assert build["usage"]["completionTokens"] == calls * USAGE["completion_tokens"]
     steps = client.get(f"/api/jobs/{build['id']}/steps", headers=auth).get_json()
     assert sum(s["usage"]["promptTokens"] for s in steps) == calls * USAGE["prompt_tokens"]
+    assert build["usage"]["calls"] == calls and build["usage"]["models"] == [MODEL]
 
 
 @pytest.mark.parametrize(

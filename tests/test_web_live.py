@@ -7,7 +7,16 @@ from sqlalchemy import insert, select
 
 from app.database import utcnow
 from app.extensions import db
-from app.models import BuildEvent, BuildJob, JobStep, LearningPath, LessonPlanRun, User, Workflow
+from app.models import (
+    BuildEvent,
+    BuildJob,
+    GeneratorCall,
+    JobStep,
+    LearningPath,
+    LessonPlanRun,
+    User,
+    Workflow,
+)
 from tests.test_web_pages import QueryCounter
 from tests.web_helpers import post_form, sign_in
 
@@ -68,6 +77,21 @@ def _path_with_build(app, steps: int, status: str = "processing") -> str:  # typ
                     "created_at": utcnow(),
                 }
                 for i in range(steps)
+            ],
+        )
+        # A call record per finished step, as a real build has (its usage must not cost a scan).
+        db.session.execute(
+            insert(GeneratorCall),
+            [
+                {
+                    "build_id": build.id,
+                    "kind": "knowledge-units",
+                    "called_at": utcnow(),
+                    "model": "offline",
+                    "prompt_tokens": 10,
+                    "completion_tokens": 20,
+                }
+                for _ in range(steps // 2)
             ],
         )
         db.session.commit()

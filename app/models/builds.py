@@ -67,6 +67,13 @@ class BuildJob(db.Model):
     # estimate reads these instead of scanning every step on each poll.
     sub_concepts_ms: Mapped[int] = mapped_column(default=0)
     knowledge_units_ms: Mapped[int] = mapped_column(default=0)
+    # Generator usage summed as each call is recorded (in the call record's transaction), so a
+    # poll reads one row instead of summing every call of the build. Models as ",a,b,".
+    usage_calls: Mapped[int] = mapped_column(default=0)
+    usage_memo_hits: Mapped[int] = mapped_column(default=0)
+    usage_prompt_tokens: Mapped[int] = mapped_column(default=0)
+    usage_completion_tokens: Mapped[int] = mapped_column(default=0)
+    usage_models: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None]

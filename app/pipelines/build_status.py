@@ -11,9 +11,9 @@ from flask import current_app
 from sqlalchemy import case, func, select
 
 from app.extensions import db
-from app.models import BuildJob, BuildStatus, GeneratorCall, JobStep, StepType, WorkStatus
+from app.models import BuildJob, BuildStatus, JobStep, StepType, WorkStatus
 from app.models.tracking import DONE
-from app.pipelines.usage import usage_of
+from app.pipelines.usage import build_usage
 
 STAGE_WEIGHTS = {"concepts": 20, "sub-concepts": 30, "knowledge-units": 50}
 
@@ -90,5 +90,5 @@ def build_summary(build: BuildJob) -> dict[str, Any]:
         "path": {"id": build.path_id, "name": build.path.name},
         "errorCategories": error_categories(build.id),
         "estimatedSecondsLeft": estimated_seconds_left(build),
-        "usage": usage_of(GeneratorCall.build_id == build.id),
+        "usage": build_usage(build),
     }

@@ -9,7 +9,7 @@ from flask import current_app
 from sqlalchemy import ColumnElement, case, func, select
 
 from app.extensions import db
-from app.models import GeneratorCall
+from app.models import BuildJob, GeneratorCall
 
 
 def usage_of(condition: ColumnElement[bool]) -> dict[str, Any]:
@@ -32,6 +32,18 @@ def usage_of(condition: ColumnElement[bool]) -> dict[str, Any]:
         "completionTokens": int(completion),
         "models": sorted(set(models.split(","))) if models else [],
         "estimatedCost": estimated_cost(int(prompt), int(completion)),
+    }
+
+
+def build_usage(build: BuildJob) -> dict[str, Any]:
+    """The same figures for a build, from its counters (one row, whatever the build's size)."""
+    return {
+        "calls": build.usage_calls,
+        "memoHits": build.usage_memo_hits,
+        "promptTokens": build.usage_prompt_tokens,
+        "completionTokens": build.usage_completion_tokens,
+        "models": sorted(filter(None, build.usage_models.split(","))),
+        "estimatedCost": estimated_cost(build.usage_prompt_tokens, build.usage_completion_tokens),
     }
 
 

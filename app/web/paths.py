@@ -11,12 +11,12 @@ from sqlalchemy import select
 
 from app.access import owned_build, owned_path
 from app.extensions import db
-from app.models import BuildJob, GeneratorCall, LearningPath
+from app.models import BuildJob, LearningPath
 from app.models.builds import FINAL_BUILD
 from app.pipelines import build_control
 from app.pipelines.build_events import recent_events
 from app.pipelines.build_status import estimated_seconds_left, progress_percent
-from app.pipelines.usage import usage_of
+from app.pipelines.usage import build_usage
 from app.web import bp, page_or_fragment
 
 CONTROLS = {
@@ -43,7 +43,7 @@ def _panel(build: BuildJob | None) -> dict[str, Any]:
         "events": events,
         "activity": events[0] if events else None,
         "eta_s": estimated_seconds_left(build),
-        "usage": usage_of(GeneratorCall.build_id == build.id),
+        "usage": build_usage(build),
         "live": build.status not in FINAL_BUILD,
     }
 
