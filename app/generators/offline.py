@@ -138,7 +138,8 @@ class OfflineGenerator:
         for slice_no in range(PROGRESS_SLICES):
             if slice_no == fail_at:
                 raise TransientGenerationError("offline generator: injected transient failure")
-            time.sleep(self.latency_ms / 1000 / PROGRESS_SLICES)
+            if self.latency_ms:
+                time.sleep(self.latency_ms / 1000 / PROGRESS_SLICES)
             progress(int(100 * (slice_no + 1) / PROGRESS_SLICES))
 
     def _lesson(self, brief: ModuleBrief, order: int, minutes: int, rng: random.Random) -> LessonPlanDraft:

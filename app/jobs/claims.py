@@ -79,7 +79,7 @@ def run_under_lease(
     """Run `fn(progress)` while a thread renews the lease; progress(0..100) is stored too, at
     most every PROGRESS_EVERY_S (a fast generator reports far more often than anyone looks)."""
     engine, ttl, model = db.engine, lease_ttl(), work.model
-    last_progress_write = [0.0]
+    last_progress_write = [time.monotonic()]  # the claim wrote progress 0 just now
 
     def renew(progress: int | None = None) -> bool:
         values: dict[str, object] = {"lease_expires_at": utcnow() + ttl}
