@@ -28,14 +28,16 @@ def _parent_of(pid: int) -> int:
 
 
 def _session_members(session_id: int) -> list[int]:
-    """Every process in the worker group's session, wherever it was re-parented to."""
+    """Every live process in the worker group's session, wherever it was re-parented to
+    (zombies, exited and waiting for an init that may never reap them, are not counted)."""
     members = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if os.getsid(int(entry.name)) == session_id:
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state != "Z" and os.getsid(int(entry.name)) == session_id:
                     members.append(int(entry.name))
-            except (ProcessLookupError, PermissionError):
+            except (OSError, IndexError):
                 continue
     return members
 

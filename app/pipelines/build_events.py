@@ -4,10 +4,11 @@ on Redis pub/sub so an SSE stream on any web process hears of new rows at once."
 from __future__ import annotations
 
 import logging
+from functools import cache
 from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 
 from app.extensions import db
 from app.jobs.queues import get_redis
@@ -44,13 +45,17 @@ def events_after(build_id: str, after_id: int, limit: int = 500) -> list[BuildEv
     )
 
 
+@cache
+def _recent_events_query() -> Select[tuple[BuildEvent]]:
+    """Built once, as every poll of a build page runs it."""
+    return (
+        select(BuildEvent)
+        .where(BuildEvent.build_id == bindparam("build_id"))
+        .order_by(BuildEvent.id.desc())
+        .limit(bindparam("count"))
+    )
+
+
 def recent_events(build_id: str, count: int = 20) -> list[BuildEvent]:
     """The last `count` events, newest first (the activity log)."""
-    return list(
-        db.session.scalars(
-            select(BuildEvent)
-            .where(BuildEvent.build_id == build_id)
-            .order_by(BuildEvent.id.desc())
-            .limit(count)
-        )
-    )
+    return list(db.session.scalars(_recent_events_query(), {"build_id": build_id, "count": count}))

@@ -5,10 +5,11 @@ queries however many steps the build has."""
 from __future__ import annotations
 
 import math
+from functools import cache
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, bindparam, case, func, select
 
 from app.extensions import db
 from app.models import BuildJob, BuildStatus, JobStep, StepType, WorkStatus
@@ -18,20 +19,29 @@ from app.pipelines.usage import build_usage
 STAGE_WEIGHTS = {"concepts": 20, "sub-concepts": 30, "knowledge-units": 50}
 
 
-def unit_fractions(build_ids: list[str]) -> dict[str, float]:
-    """Per build, Σ over its concepts of the share of their sub-concepts whose units are done
-    (0 until the concept is decomposed, 1 for a decomposed concept with no sub-concepts)."""
+@cache
+def _unit_fractions_query() -> Select[tuple[str, float]]:
+    """Built once: every poll runs it, and building the expression cost more than running it."""
     done = JobStep.status.in_(DONE)
     share = case(
         (done & (JobStep.children_total > 0), JobStep.children_done * 1.0 / JobStep.children_total),
         (done, 1.0),
         else_=0.0,
     )
-    rows = db.session.execute(
+    return (
         select(JobStep.build_id, func.sum(share))
-        .where(JobStep.build_id.in_(build_ids), JobStep.type == StepType.SUB_CONCEPTS)
+        .where(
+            JobStep.build_id.in_(bindparam("build_ids", expanding=True)),
+            JobStep.type == StepType.SUB_CONCEPTS,
+        )
         .group_by(JobStep.build_id)
-    ).all()
+    )
+
+
+def unit_fractions(build_ids: list[str]) -> dict[str, float]:
+    """Per build, Σ over its concepts of the share of their sub-concepts whose units are done
+    (0 until the concept is decomposed, 1 for a decomposed concept with no sub-concepts)."""
+    rows = db.session.execute(_unit_fractions_query(), {"build_ids": build_ids}).all()
     return {build_id: float(total or 0) for build_id, total in rows}
 
 
