@@ -40,25 +40,38 @@ def discard_job(job_id: str) -> None:
         get_redis().lrem(intermediate, 0, job_id)
 
 
-def is_stranded(job: Job, started_grace: timedelta) -> bool:
-    """RQ counts the job alive, but no worker will ever run it: it was popped from its queue
-    by a worker that died before starting it (seen so in two sweeps), or it was started more
-    than `started_grace` ago by a job that has no lease to say its worker lives.
+class StrandedJobs:
+    """Tells which jobs RQ counts alive but no worker will ever run: popped from their queue by
+    a worker that died before starting them (seen so in two sweeps, a second or more apart), or
+    started more than `started_grace` ago by a job with no lease to say its worker lives (the
+    caller decides: a step that holds a lease is judged by its lease).
 
-    The caller decides what `started` means: for a step that holds a lease, the lease does."""
-    status = job.get_status(refresh=False)
-    if status == JobStatus.STARTED:
-        return job.started_at is not None and job.started_at.replace(tzinfo=None) < utcnow() - started_grace
-    if status != JobStatus.QUEUED:
-        return False
-    redis = get_redis()
-    if redis.lpos(get_queue(job.origin).key, job.id) is not None:
-        return False
-    interval = current_app.config["JOB_RECOVERY_INTERVAL_S"]
-    first_seen = redis.set(
-        STRANDED_MARK.format(job.id), time.time(), nx=True, get=True, ex=max(5, int(3 * interval))
-    )
-    return first_seen is not None and time.time() - float(first_seen) >= STRANDED_AFTER_S
+    Make one after fetching the jobs it will judge: it reads each queue's ids once (a job queued
+    after the fetch cannot look popped), so a sweep over thousands of queued steps costs one
+    LRANGE per queue, not a scan of the queue per job."""
+
+    def __init__(self, started_grace: timedelta) -> None:
+        self.started_grace = started_grace
+        self._on_queue: dict[str, set[str]] = {}
+
+    def __call__(self, job: Job) -> bool:
+        status = job.get_status(refresh=False)
+        if status == JobStatus.STARTED:
+            started = job.started_at
+            return started is not None and started.replace(tzinfo=None) < utcnow() - self.started_grace
+        if status != JobStatus.QUEUED or job.id in self._queued_ids(job.origin):
+            return False
+        interval = current_app.config["JOB_RECOVERY_INTERVAL_S"]
+        first_seen = get_redis().set(
+            STRANDED_MARK.format(job.id), time.time(), nx=True, get=True, ex=max(5, int(3 * interval))
+        )
+        return first_seen is not None and time.time() - float(first_seen) >= STRANDED_AFTER_S
+
+    def _queued_ids(self, queue_name: str) -> set[str]:
+        if queue_name not in self._on_queue:
+            ids = get_redis().lrange(get_queue(queue_name).key, 0, -1)
+            self._on_queue[queue_name] = {job_id.decode() for job_id in ids}
+        return self._on_queue[queue_name]
 
 
 def enqueue_unique(queue_name: str, func: Callable[..., Any], *args: Any, job_id: str) -> bool:

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from app.database import utcnow
 from app.extensions import db
 from app.jobs import claims
-from app.jobs.enqueue import LIVE_STATES, discard_job, fetch_job, is_stranded
+from app.jobs.enqueue import LIVE_STATES, StrandedJobs, discard_job, fetch_job
 from app.jobs.queues import get_redis
 from app.models import BuildJob, BuildStatus, JobStep, WorkStatus
 from app.pipelines.build_failures import after_final_failure, dead_letter
@@ -55,11 +55,12 @@ def reconcile_build(build_id: str) -> int:
     ).all()
     if not unfinished:
         finalize = fetch_job(finalize_job_id(build_id))
-        if finalize is not None and is_stranded(finalize, claims.lease_ttl()):
+        if finalize is not None and StrandedJobs(claims.lease_ttl())(finalize):
             log.warning("build %s: finalize was lost with its worker; queueing it again", build_id)
             discard_job(finalize.id)
         return queued + int(maybe_finalize(build_id))
     jobs = Job.fetch_many([step_job_id(step.id) for step in unfinished], connection=get_redis())
+    stranded = StrandedJobs(claims.lease_ttl())
     lost: list[tuple[int, str]] = []
     for step, job in zip(unfinished, jobs, strict=True):
         if step.status == WorkStatus.RUNNING:
@@ -67,7 +68,7 @@ def reconcile_build(build_id: str) -> int:
                 lost += _release(step)
         elif job is None or job.get_status(refresh=False) not in LIVE_STATES:
             lost.append((step.id, step.type))
-        elif is_stranded(job, claims.lease_ttl()):  # a started step not yet running never claimed it
+        elif stranded(job):  # popped and never started, or started and never claimed
             discard_job(job.id)
             lost.append((step.id, step.type))
     if lost:

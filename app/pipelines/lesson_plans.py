@@ -24,7 +24,7 @@ from app.extensions import db
 from app.generators import ProgressCallback
 from app.generators.schemas import LessonPlanDraft, ModuleBrief
 from app.jobs import claims
-from app.jobs.enqueue import LIVE_STATES, discard_job, enqueue_unique, fetch_job, is_stranded
+from app.jobs.enqueue import LIVE_STATES, StrandedJobs, discard_job, enqueue_unique, fetch_job
 from app.jobs.lease import WorkerShuttingDown
 from app.jobs.queues import LESSON_PLANS_QUEUE
 from app.logs import add_to_context
@@ -274,7 +274,7 @@ def reconcile_workflow(workflow_id: str) -> int:
     status = job.get_status(refresh=False) if job else None
     if status not in LIVE_STATES:  # lost with Redis, or ended without the database hearing
         return int(_enqueue_module(module.id, job_id))
-    if job is not None and is_stranded(job, claims.lease_ttl()):
+    if job is not None and StrandedJobs(claims.lease_ttl())(job):
         # Popped or started by a worker that died before it could claim the module.
         discard_job(job_id)
         return int(_enqueue_module(module.id, job_id))
