@@ -257,3 +257,57 @@ def test_generator_check_names_the_output_format_and_a_bad_setting(app):
         misconfigured.exit_code != 0
         and "OPENAI_RESPONSE_FORMAT is 'xml': use one of auto" in misconfigured.output
     )
+
+
+def _orchestrator_worker(redis) -> int | None:  # type: ignore[no-untyped-def]
+    from rq import Worker
+
+    for worker in Worker.all(connection=redis):
+        if worker.get_current_job_id() and "build-path" in worker.queue_names():
+            return worker.pid
+    return None
+
+
+def test_a_worker_killed_after_its_call_succeeded_costs_no_second_call(
+    app, client, auth, workers, redis_server, database_url
+):
+    """The call is paid for and its answer stored; the worker dies before the step's content is.
+    Only PostgreSQL can hold that moment still (a lock on the concepts table alone; SQLite locks
+    the whole file, memo included), so this runs under `make test-postgres`."""
+    import os
+    import signal
+
+    from sqlalchemy import create_engine, func, text
+    from sqlalchemy.engine import make_url
+
+    from app.models import GenerationMemo
+    from tests.services import wait_until
+
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        pytest.skip("needs a table lock: runs under make test-postgres")
+    path_id = create_path(client, auth, concepts=2)
+    locker = create_engine(url.set(drivername="postgresql+psycopg"))
+    with FakeChatServer() as fake:
+        workers(**llm_settings(fake, OPENAI_TIMEOUT_S="5"))
+        with locker.connect() as conn, conn.begin():
+            conn.execute(text("LOCK TABLE concepts IN EXCLUSIVE MODE"))  # the store will wait here
+            build_id = start_build(client, auth, path_id)
+
+            def memo_stored() -> bool:
+                with app.app_context():
+                    return db.session.scalar(select(func.count()).select_from(GenerationMemo)) == 1
+
+            wait_until(memo_stored, timeout=30, message="the concepts answer to be stored")
+            victim = wait_until(lambda: _orchestrator_worker(redis_server.client()), timeout=10)
+            os.kill(victim, signal.SIGKILL)
+        locker.dispose()
+        build = wait_for_build(client, auth, build_id, timeout=90)
+
+    asked_for_concepts = [e for e in fake.log if e["schema"] == "concepts"]
+    assert len(asked_for_concepts) == 1, "the re-run used the stored answer"
+    orchestrator = _steps(app, build_id)[0]
+    assert (orchestrator.type, orchestrator.attempts, orchestrator.worker_losses) == ("concepts", 2, 1)
+    assert build["totalConcepts"] == 2
+    with app.app_context():
+        assert db.session.scalar(select(Concept.name).order_by(Concept.position)) == "Server concept 1"
