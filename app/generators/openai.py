@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -67,7 +68,8 @@ RESPONSE_FORMATS = ("json_schema", "json_object", "none")
 RESPONSE_FORMAT_SETTINGS = ("auto", *RESPONSE_FORMATS)
 FORMAT_KEY = "curriculum-builder:response-format:{}"
 FORMAT_MEMORY_S = 24 * 3600  # a server upgraded to structured output is tried again a day later
-_known_formats: dict[tuple[str, str], str] = {}
+FORMAT_REREAD_S = 300  # how long a process trusts its own copy before asking Redis again
+_known_formats: dict[tuple[str, str], tuple[str, float]] = {}  # (format, read at, monotonic)
 
 
 @cache
@@ -194,14 +196,15 @@ class OpenAIGenerator:
 
     def _known_format(self) -> str:
         """What this server and model were found to take (by any worker), else the strictest."""
-        known = _known_formats.get((self.base_url, self.model))
-        if known is None:
-            try:
-                stored = get_redis().get(self._format_key())
-            except RedisError:
-                stored = None
-            known = stored.decode() if stored and stored.decode() in RESPONSE_FORMATS else RESPONSE_FORMATS[0]
-        _known_formats[(self.base_url, self.model)] = known
+        copy = _known_formats.get((self.base_url, self.model))
+        if copy is not None and time.monotonic() - copy[1] < FORMAT_REREAD_S:
+            return copy[0]
+        try:
+            stored = get_redis().get(self._format_key())
+        except RedisError:
+            stored = None
+        known = stored.decode() if stored and stored.decode() in RESPONSE_FORMATS else RESPONSE_FORMATS[0]
+        _known_formats[(self.base_url, self.model)] = (known, time.monotonic())
         return known
 
     def _step_down(self, exc: openai.BadRequestError) -> bool:
@@ -227,7 +230,8 @@ class OpenAIGenerator:
             _message(exc),
             looser,
         )
-        self.response_format = _known_formats[(self.base_url, self.model)] = looser
+        self.response_format = looser
+        _known_formats[(self.base_url, self.model)] = (looser, time.monotonic())
         try:
             get_redis().set(self._format_key(), looser, ex=FORMAT_MEMORY_S)
         except RedisError:
