@@ -3,6 +3,7 @@ streamed and bounded in memory, downloadable from the API and from the pages."""
 
 from __future__ import annotations
 
+import json
 import re
 import tracemalloc
 from collections.abc import Iterator
@@ -455,3 +456,13 @@ def test_the_pages_offer_downloads_and_serve_them_to_the_owner_only(app, client)
     assert other.get(f"/workflows/{workflow_id}/export?format=md").status_code == 404
     assert other.get(f"/paths/{path_id}/export?format=json").status_code == 404
     assert app.test_client().get(f"/paths/{path_id}/export").status_code == 302  # to sign-in
+
+
+def test_the_documented_examples_match_the_schema():
+    blocks = re.findall(r"```json\n(.*?)```", (ROOT / "docs" / "EXPORT.md").read_text(), flags=re.S)
+    documents = [json.loads(block) for block in blocks if '"schemaVersion"' in block]
+
+    assert {document["kind"] for document in documents} == {"lessonPlans", "learningPath"}
+    for document in documents:
+        model = LessonPlansExportV1 if document["kind"] == "lessonPlans" else LearningPathExportV1
+        model.model_validate(document)
