@@ -19,11 +19,13 @@ from app.exports import ExportFormat, learning_path_export
 from app.exports.schema import LearningPathExportV1, LessonPlansExportV1
 from app.extensions import db
 from app.models import Concept, KnowledgeUnit, LearningPath, LessonPlan, Module, SubConcept, User, Workflow
+from tests import test_browser
 from tests.conftest import make_user
 from tests.helpers import create_path, create_workflow, start_build, wait_for_build, wait_for_status
 from tests.web_helpers import sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
+browser, page = test_browser.browser, test_browser.page  # the Chromium fixtures, shared
 
 
 def _user_id(app: Flask, email: str) -> int:
@@ -45,7 +47,8 @@ def seed_workflow(app: Flask, owner_id: int, title: str = "Data literacy", lesso
     with app.app_context():
         workflow = Workflow(owner_id=owner_id, title=title, topic="Data literacy", audience="Ward nurses")
         for m in range(3):
-            module = Module(position=m, title=f"Module title {m + 1}", contact_hours=2.0, status="completed")
+            status = "completed" if m < 2 else "pending"
+            module = Module(position=m, title=f"Module title {m + 1}", contact_hours=2.0, status=status)
             plans = [
                 LessonPlan(
                     order=i,
@@ -59,8 +62,6 @@ def seed_workflow(app: Flask, owner_id: int, title: str = "Data literacy", lesso
             ]
             module.lesson_plans = list(reversed(plans))
             workflow.modules.append(module)
-        if lessons == 0:
-            workflow.modules[0].status = "pending"
         db.session.add(workflow)
         db.session.commit()
         return workflow.id
@@ -466,3 +467,38 @@ def test_the_documented_examples_match_the_schema():
     for document in documents:
         model = LessonPlansExportV1 if document["kind"] == "lessonPlans" else LearningPathExportV1
         model.model_validate(document)
+
+
+@pytest.mark.slow
+def test_the_download_buttons_in_chromium_save_what_the_database_holds(app, web, page):
+    make_user(app, "ada@example.com")
+    owner = _user_id(app, "ada@example.com")
+    workflow_id = seed_workflow(app, owner, title="Données « été »")
+    path_id = seed_path(app, owner, name="Stats for nurses")
+    test_browser.sign_in(page, web, "ada@example.com")
+
+    page.goto(f"{web}/workflows/{workflow_id}")
+    test_browser.shot(page, "workflow-downloads")
+    lesson_plans = _click_download(page, "Download JSON")
+    lesson_plans_md = _click_download(page, "Download Markdown")
+    page.goto(f"{web}/paths/{path_id}")
+    tree = _click_download(page, "Download JSON")
+    tree_md = _click_download(page, "Download Markdown")
+
+    assert lesson_plans[0] == "Données « été »-lesson-plans.json"
+    assert json.loads(lesson_plans[1])["modules"] == lesson_plans_in_db(app, workflow_id)
+    assert lesson_plans_md[0] == "Données « été »-lesson-plans.md"
+    assert lesson_plans_md[1].startswith("# Données « été »\n")
+    assert "### Lesson 3: Lesson 2.3 (40 min)" in lesson_plans_md[1]
+    assert tree[0] == "Stats for nurses-learning-path.json"
+    assert json.loads(tree[1])["concepts"] == tree_in_db(app, path_id)
+    assert tree_md[0] == "Stats for nurses-learning-path.md"
+    assert "#### 3.2.3 Unit 3.2.3\n\n_explanation_\n\nBody 3.2.3\n" in tree_md[1]
+
+
+def _click_download(page, label: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """Click a Download button; the file's suggested name and its text."""
+    with page.expect_download() as info:
+        page.click(f"a:has-text('{label}')")
+    download = info.value
+    return download.suggested_filename, Path(download.path()).read_text(encoding="utf-8")
