@@ -112,6 +112,11 @@ def seed_path(
         return path.id
 
 
+def _minutes(activity: dict[str, Any]) -> int:
+    # Read either spelling, should the stored activities move to camelCase.
+    return activity.get("durationMinutes", activity.get("duration_minutes"))
+
+
 def lesson_plans_in_db(app: Flask, workflow_id: str) -> list[dict[str, Any]]:
     """The modules and their lesson plans as the database orders them, in the export's shape."""
     with app.app_context():
@@ -129,7 +134,7 @@ def lesson_plans_in_db(app: Flask, workflow_id: str) -> list[dict[str, Any]]:
                         "durationMinutes": lesson.duration_minutes,
                         "objectives": lesson.objectives,
                         "activities": [
-                            {"name": a["name"], "kind": a["kind"], "durationMinutes": a["duration_minutes"]}
+                            {"name": a["name"], "kind": a["kind"], "durationMinutes": _minutes(a)}
                             for a in lesson.activities
                         ],
                         "assessment": lesson.assessment,
@@ -354,6 +359,14 @@ def test_an_unknown_format_is_a_400_with_a_json_error(app, client, auth, kind, v
         "success": False,
         "error": {"code": "invalid_format", "message": f"format must be 'md' or 'json', not {value!r}."},
     }
+
+
+def test_the_format_is_read_whatever_its_case(app, client, auth):
+    path_id = seed_path(app, _user_id(app, "designer@example.com"))
+
+    response = download(client, f"/api/learning-paths/{path_id}/export?format=MD", auth)
+
+    assert response.mimetype == "text/markdown" and response.get_data(as_text=True).startswith("# Stats\n")
 
 
 def test_an_export_is_streamed_as_an_attachment(app, client, auth):
