@@ -88,20 +88,19 @@ def _json(header: dict[str, Any], workflow_id: str) -> Iterator[str]:
         },
         "modules",
     )
-    for modules, (module, rows) in enumerate(_modules(workflow_id), start=1):
-        yield separator(modules - 1) + open_object(
-            {
-                "number": modules,
-                "title": module.title,
-                "contactHours": module.contact_hours,
-                "status": module.status,
-            },
-            "lessonPlans",
-        )
-        for number, row in enumerate(rows, start=1):
+    for module, rows in _modules(workflow_id):
+        fields = {
+            "number": module.position + 1,  # as every page counts modules
+            "title": module.title,
+            "contactHours": module.contact_hours,
+            "status": module.status,
+        }
+        yield separator(modules) + open_object(fields, "lessonPlans")
+        modules += 1
+        for index, row in enumerate(rows):
             lessons += 1
             minutes += row.duration_minutes
-            yield separator(number - 1) + dump(_lesson(number, row))
+            yield separator(index) + dump(_lesson(index + 1, row))
         yield "]}"
     totals = {"modules": modules, "lessonPlans": lessons, "contactHours": round(minutes / 60, 2)}
     yield "\n" + close_object({"totals": totals}) + "\n"
@@ -122,8 +121,9 @@ def _markdown(header: dict[str, Any], workflow_id: str) -> Iterator[str]:
     yield f"# {one_line(header['title'])}\n\n"
     audience = f" · for {one_line(header['audience'])}" if header["audience"] else ""
     yield f"Lesson plans · {one_line(header['topic'])}{audience}\n\nExported {isoformat(utcnow())}\n"
-    for number, (module, rows) in enumerate(_modules(workflow_id), start=1):
-        yield f"\n## Module {number}: {one_line(module.title)}\n\n{module.contact_hours:g} contact hours\n"
+    for module, rows in _modules(workflow_id):
+        yield f"\n## Module {module.position + 1}: {one_line(module.title)}\n\n"
+        yield f"{module.contact_hours:g} contact hours\n"
         empty = True
         for lesson_number, row in enumerate(rows, start=1):
             empty = False
