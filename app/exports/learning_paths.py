@@ -112,30 +112,29 @@ def _json(header: dict[str, Any], path_id: str) -> Iterator[str]:
         },
         "concepts",
     )
-    for concept_index, (concept, sub_concepts) in enumerate(_tree(path_id)):
+    for index, (concept, sub_concepts) in enumerate(_tree(path_id)):
         totals.concepts += 1
         fields = {
-            "number": concept_index + 1,
+            "number": index + 1,
             "name": concept.concept_name,
             "description": concept.concept_description,
         }
-        yield separator(concept_index) + open_object(fields, "subConcepts")
+        yield separator(index) + open_object(fields, "subConcepts")
         for sub_index, (sub, units) in enumerate(sub_concepts):
-            totals.sub_concepts += 1
-            fields = {"number": sub_index + 1, "name": sub.sub_name, "description": sub.sub_description}
-            yield separator(sub_index) + open_object(fields, "knowledgeUnits")
-            for unit_index, unit in enumerate(units):
-                totals.knowledge_units += 1
-                fields = {
-                    "number": unit_index + 1,
-                    "title": unit.title,
-                    "kind": unit.kind,
-                    "content": unit.content,
-                }
-                yield separator(unit_index) + dump(fields)
-            yield "]}"
+            yield from _sub_concept_json(sub_index, sub, units, totals)
         yield "]}"
     yield "\n" + close_object({"totals": totals.as_json()}) + "\n"
+
+
+def _sub_concept_json(index: int, sub: Row[Any], units: Iterator[Row[Any]], totals: _Totals) -> Iterator[str]:
+    totals.sub_concepts += 1
+    fields = {"number": index + 1, "name": sub.sub_name, "description": sub.sub_description}
+    yield separator(index) + open_object(fields, "knowledgeUnits")
+    for unit_index, unit in enumerate(units):
+        totals.knowledge_units += 1
+        fields = {"number": unit_index + 1, "title": unit.title, "kind": unit.kind, "content": unit.content}
+        yield separator(unit_index) + dump(fields)
+    yield "]}"
 
 
 def _markdown(header: dict[str, Any], path_id: str) -> Iterator[str]:
