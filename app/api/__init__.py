@@ -25,4 +25,4 @@ def authenticate() -> None:
     g.user = api_token.user
 
 
-from app.api import dead_letters, jobs, learning_paths, stream, workflows  # noqa: E402,F401
+from app.api import dead_letters, exports, jobs, learning_paths, stream, workflows  # noqa: E402,F401

@@ -23,4 +23,4 @@ def page_or_fragment(page: str, fragment: str, **context: Any) -> str:
     return render_template(fragment if request.htmx else page, **context)
 
 
-from app.web import home, paths, workflows  # noqa: E402,F401  (routes register on bp)
+from app.web import exports, home, paths, workflows  # noqa: E402,F401  (routes register on bp)

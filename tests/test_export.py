@@ -1,0 +1,517 @@
+"""Exports: a workflow's lesson plans and a path's tree as Markdown and JSON, owner-only,
+streamed and bounded in memory, downloadable from the API and from the pages."""
+
+from __future__ import annotations
+
+import json
+import re
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+from flask import Flask
+from sqlalchemy import insert, select
+
+from app.exports import ExportFormat, learning_path_export
+from app.exports.schema import LearningPathExportV1, LessonPlansExportV1
+from app.extensions import db
+from app.models import Concept, KnowledgeUnit, LearningPath, LessonPlan, Module, SubConcept, User, Workflow
+from tests import test_browser
+from tests.conftest import make_user
+from tests.helpers import create_path, create_workflow, start_build, wait_for_build, wait_for_status
+from tests.web_helpers import sign_in
+
+ROOT = Path(__file__).resolve().parent.parent
+browser, page = test_browser.browser, test_browser.page  # the Chromium fixtures, shared
+
+
+def _user_id(app: Flask, email: str) -> int:
+    with app.app_context():
+        return db.session.scalar(select(User.id).where(User.email == email))
+
+
+def _activities(module: int, lesson: int) -> list[dict[str, Any]]:
+    return [
+        {"name": f"Warm-up {module}.{lesson}", "kind": "discussion", "duration_minutes": 10},
+        {"name": f"Practice {module}.{lesson}", "kind": "exercise", "duration_minutes": 25},
+        {"name": f"Wrap-up {module}.{lesson}", "kind": "reflection", "duration_minutes": 5},
+    ]
+
+
+def seed_workflow(app: Flask, owner_id: int, title: str = "Data literacy", lessons: int = 3) -> str:
+    """A workflow of three modules, the last without lesson plans; lessons are inserted in reverse
+    order, so an export that followed row ids instead of `order` would come out backwards."""
+    with app.app_context():
+        workflow = Workflow(owner_id=owner_id, title=title, topic="Data literacy", audience="Ward nurses")
+        for m in range(3):
+            status = "completed" if m < 2 else "pending"
+            module = Module(position=m, title=f"Module title {m + 1}", contact_hours=2.0, status=status)
+            plans = [
+                LessonPlan(
+                    order=i,
+                    title=f"Lesson {m + 1}.{i + 1}",
+                    objectives=[f"Read a chart {m + 1}.{i + 1}", f"Explain a trend {m + 1}.{i + 1}"],
+                    activities=_activities(m + 1, i + 1),
+                    assessment=f"Quiz {m + 1}.{i + 1}",
+                    duration_minutes=40,
+                )
+                for i in range(lessons if m < 2 else 0)
+            ]
+            module.lesson_plans = list(reversed(plans))
+            workflow.modules.append(module)
+        db.session.add(workflow)
+        db.session.commit()
+        return workflow.id
+
+
+def seed_path(
+    app: Flask,
+    owner_id: int,
+    concepts: int = 3,
+    subs: int = 2,
+    units: int = 3,
+    content: str = "Body",
+    name: str = "Stats",
+) -> str:
+    """A path with a concept without sub-concepts and a sub-concept without units at the end; rows
+    are bulk-inserted in reverse position order, so reading by id would come out backwards."""
+    with app.app_context():
+        path = LearningPath(
+            owner_id=owner_id, name=name, topic="statistics", description="For nurses", concept_count=concepts
+        )
+        db.session.add(path)
+        db.session.flush()
+        for c in reversed(range(concepts + 1)):
+            concept = Concept(
+                path_id=path.id, position=c, name=f"Concept {c + 1}", description=f"About {c + 1}"
+            )
+            db.session.add(concept)
+            db.session.flush()
+            for s in reversed(range(subs + 1 if c < concepts else 0)):
+                sub = SubConcept(
+                    concept_id=concept.id, position=s, name=f"Sub {c + 1}.{s + 1}", description=""
+                )
+                db.session.add(sub)
+                db.session.flush()
+                rows = [
+                    {
+                        "sub_concept_id": sub.id,
+                        "position": u,
+                        "title": f"Unit {c + 1}.{s + 1}.{u + 1}",
+                        "kind": "explanation",
+                        "content": f"{content} {c + 1}.{s + 1}.{u + 1}",
+                    }
+                    for u in reversed(range(units if s < subs else 0))
+                ]
+                if rows:
+                    db.session.execute(insert(KnowledgeUnit), rows)
+        db.session.commit()
+        return path.id
+
+
+def _minutes(activity: dict[str, Any]) -> int:
+    # Read either spelling, should the stored activities move to camelCase.
+    return activity.get("durationMinutes", activity.get("duration_minutes"))
+
+
+def lesson_plans_in_db(app: Flask, workflow_id: str) -> list[dict[str, Any]]:
+    """The modules and their lesson plans as the database orders them, in the export's shape."""
+    with app.app_context():
+        workflow = db.session.get(Workflow, workflow_id)
+        return [
+            {
+                "number": module.position + 1,
+                "title": module.title,
+                "contactHours": module.contact_hours,
+                "status": module.status,
+                "lessonPlans": [
+                    {
+                        "number": number,
+                        "title": lesson.title,
+                        "durationMinutes": lesson.duration_minutes,
+                        "objectives": lesson.objectives,
+                        "activities": [
+                            {"name": a["name"], "kind": a["kind"], "durationMinutes": _minutes(a)}
+                            for a in lesson.activities
+                        ],
+                        "assessment": lesson.assessment,
+                    }
+                    for number, lesson in enumerate(module.lesson_plans, start=1)
+                ],
+            }
+            for module in workflow.modules
+        ]
+
+
+def tree_in_db(app: Flask, path_id: str) -> list[dict[str, Any]]:
+    with app.app_context():
+        path = db.session.get(LearningPath, path_id)
+        return [
+            {
+                "number": c,
+                "name": concept.name,
+                "description": concept.description,
+                "subConcepts": [
+                    {
+                        "number": s,
+                        "name": sub.name,
+                        "description": sub.description,
+                        "knowledgeUnits": [
+                            {"number": u, "title": unit.title, "kind": unit.kind, "content": unit.content}
+                            for u, unit in enumerate(sub.knowledge_units, start=1)
+                        ],
+                    }
+                    for s, sub in enumerate(concept.sub_concepts, start=1)
+                ],
+            }
+            for c, concept in enumerate(path.concepts, start=1)
+        ]
+
+
+def download(client, url: str, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    response = client.get(url, headers=headers or {})
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    return response
+
+
+# ----- lesson plans -----
+
+
+def test_the_json_export_of_lesson_plans_holds_every_lesson_and_activity_in_order(app, client, auth):
+    workflow_id = seed_workflow(app, _user_id(app, "designer@example.com"))
+
+    response = download(client, f"/api/v3/workflow/{workflow_id}/export?format=json", auth)
+
+    document = LessonPlansExportV1.model_validate_json(response.get_data())
+    body = response.get_json()
+    assert body["schemaVersion"] == 1 and body["kind"] == "lessonPlans"
+    assert response.mimetype == "application/json"
+    assert body["modules"] == lesson_plans_in_db(app, workflow_id)
+    assert [lesson["title"] for lesson in body["modules"][0]["lessonPlans"]] == [
+        "Lesson 1.1",
+        "Lesson 1.2",
+        "Lesson 1.3",
+    ]
+    assert body["modules"][2]["lessonPlans"] == []
+    assert body["totals"] == {"modules": 3, "lessonPlans": 6, "contactHours": 4.0}
+    assert document.workflow.id == workflow_id and document.workflow.audience == "Ward nurses"
+
+
+def test_the_json_export_is_the_default_format(app, client, auth):
+    workflow_id = seed_workflow(app, _user_id(app, "designer@example.com"))
+
+    response = download(client, f"/api/v3/workflow/{workflow_id}/export", auth)
+
+    assert response.get_json()["schemaVersion"] == 1
+
+
+def test_the_markdown_export_of_lesson_plans_reads_as_headings_objectives_activities_and_assessment(
+    app, client, auth
+):
+    workflow_id = seed_workflow(app, _user_id(app, "designer@example.com"), title="Data literacy")
+
+    response = download(client, f"/api/v3/workflow/{workflow_id}/export?format=md", auth)
+
+    text = response.get_data(as_text=True)
+    assert response.mimetype == "text/markdown"
+    assert text.startswith("# Data literacy\n")
+    headings = re.findall(r"^#{2,3} .*$", text, flags=re.M)
+    assert headings == [
+        "## Module 1: Module title 1",
+        "### Lesson 1: Lesson 1.1 (40 min)",
+        "### Lesson 2: Lesson 1.2 (40 min)",
+        "### Lesson 3: Lesson 1.3 (40 min)",
+        "## Module 2: Module title 2",
+        "### Lesson 1: Lesson 2.1 (40 min)",
+        "### Lesson 2: Lesson 2.2 (40 min)",
+        "### Lesson 3: Lesson 2.3 (40 min)",
+        "## Module 3: Module title 3",
+    ]
+    lesson = text.split("### Lesson 2: Lesson 2.2 (40 min)")[1].split("###")[0]
+    assert "**Objectives**\n\n- Read a chart 2.2\n- Explain a trend 2.2\n" in lesson
+    assert (
+        "**Activities**\n\n1. Warm-up 2.2 (discussion) — 10 min\n2. Practice 2.2 (exercise) — 25 min\n"
+        "3. Wrap-up 2.2 (reflection) — 5 min\n" in lesson
+    )
+    assert "**Assessment**\n\nQuiz 2.2\n" in lesson
+    assert "## Module 3: Module title 3\n\n2 contact hours\n\n_No lesson plans generated yet._" in text
+
+
+def test_a_generated_workflows_export_matches_what_the_run_stored(app, client, auth, workers):
+    workers()
+    workflow_id = create_workflow(client, auth, modules=3, hours=1.5)
+    assert client.post(f"/api/v3/workflow/{workflow_id}/step10", headers=auth).status_code == 202
+    wait_for_status(client, auth, workflow_id, "complete")
+
+    body = download(client, f"/api/v3/workflow/{workflow_id}/export?format=json", auth).get_json()
+    stored = client.get(f"/api/v3/workflow/{workflow_id}/step10", headers=auth).get_json()["data"]
+
+    LessonPlansExportV1.model_validate(body)
+    assert body["modules"] == lesson_plans_in_db(app, workflow_id)
+    assert body["totals"]["lessonPlans"] == stored["totalLessons"] > 0
+    assert body["totals"]["contactHours"] == stored["totalContactHours"]
+    assert [m["title"] for m in body["modules"]] == ["Module 1", "Module 2", "Module 3"]
+
+
+# ----- learning paths -----
+
+
+def test_the_json_export_of_a_path_holds_every_concept_sub_concept_and_unit_in_order(app, client, auth):
+    path_id = seed_path(app, _user_id(app, "designer@example.com"))
+
+    response = download(client, f"/api/learning-paths/{path_id}/export?format=json", auth)
+
+    document = LearningPathExportV1.model_validate_json(response.get_data())
+    body = response.get_json()
+    assert body["schemaVersion"] == 1 and body["kind"] == "learningPath"
+    assert body["concepts"] == tree_in_db(app, path_id)
+    assert [u["title"] for u in body["concepts"][0]["subConcepts"][1]["knowledgeUnits"]] == [
+        "Unit 1.2.1",
+        "Unit 1.2.2",
+        "Unit 1.2.3",
+    ]
+    assert body["concepts"][0]["subConcepts"][2]["knowledgeUnits"] == []  # a sub-concept without units
+    assert body["concepts"][3]["subConcepts"] == []  # a concept not yet decomposed
+    assert body["totals"] == {"concepts": 4, "subConcepts": 9, "knowledgeUnits": 18}
+    assert document.path.id == path_id and document.path.conceptCount == 3
+
+
+def test_the_markdown_export_of_a_path_numbers_its_headings_by_level(app, client, auth):
+    path_id = seed_path(app, _user_id(app, "designer@example.com"), concepts=2, subs=1, units=2)
+
+    text = download(client, f"/api/learning-paths/{path_id}/export?format=md", auth).get_data(as_text=True)
+
+    assert text.startswith("# Stats\n\nLearning path · statistics\n\nFor nurses\n")
+    assert re.findall(r"^#{2,4} .*$", text, flags=re.M) == [
+        "## 1. Concept 1",
+        "### 1.1 Sub 1.1",
+        "#### 1.1.1 Unit 1.1.1",
+        "#### 1.1.2 Unit 1.1.2",
+        "### 1.2 Sub 1.2",
+        "## 2. Concept 2",
+        "### 2.1 Sub 2.1",
+        "#### 2.1.1 Unit 2.1.1",
+        "#### 2.1.2 Unit 2.1.2",
+        "### 2.2 Sub 2.2",
+        "## 3. Concept 3",
+    ]
+    assert "#### 2.1.2 Unit 2.1.2\n\n_explanation_\n\nBody 2.1.2\n" in text
+
+
+def test_a_built_paths_export_matches_what_the_build_stored(app, client, auth, workers):
+    workers()
+    path_id = create_path(client, auth, concepts=3)
+    wait_for_build(client, auth, start_build(client, auth, path_id))
+
+    body = download(client, f"/api/learning-paths/{path_id}/export", auth).get_json()
+    stored = client.get(f"/api/learning-paths/{path_id}", headers=auth).get_json()
+
+    LearningPathExportV1.model_validate(body)
+    assert body["concepts"] == tree_in_db(app, path_id)
+    assert [c["name"] for c in body["concepts"]] == [c["name"] for c in stored["concepts"]]
+    units = [u["title"] for c in stored["concepts"] for s in c["subConcepts"] for u in s["knowledgeUnits"]]
+    exported = [u["title"] for c in body["concepts"] for s in c["subConcepts"] for u in s["knowledgeUnits"]]
+    assert exported == units and len(units) == body["totals"]["knowledgeUnits"] > 0
+
+
+# ----- access, bad input, headers -----
+
+
+@pytest.mark.parametrize("kind", ["workflow", "path"])
+def test_another_users_export_is_a_404_and_an_admins_is_allowed(app, client, auth, kind):
+    owner = _user_id(app, "designer@example.com")
+    url = (
+        f"/api/v3/workflow/{seed_workflow(app, owner)}/export"
+        if kind == "workflow"
+        else f"/api/learning-paths/{seed_path(app, owner)}/export"
+    )
+    stranger = make_user(app, "stranger@example.com")
+    admin = make_user(app, "root@example.com", admin=True)
+
+    refused = client.get(url, headers=stranger)
+
+    assert refused.status_code == 404
+    assert refused.get_json()["success"] is False and refused.get_json()["error"]["code"] == "not_found"
+    assert client.get(url, headers=admin).status_code == 200
+    assert client.get(url).status_code == 401
+
+
+@pytest.mark.parametrize("value", ["pdf", "MD;", "", "json,md"])
+@pytest.mark.parametrize("kind", ["workflow", "path"])
+def test_an_unknown_format_is_a_400_with_a_json_error(app, client, auth, kind, value):
+    owner = _user_id(app, "designer@example.com")
+    url = (
+        f"/api/v3/workflow/{seed_workflow(app, owner)}/export"
+        if kind == "workflow"
+        else f"/api/learning-paths/{seed_path(app, owner)}/export"
+    )
+
+    response = client.get(url, query_string={"format": value}, headers=auth)
+
+    if value == "":  # an empty value is no choice: the default, JSON
+        assert response.status_code == 200 and response.get_json()["schemaVersion"] == 1
+        return
+    assert response.status_code == 400
+    assert response.get_json() == {
+        "success": False,
+        "error": {"code": "invalid_format", "message": f"format must be 'md' or 'json', not {value!r}."},
+    }
+
+
+def test_the_format_is_read_whatever_its_case(app, client, auth):
+    path_id = seed_path(app, _user_id(app, "designer@example.com"))
+
+    response = download(client, f"/api/learning-paths/{path_id}/export?format=MD", auth)
+
+    assert response.mimetype == "text/markdown" and response.get_data(as_text=True).startswith("# Stats\n")
+
+
+def test_an_export_is_streamed_as_an_attachment(app, client, auth):
+    workflow_id = seed_workflow(app, _user_id(app, "designer@example.com"), title="Data literacy")
+
+    response = client.get(f"/api/v3/workflow/{workflow_id}/export?format=md", headers=auth)
+
+    assert response.status_code == 200 and response.is_streamed
+    assert response.headers["Content-Disposition"] == (
+        'attachment; filename="data-literacy-lesson-plans.md"; '
+        "filename*=UTF-8''Data%20literacy-lesson-plans.md"
+    )
+    assert response.headers["Cache-Control"] == "private, no-store"
+
+
+@pytest.mark.parametrize(
+    ("title", "ascii_name", "utf8_name"),
+    [
+        ('Say "hi"; filename=evil.sh', "say-hi-filename-evil-sh", 'Say "hi"; filename=evil.sh'),
+        ("Line one\r\nSet-Cookie: x=1", "line-one-set-cookie-x-1", "Line one Set-Cookie: x=1"),
+        ("Données – été 🌞", "donnees-ete", "Données – été 🌞"),
+        ("../../etc/passwd", "etc-passwd", ".. .. etc passwd"),
+        ("🌞🌞", None, "🌞🌞"),
+    ],
+)
+def test_an_odd_title_gives_a_safe_filename_and_no_extra_header(
+    app, client, auth, title, ascii_name, utf8_name
+):
+    owner = _user_id(app, "designer@example.com")
+    workflow_id = seed_workflow(app, owner, title=title)
+
+    response = client.get(f"/api/v3/workflow/{workflow_id}/export?format=json", headers=auth)
+
+    assert response.status_code == 200
+    header = response.headers["Content-Disposition"]
+    expected = f"{ascii_name}-lesson-plans.json" if ascii_name else "lesson-plans.json"
+    match = re.fullmatch(
+        r"attachment; filename=\"([a-z0-9.-]+)\"; filename\*=UTF-8''([A-Za-z0-9%._~-]+)", header
+    )
+    assert match, header
+    assert match.group(1) == expected
+    assert unquote(match.group(2)) == f"{utf8_name}-lesson-plans.json"
+    assert "Set-Cookie" not in response.headers
+    assert response.get_json()["workflow"]["title"] == title
+
+
+# ----- memory -----
+
+
+def test_exporting_ten_thousand_units_holds_a_small_fraction_of_the_output_in_memory(app):
+    make_user(app, "big@example.com")
+    owner = _user_id(app, "big@example.com")
+    path_id = seed_path(
+        app, owner, concepts=10, subs=10, units=100, content="Lorem ipsum dolor sit amet. " * 12
+    )
+
+    for export_format in ExportFormat:
+        with app.app_context():  # no request: the export needs none
+            export = learning_path_export(db.session.get(LearningPath, path_id), export_format)
+            size, peak = _traced(export.chunks)
+        assert size > 3_000_000, size  # 10,000 units of ~350 characters
+        assert peak < size / 5, (export_format, size, peak)
+
+
+def _traced(chunks: Iterator[str]) -> tuple[int, int]:
+    """Characters written, and the peak memory traced while writing them (each chunk dropped)."""
+    tracemalloc.start()
+    try:
+        size = sum(len(chunk) for chunk in chunks)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return size, peak
+
+
+# ----- pages -----
+
+
+def test_the_pages_offer_downloads_and_serve_them_to_the_owner_only(app, client):
+    sign_in(app, client, "ada@example.com")
+    owner = _user_id(app, "ada@example.com")
+    workflow_id, path_id = seed_workflow(app, owner), seed_path(app, owner)
+
+    workflow_page = client.get(f"/workflows/{workflow_id}").get_data(as_text=True)
+    path_page = client.get(f"/paths/{path_id}").get_data(as_text=True)
+
+    assert f'href="/workflows/{workflow_id}/export?format=md"' in workflow_page
+    assert f'href="/workflows/{workflow_id}/export?format=json"' in workflow_page
+    assert f'href="/paths/{path_id}/export?format=md"' in path_page
+    assert f'href="/paths/{path_id}/export?format=json"' in path_page
+    markdown = download(client, f"/workflows/{workflow_id}/export?format=md")
+    assert markdown.headers["Content-Disposition"].startswith("attachment;")
+    assert "### Lesson 1: Lesson 1.1 (40 min)" in markdown.get_data(as_text=True)
+    assert download(client, f"/paths/{path_id}/export?format=json").get_json()["concepts"] == tree_in_db(
+        app, path_id
+    )
+    assert client.get(f"/paths/{path_id}/export?format=pdf").status_code == 400
+
+    other = app.test_client()
+    sign_in(app, other, "stranger@example.com")
+    assert other.get(f"/workflows/{workflow_id}/export?format=md").status_code == 404
+    assert other.get(f"/paths/{path_id}/export?format=json").status_code == 404
+    assert app.test_client().get(f"/paths/{path_id}/export").status_code == 302  # to sign-in
+
+
+def test_the_documented_examples_match_the_schema():
+    blocks = re.findall(r"```json\n(.*?)```", (ROOT / "docs" / "EXPORT.md").read_text(), flags=re.S)
+    documents = [json.loads(block) for block in blocks if '"schemaVersion"' in block]
+
+    assert {document["kind"] for document in documents} == {"lessonPlans", "learningPath"}
+    for document in documents:
+        model = LessonPlansExportV1 if document["kind"] == "lessonPlans" else LearningPathExportV1
+        model.model_validate(document)
+
+
+@pytest.mark.slow
+def test_the_download_buttons_in_chromium_save_what_the_database_holds(app, web, page):
+    make_user(app, "ada@example.com")
+    owner = _user_id(app, "ada@example.com")
+    workflow_id = seed_workflow(app, owner, title="Données « été »")
+    path_id = seed_path(app, owner, name="Stats for nurses")
+    test_browser.sign_in(page, web, "ada@example.com")
+
+    page.goto(f"{web}/workflows/{workflow_id}")
+    test_browser.shot(page, "workflow-downloads")
+    lesson_plans = _click_download(page, "Download JSON")
+    lesson_plans_md = _click_download(page, "Download Markdown")
+    page.goto(f"{web}/paths/{path_id}")
+    tree = _click_download(page, "Download JSON")
+    tree_md = _click_download(page, "Download Markdown")
+
+    assert lesson_plans[0] == "Données « été »-lesson-plans.json"
+    assert json.loads(lesson_plans[1])["modules"] == lesson_plans_in_db(app, workflow_id)
+    assert lesson_plans_md[0] == "Données « été »-lesson-plans.md"
+    assert lesson_plans_md[1].startswith("# Données « été »\n")
+    assert "### Lesson 3: Lesson 2.3 (40 min)" in lesson_plans_md[1]
+    assert tree[0] == "Stats for nurses-learning-path.json"
+    assert json.loads(tree[1])["concepts"] == tree_in_db(app, path_id)
+    assert tree_md[0] == "Stats for nurses-learning-path.md"
+    assert "#### 3.2.3 Unit 3.2.3\n\n_explanation_\n\nBody 3.2.3\n" in tree_md[1]
+
+
+def _click_download(page, label: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """Click a Download button; the file's suggested name and its text."""
+    with page.expect_download() as info:
+        page.click(f"a:has-text('{label}')")
+    download = info.value
+    return download.suggested_filename, Path(download.path()).read_text(encoding="utf-8")
