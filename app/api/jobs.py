@@ -34,10 +34,12 @@ def _visible_builds():  # type: ignore[no-untyped-def]
 
 @bp.post("/jobs/build/<path_id>")
 def start_build(path_id: str):  # type: ignore[no-untyped-def]
-    """Start a build of the path; 409 names the build already active."""
+    """Start a build of the path; 409 names the active build, 200 says there is nothing to build."""
     path = load_path(path_id)
     body = parse_optional_body(StartIn)
-    if not body.fresh and build_control.active_build(path.id) is None and tree_is_complete(path):
+    # Only a plain start (every option left at its default) can find nothing to do: `fresh` and
+    # any narrower regenerate must go through.
+    if body == StartIn() and build_control.active_build(path.id) is None and tree_is_complete(path):
         return {"alreadyComplete": True, "message": TREE_COMPLETE}, 200
     try:
         build = build_control.start_build(path, g.user.id, fresh=body.fresh)

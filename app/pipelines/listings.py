@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, and_, case, exists, func, literal, or_, select
+from sqlalchemy import ColumnElement, Select, Subquery, and_, case, exists, func, literal, or_, select
 
 from app.extensions import db
 from app.models import (
@@ -70,17 +70,19 @@ def _count_and_slice(query: Select[Any], page: int, limit: int) -> tuple[int, li
     return total, list(rows)
 
 
-def _module_counts():  # type: ignore[no-untyped-def]
-    def count_where(condition):  # type: ignore[no-untyped-def]
-        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+def _count_where(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
+
+def _module_counts() -> Subquery:
+    """Per workflow: its modules, and how many are completed, in flight and failed."""
     return (
         select(
             Module.workflow_id.label("workflow_id"),
             func.count(Module.id).label("total"),
-            count_where(Module.status == WorkStatus.COMPLETED).label("done"),
-            count_where(Module.status.in_(IN_FLIGHT)).label("in_flight"),
-            count_where(Module.status == WorkStatus.FAILED).label("failed"),
+            _count_where(Module.status == WorkStatus.COMPLETED).label("done"),
+            _count_where(Module.status.in_(IN_FLIGHT)).label("in_flight"),
+            _count_where(Module.status == WorkStatus.FAILED).label("failed"),
         )
         .group_by(Module.workflow_id)
         .subquery()
