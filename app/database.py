@@ -38,4 +38,12 @@ def utcnow() -> datetime:
 
 
 def isoformat(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="milliseconds") + "Z" if value else None
+    """The API's one timestamp format, e.g. 2026-11-25T13:04:05.123Z (ISO 8601, UTC, ms).
+
+    Naive values are UTC already (see `utcnow`); aware ones are converted first.
+    """
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="milliseconds") + "Z"

@@ -6,6 +6,8 @@ from flask_wtf import FlaskForm
 from wtforms import IntegerField, PasswordField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, ValidationError
 
+from app.models.workflows import MAX_CONTACT_HOURS, MIN_CONTACT_HOURS
+
 
 class SignInForm(FlaskForm):
     email = StringField("Email", validators=[DataRequired(), Email(check_deliverability=False)])
@@ -39,8 +41,11 @@ def parse_module_lines(text: str) -> list[tuple[str, float]]:
             value = float(hours) if hours else 3.0
         except ValueError:
             raise ValidationError(f"Line {number}: “{hours}” is not a number of hours.") from None
-        if not 0 < value <= 200:
-            raise ValidationError(f"Line {number}: contact hours must be more than 0 and at most 200.")
+        if not MIN_CONTACT_HOURS <= value <= MAX_CONTACT_HOURS:  # False for NaN and infinity too
+            raise ValidationError(
+                f"Line {number}: contact hours must be between {MIN_CONTACT_HOURS:g} and "
+                f"{MAX_CONTACT_HOURS:g} (at least 15 minutes)."
+            )
         modules.append((title, value))
     if not 1 <= len(modules) <= 50:
         raise ValidationError("Give between 1 and 50 modules, one per line.")

@@ -57,7 +57,7 @@ def test_generated_lessons_add_up_to_each_modules_contact_hours(app, client, aut
         assert minutes == 105
         for lesson in module["lessonPlans"]:
             assert lesson["objectives"] and lesson["assessment"]
-            assert sum(a["duration_minutes"] for a in lesson["activities"]) == lesson["durationMinutes"]
+            assert sum(a["durationMinutes"] for a in lesson["activities"]) == lesson["durationMinutes"]
     assert data["totalLessons"] == 4
 
 

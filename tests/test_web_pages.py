@@ -68,7 +68,7 @@ def _count(app, model) -> int:  # type: ignore[no-untyped-def]
         (
             {"workflow-title": "T", "workflow-topic": "t", "workflow-modules": "A | 0"},
             "workflow-modules",
-            "more than 0",
+            "between 0.25 and 200",
         ),
         (
             {"workflow-title": "T", "workflow-topic": "t", "workflow-modules": "\n".join("m" * 51)},

@@ -14,7 +14,13 @@ from app.extensions import db
 from app.models import BuildJob, BuildStatus, JobStep, LearningPath, StepType, WorkStatus
 from app.pipelines import build_control
 from app.pipelines.build_status import build_summary
+from app.pipelines.build_steps import step_job_id
+from app.pipelines.path_tree import tree_is_complete
 from app.pipelines.usage import usage_by_step
+
+TREE_COMPLETE = (
+    'The path\'s tree is already complete: nothing to build. Send {"fresh": true} to regenerate it.'
+)
 
 
 def load_build(job_id: str) -> BuildJob:
@@ -28,9 +34,13 @@ def _visible_builds():  # type: ignore[no-untyped-def]
 
 @bp.post("/jobs/build/<path_id>")
 def start_build(path_id: str):  # type: ignore[no-untyped-def]
-    """Start a build of the path; 409 names the build already active."""
+    """Start a build of the path; 409 names the active build, 200 says there is nothing to build."""
     path = load_path(path_id)
     body = parse_optional_body(StartIn)
+    # Only a plain start (every option left at its default) can find nothing to do: `fresh` and
+    # any narrower regenerate must go through.
+    if body == StartIn() and build_control.active_build(path.id) is None and tree_is_complete(path):
+        return {"alreadyComplete": True, "message": TREE_COMPLETE}, 200
     try:
         build = build_control.start_build(path, g.user.id, fresh=body.fresh)
     except build_control.BuildConflict as exc:
@@ -119,4 +129,9 @@ def job_steps(job_id: str):  # type: ignore[no-untyped-def]
     if kind:
         query = query.where(JobStep.type == kind)
     usage = usage_by_step(build.id)
-    return jsonify([step.to_dict() | {"usage": usage.get(step.id)} for step in db.session.scalars(query)])
+    return jsonify(
+        [
+            step.to_dict() | {"bullJobId": step_job_id(step.id), "usage": usage.get(step.id)}
+            for step in db.session.scalars(query)
+        ]
+    )

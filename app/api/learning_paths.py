@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g
+from flask import g, jsonify
 from sqlalchemy import select
 
 from app.access import owned_path
 from app.api import bp
-from app.api.schemas import LearningPathIn, parse_body
+from app.api.schemas import LearningPathIn, parse_body, query_choice, query_page
+from app.database import isoformat
 from app.extensions import db
 from app.models import BuildJob, LearningPath
-from app.pipelines.build_status import build_summary
+from app.pipelines.build_status import build_summary, progress_percent, unit_fractions
+from app.pipelines.listings import PATH_STATUSES, PathRow, path_page
 
 
 def load_path(path_id: str, with_tree: bool = False) -> LearningPath:
@@ -64,6 +66,32 @@ def create_learning_path():  # type: ignore[no-untyped-def]
     db.session.add(path)
     db.session.commit()
     return path.to_dict(), 201
+
+
+def _path_item(row: PathRow, fractions: dict[str, float]) -> dict[str, Any]:
+    build = row.latest_build
+    latest = None
+    if build is not None:
+        latest = {
+            "id": build.id,
+            "status": build.status,
+            "progressPercent": progress_percent(build, fractions.get(build.id, 0.0)),
+            "createdAt": isoformat(build.created_at),
+            "completedAt": isoformat(build.completed_at),
+        }
+    return row.path.to_dict() | {"status": row.status, "latestBuild": latest}
+
+
+@bp.get("/learning-paths")
+def list_learning_paths():  # type: ignore[no-untyped-def]
+    """List the caller's paths (an admin: everyone's), newest first, each with its latest build."""
+    status = query_choice("status", list(PATH_STATUSES))
+    page, limit = query_page()
+    found = path_page(None if g.user.is_admin else g.user.id, status, page, limit)
+    fractions = unit_fractions([row.latest_build.id for row in found.rows if row.latest_build])
+    return jsonify(
+        {"data": [_path_item(row, fractions) for row in found.rows], "pagination": found.pagination()}
+    )
 
 
 @bp.get("/learning-paths/<path_id>")

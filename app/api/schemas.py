@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, TypeVar
 
 from flask import request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic_core import PydanticCustomError
 from werkzeug.exceptions import BadRequest
 
 from app.errors import ApiError
+from app.models.workflows import MAX_CONTACT_HOURS, MIN_CONTACT_HOURS
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -19,9 +22,24 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
 
+def _finite_contact_hours(hours: float) -> float:
+    """Python's JSON parser reads NaN, Infinity and 1e400 as floats: refuse them as what they are."""
+    if not math.isfinite(hours):
+        raise PydanticCustomError("finite_number", "must be a finite number")
+    if not MIN_CONTACT_HOURS <= hours <= MAX_CONTACT_HOURS:
+        raise PydanticCustomError(
+            "contact_hours_range",
+            f"must be between {MIN_CONTACT_HOURS:g} and {MAX_CONTACT_HOURS:g} hours (at least 15 minutes)",
+        )
+    return hours
+
+
+ContactHours = Annotated[float, AfterValidator(_finite_contact_hours)]
+
+
 class ModuleIn(Body):
     title: Text200
-    contact_hours: float = Field(default=3.0, alias="contactHours", gt=0, le=200)
+    contact_hours: ContactHours = Field(default=3.0, alias="contactHours")
 
 
 class WorkflowIn(Body):
@@ -77,6 +95,15 @@ def query_int(name: str, default: int, low: int, high: int) -> int:
     if not low <= value <= high:
         raise ApiError(422, "validation_error", f"{name}: must be between {low} and {high}")
     return value
+
+
+MAX_PAGE_LIMIT = 100
+MAX_PAGE = 100_000
+
+
+def query_page() -> tuple[int, int]:
+    """`page` (1–100000, default 1) and `limit` (1–100, default 20) of a list route."""
+    return query_int("page", 1, 1, MAX_PAGE), query_int("limit", 20, 1, MAX_PAGE_LIMIT)
 
 
 def query_choice(name: str, choices: list[str]) -> str | None:

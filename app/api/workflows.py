@@ -8,11 +8,13 @@ from flask import g, jsonify
 
 from app.access import owned_workflow
 from app.api import bp
-from app.api.schemas import StartIn, WorkflowIn, parse_body, parse_optional_body
+from app.api.schemas import StartIn, WorkflowIn, parse_body, parse_optional_body, query_choice, query_page
+from app.database import isoformat
 from app.extensions import db
 from app.models import Module, Workflow
 from app.pipelines import lesson_plans
 from app.pipelines.lesson_plans_status import estimated_minutes, generation_status
+from app.pipelines.listings import WORKFLOW_STATUSES, WorkflowRow, workflow_page
 
 
 def load_workflow(workflow_id: str, with_lessons: bool = False) -> Workflow:
@@ -38,6 +40,34 @@ def create_workflow():  # type: ignore[no-untyped-def]
     return jsonify({"success": True, "data": workflow.to_dict()}), 201
 
 
+def _workflow_item(row: WorkflowRow) -> dict[str, Any]:
+    return {
+        "id": row.workflow.id,
+        "title": row.workflow.title,
+        "topic": row.workflow.topic,
+        "audience": row.workflow.audience,
+        "createdAt": isoformat(row.workflow.created_at),
+        "status": row.status,
+        "modulesGenerated": row.modules_generated,
+        "totalModules": row.total_modules,
+    }
+
+
+@bp.get("/v3/workflows")
+def list_workflows():  # type: ignore[no-untyped-def]
+    """List the caller's workflows (an admin: everyone's), newest first, a page at a time."""
+    status = query_choice("status", list(WORKFLOW_STATUSES))
+    page, limit = query_page()
+    found = workflow_page(None if g.user.is_admin else g.user.id, status, page, limit)
+    return jsonify(
+        {
+            "success": True,
+            "data": [_workflow_item(row) for row in found.rows],
+            "pagination": found.pagination(),
+        }
+    )
+
+
 @bp.get("/v3/workflow/<workflow_id>")
 def get_workflow(workflow_id: str):  # type: ignore[no-untyped-def]
     """Show a workflow and its modules."""
@@ -60,8 +90,9 @@ def start_step10(workflow_id: str):  # type: ignore[no-untyped-def]
         "estimatedTimeMinutes": estimated_minutes(workflow.modules),
     }
     if done == len(workflow.modules):
-        message = "Step 10 is already complete: every module has its lesson plans."
-    elif queued:
+        message = 'All modules already have lesson plans; send {"fresh": true} to regenerate them.'
+        return jsonify({"success": True, "data": data, "message": message}), 200
+    if queued:
         message = f"Step 10 generation started. {queued} module(s) will be generated in the background."
     else:
         message = "Step 10 generation is already in progress."

@@ -146,7 +146,6 @@ class JobStep(TrackedWork, db.Model):
             "failedAttempts": self.failed_attempts,
             "workerLosses": self.worker_losses,
             "progress": self.progress,
-            "jobId": self.job_id,
             "createdAt": isoformat(self.created_at),
             "startedAt": isoformat(self.started_at),
             "completedAt": isoformat(self.completed_at),
@@ -201,7 +200,7 @@ class DeadLetter(db.Model):
             "stepType": self.step.type,
             "entityName": self.step.entity_name,
             "originalQueue": self.original_queue,
-            "jobId": self.job_id,
+            "bullJobId": self.job_id,  # the RQ job of the dead step; `jobId` means a build here
             "error": self.error,
             "category": self.category,
             "createdAt": isoformat(self.created_at),

@@ -11,9 +11,14 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.database import utcnow
+from app.database import isoformat, utcnow
 from app.extensions import db
 from app.models.tracking import TrackedWork
+
+# A module's contact hours: at least a 15-minute lesson, at most 200 hours. The API, the page
+# form share these bounds, so one rule decides what a module may be.
+MIN_CONTACT_HOURS = 0.25
+MAX_CONTACT_HOURS = 200.0
 
 
 def new_id() -> str:
@@ -46,7 +51,7 @@ class Workflow(db.Model):
             "title": self.title,
             "topic": self.topic,
             "audience": self.audience,
-            "createdAt": self.created_at.isoformat() + "Z",
+            "createdAt": isoformat(self.created_at),
             "modules": [module.to_dict() for module in self.modules],
         }
 
@@ -98,10 +103,19 @@ class LessonPlan(db.Model):
             "order": self.order,
             "title": self.title,
             "objectives": self.objectives,
-            "activities": self.activities,
+            "activities": [activity_to_dict(activity) for activity in self.activities],
             "assessment": self.assessment,
             "durationMinutes": self.duration_minutes,
         }
+
+
+def activity_to_dict(activity: dict[str, Any]) -> dict[str, Any]:
+    """A stored activity (generator field names) in the API's camelCase."""
+    return {
+        "name": activity["name"],
+        "kind": activity["kind"],
+        "durationMinutes": activity["duration_minutes"],
+    }
 
 
 class LessonPlanRun(db.Model):
