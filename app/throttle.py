@@ -4,6 +4,7 @@ process on every machine counts the same failures."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 
@@ -49,14 +50,19 @@ def signin_limit_per_address() -> str:
     return current_app.config["SIGNIN_FAILURE_LIMIT_PER_ADDRESS"]
 
 
+def _account_key(email: str) -> str:
+    """Hashed: the key stays short and neither Redis nor a log line holds what was typed."""
+    return "account:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+
+
 def posted_email() -> str:
     """The account a sign-in is for, as the form names it (an unknown one is counted alike)."""
-    return "account:" + request.form.get("email", "").strip().lower()[:254]
+    return _account_key(request.form.get("email", ""))
 
 
 def signed_in_account() -> str:
     """The same account key for a password check made while signed in (the password form)."""
-    return "account:" + current_user.email
+    return _account_key(current_user.email)
 
 
 def is_failed_sign_in(response) -> bool:  # type: ignore[no-untyped-def]

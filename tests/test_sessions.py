@@ -184,3 +184,40 @@ def test_a_session_id_is_stored_only_as_a_hash(app, client):
     with app.app_context():
         stored = db.session.scalar(select(UserSession.id))
     assert stored and secret not in stored
+
+
+def test_the_cli_signs_a_user_out_everywhere(app, client):
+    sign_in(app, client, "ada@example.com")
+
+    result = app.test_cli_runner().invoke(args=["users", "sign-out", "ada@example.com"])
+
+    assert result.exit_code == 0 and "signed ada@example.com out of 1 session(s)" in result.output
+    assert not _signed_in(client)
+
+
+def test_wrong_current_passwords_on_the_account_page_are_throttled_like_sign_ins(app, client):
+    app.config["SIGNIN_FAILURE_LIMIT_PER_ACCOUNT"] = "3 per minute"
+    sign_in(app, client, "ada@example.com")
+    wrong = {
+        "current_password": "guess",
+        "new_password": "a whole new passphrase",
+        "confirm": "a whole new passphrase",
+    }
+    for _ in range(3):
+        assert post_form(client, "/account/password", wrong, page="/account").status_code == 422
+
+    right = post_form(client, "/account/password", {**wrong, "current_password": PASSWORD}, page="/account")
+
+    assert right.status_code == 429 and "Retry-After" in right.headers
+    assert 'id="current_password-error"' in right.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(User)).check_password(PASSWORD)
+
+
+def test_a_session_naming_an_odd_user_id_is_simply_signed_out(app, client):
+    sign_in(app, client, "ada@example.com")
+    for odd in ("²", "99999999999999999999", "-1", ""):
+        with client.session_transaction() as session:
+            session["_user_id"] = odd
+
+        assert client.get("/").status_code == 302, odd
