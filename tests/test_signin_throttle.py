@@ -3,10 +3,12 @@ costs the same whether or not the account exists."""
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -170,3 +172,37 @@ def test_a_wrong_password_costs_the_same_for_an_unknown_email_as_for_a_real_one(
         ratios.append(unknown / real)
 
     assert 0.5 <= statistics.median(ratios) <= 2, ratios
+
+
+def test_with_redis_down_a_sign_in_is_refused_with_503_not_let_through_uncounted(app, client, redis_server):
+    make_user(app, "ada@example.com")
+    token = csrf_token(client)
+    redis_server.stop()
+    try:
+        response = client.post(
+            "/sign-in", data={"email": "ada@example.com", "password": PASSWORD, "csrf_token": token}
+        )
+    finally:
+        redis_server.start()
+
+    assert response.status_code == 503
+    assert not _signed_in(client)
+
+
+def test_failures_are_counted_across_gunicorn_processes(app, web):
+    """Four processes, one count in Redis: the default 10 failures per account, then 429."""
+    make_user(app, "ada@example.com")
+    answers = []
+    for _ in range(11):
+        browser = requests.Session()  # a new connection and cookie jar each time
+        page = browser.get(f"{web}/sign-in", timeout=60).text
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+        answer = browser.post(
+            f"{web}/sign-in",
+            data={"email": "ada@example.com", "password": "wrong", "csrf_token": token},
+            allow_redirects=False,
+            timeout=60,
+        )
+        answers.append(answer.status_code)
+
+    assert answers == [422] * 10 + [429]
