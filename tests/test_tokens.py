@@ -148,3 +148,15 @@ def test_deleting_a_user_keeps_no_tokens_or_sessions(app):
         db.session.delete(user)
         db.session.commit()
         assert db.session.scalar(select(ApiToken)) is None
+
+
+def test_an_expired_token_is_marked_so_in_the_list(app):
+    _create_user(app)
+    _issue(app, "--expires-in", "1h")
+    with app.app_context():
+        db.session.execute(update(ApiToken).values(expires_at=utcnow() - timedelta(minutes=1)))
+        db.session.commit()
+
+    result = app.test_cli_runner().invoke(args=["users", "tokens", "ada@example.com"])
+
+    assert result.output.strip().splitlines()[1].endswith("(expired)")
