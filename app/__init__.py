@@ -37,6 +37,7 @@ def _configure_logging(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     from app import database
     from app.jobs.queues import connect_redis
+    from app.throttle import init_throttle
 
     database.configure_engine_options(app)
     db.init_app(app)
@@ -47,6 +48,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "auth.sign_in"
     login_manager.login_message = "Please sign in to see that page."
+    init_throttle(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import click
 from flask.cli import AppGroup
@@ -70,16 +70,74 @@ def create_user(email: str, password: str, admin: bool) -> None:
     click.echo(f"created {'admin ' if admin else ''}user {email}")
 
 
-@users_cli.command("token")
-@click.argument("email")
-def issue_token(email: str) -> None:
-    """Print a new API token for a user (it is shown only once)."""
+def _user(email: str) -> User:
     user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None:
         raise click.ClickException(f"no user {email}")
-    token = user.issue_token()
+    return user
+
+
+@users_cli.command("token")
+@click.argument("email")
+@click.option("--expires-in", "expires_in", help="Lifetime, e.g. 90d, 12h (default: never expires).")
+def issue_token(email: str, expires_in: str | None) -> None:
+    """Print a new API token for a user (it is shown only once)."""
+    lifetime = parse_age(expires_in) if expires_in is not None else None
+    user = _user(email)
+    token = user.issue_token(expires_in=lifetime)
     db.session.commit()
     click.echo(token)
+
+
+def _when(value: datetime | None, missing: str) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else missing
+
+
+@users_cli.command("tokens")
+@click.argument("email")
+def list_tokens(email: str) -> None:
+    """List a user's API tokens: id, created, last used, expires (UTC; never the secret)."""
+    click.echo(f"{'ID':>6}  {'CREATED':<16}  {'LAST USED':<16}  EXPIRES")
+    for token in sorted(_user(email).tokens, key=lambda t: t.id):
+        expires = _when(token.expires_at, "never") + (" (expired)" if token.has_expired() else "")
+        created, used = _when(token.created_at, "-"), _when(token.last_used_at, "never")
+        click.echo(f"{token.id:>6}  {created:<16}  {used:<16}  {expires}")
+
+
+@users_cli.command("revoke-token")
+@click.argument("email")
+@click.argument("token_id", type=click.IntRange(1, 2**63 - 1))
+def revoke_token(email: str, token_id: int) -> None:
+    """Delete one of a user's API tokens (the id from `users tokens`): it stops working at once."""
+    user = _user(email)
+    token = next((t for t in user.tokens if t.id == token_id), None)
+    if token is None:
+        raise click.ClickException(f"{user.email} has no token {token_id}")
+    db.session.delete(token)
+    db.session.commit()
+    click.echo(f"revoked token {token_id} of {user.email}")
+
+
+@users_cli.command("password")
+@click.argument("email")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="The new password.")
+def change_password(email: str, password: str) -> None:
+    """Set a user's password; every sign-in session of theirs ends (API tokens stay)."""
+    user = _user(email)
+    user.set_password(password)
+    ended = user.end_sessions()
+    db.session.commit()
+    click.echo(f"password changed for {user.email}; signed out of {ended} session(s)")
+
+
+@users_cli.command("sign-out")
+@click.argument("email")
+def sign_out_everywhere(email: str) -> None:
+    """End every sign-in session of a user (e.g. a lost laptop)."""
+    user = _user(email)
+    ended = user.end_sessions()
+    db.session.commit()
+    click.echo(f"signed {user.email} out of {ended} session(s)")
 
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

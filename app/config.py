@@ -43,6 +43,19 @@ def load_settings() -> dict[str, Any]:
         "REMEMBER_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", False),
         "REMEMBER_COOKIE_HTTPONLY": True,
         "WTF_CSRF_TIME_LIMIT": None,  # a token lives as long as the session, not an hour
+        # A sign-in lasts at most this long (the cookie's Expires, and a check of the session row).
+        "SESSION_MAX_AGE_S": _int("SESSION_MAX_AGE_S", 14 * 86400),
+        "PERMANENT_SESSION_LIFETIME": _int("SESSION_MAX_AGE_S", 14 * 86400),
+        # Failed sign-ins and failed API token checks, counted in Redis (Flask-Limiter notation).
+        "SIGNIN_FAILURE_LIMIT_PER_ACCOUNT": os.environ.get(
+            "SIGNIN_FAILURE_LIMIT_PER_ACCOUNT", "10 per 15 minutes"
+        ),
+        "SIGNIN_FAILURE_LIMIT_PER_ADDRESS": os.environ.get(
+            "SIGNIN_FAILURE_LIMIT_PER_ADDRESS", "50 per 15 minutes"
+        ),
+        "API_TOKEN_FAILURE_LIMIT": os.environ.get("API_TOKEN_FAILURE_LIMIT", "30 per 15 minutes"),
+        # Proxies in front of gunicorn whose X-Forwarded-For is believed (0: the socket's address).
+        "TRUSTED_PROXY_HOPS": _int("TRUSTED_PROXY_HOPS", 0),
         "POLL_INTERVAL_S": _float("POLL_INTERVAL_S", 3),
         # Retry policy (the seed documents' names): attempts in all, first retry delay in ms.
         "JOB_MAX_ATTEMPTS": _int("JOB_MAX_ATTEMPTS", 3),

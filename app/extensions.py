@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -19,3 +21,5 @@ migrate = Migrate(render_as_batch=True)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 htmx = Htmx()
+# Storage (the shared Redis) is set from REDIS_URL in create_app; limits are declared where they apply.
+limiter = Limiter(key_func=get_remote_address, strategy="moving-window")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, PasswordField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import DataRequired, Email, EqualTo, Length, NumberRange, Optional, ValidationError
 
 from app.models.workflows import MAX_CONTACT_HOURS, MIN_CONTACT_HOURS
 
@@ -57,3 +57,11 @@ class PathForm(FlaskForm):
     topic = StringField("Topic", validators=[DataRequired(), Length(max=200)])
     description = TextAreaField("Description", validators=[Optional(), Length(max=2000)])
     concept_count = IntegerField("Number of concepts", validators=[Optional(), NumberRange(min=1, max=1000)])
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField("Current password", validators=[DataRequired()])
+    new_password = PasswordField("New password", validators=[DataRequired(), Length(min=10, max=200)])
+    confirm = PasswordField(
+        "New password again", validators=[DataRequired(), EqualTo("new_password", "The two do not match.")]
+    )

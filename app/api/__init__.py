@@ -3,26 +3,35 @@
 from __future__ import annotations
 
 from flask import Blueprint, g, request
-from sqlalchemy import select
 
-from app.errors import ApiError
-from app.extensions import db
+from app.errors import ApiError, error_response
 from app.models import ApiToken
-from app.models.users import hash_token
+from app.throttle import count_token_failure
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 @bp.before_request
-def authenticate() -> None:
-    """Resolve the bearer token to a user, or refuse with 401."""
+def authenticate():  # type: ignore[no-untyped-def]
+    """Resolve the bearer token to a user, or refuse with 401 (429 once an address has failed
+    too often: the failures are counted, a valid token never waits on the count)."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthorized", "Send 'Authorization: Bearer <token>'.")
-    api_token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token.strip())))
-    if api_token is None:
-        raise ApiError(401, "unauthorized", "The token is not valid.")
+    api_token = ApiToken.find(token.strip())
+    if api_token is None or api_token.has_expired():
+        if retry_after := count_token_failure():
+            response, status = error_response(
+                429, "too_many_requests", f"Too many failed token checks; try again in {retry_after} s."
+            )
+            response.headers["Retry-After"] = str(retry_after)
+            return response, status
+        raise ApiError(
+            401, "unauthorized", "The token has expired." if api_token else "The token is not valid."
+        )
+    api_token.note_use()
     g.user = api_token.user
+    return None
 
 
 from app.api import dead_letters, exports, jobs, learning_paths, stream, workflows  # noqa: E402,F401

@@ -12,7 +12,7 @@ from app.models.builds import (
 )
 from app.models.learning_paths import Concept, KnowledgeUnit, LearningPath, SubConcept
 from app.models.tracking import WorkStatus
-from app.models.users import ApiToken, User
+from app.models.users import ApiToken, User, UserSession
 from app.models.workflows import LessonPlan, LessonPlanRun, Module, RunStatus, Workflow
 
 __all__ = [
@@ -35,5 +35,6 @@ __all__ = [
     "WorkStatus",
     "RunStatus",
     "User",
+    "UserSession",
     "Workflow",
 ]
