@@ -32,7 +32,7 @@ def sign_in():  # type: ignore[no-untyped-def]
     """Show the sign-in form; sign the person in."""
     form = SignInForm()
     if form.validate_on_submit():
-        user = db.session.scalar(select(User).where(User.email == form.email.data.strip().lower()))
+        user = db.session.scalar(select(User).where(User.email == form.email.data))
         if user is not None and user.check_password(form.password.data):
             login_user(user)
             return redirect(_safe_next(request.args.get("next")))
