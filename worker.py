@@ -4,10 +4,7 @@ recovery sweep; SIGTERM lets the jobs in hand finish first.
 `python worker.py --queues a,b` runs a single worker process for those queues instead.
 """
 
-from __future__ import annotations
-
 import argparse
-import signal
 
 from app import create_app
 from app.jobs.runner import run_worker, wait_for_redis
@@ -22,9 +19,6 @@ def main() -> None:
     parser.add_argument("--parent", type=int, help="stop when this process (the supervisor) dies")
     args = parser.parse_args()
     if args.parent:
-        # Ctrl-C in a terminal reaches every process of its group; one with a parent waits for
-        # that parent's SIGTERM instead, or the second signal would be RQ's cold shutdown.
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         stop_with_parent(args.parent)
     app = create_app()
     wait_for_redis(app)

@@ -20,6 +20,7 @@ import pytest
 import requests
 from playwright.sync_api import expect, sync_playwright
 
+from tests.helpers import build_of, create_path, start_build, wait_for_build
 from tests.services import ROOT, ProcessGroup, free_port, wait_until
 from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
@@ -208,3 +209,76 @@ def test_the_admin_that_make_run_prints_signs_in_on_the_page(devservers, devserv
         browser.close()
     _, said = server.ctrl_c()
     assert "Traceback" not in server.group.output() and said.rstrip().endswith("Stopped.")
+
+
+def _children(pid: int) -> dict[str, int]:
+    """The dev server's children by what they run: web (gunicorn), worker, redis."""
+    found = {}
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        name = "web" if b"gunicorn" in argv else "worker" if b"worker.py" in argv else "redis"
+        found[name] = int(child)
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+
+@pytest.mark.slow
+def test_a_child_that_dies_is_named_and_the_rest_are_stopped(devservers, devserver_env, tmp_path):
+    server = _start(devservers, DEVSERVER, devserver_env, tmp_path / "devserver.log")
+    server.announcement()
+    children = _children(server.group.pid)
+
+    os.kill(children["web"], signal.SIGKILL)
+
+    assert server.group.process.wait(timeout=90) == 1
+    assert "The web process exited (code -9); stopping the rest." in server.group.output()
+    assert "Traceback" not in server.group.output()
+    assert _gone(children["worker"]) and _gone(children["redis"])
+
+
+@pytest.mark.slow
+def test_killing_the_dev_server_outright_stops_its_worker(devservers, devserver_env, tmp_path):
+    server = _start(devservers, DEVSERVER, devserver_env, tmp_path / "devserver.log")
+    server.announcement()
+    children = _children(server.group.pid)
+
+    os.kill(server.group.pid, signal.SIGKILL)  # no chance to stop anything in order
+
+    try:
+        wait_until(lambda: _gone(children["worker"]), timeout=60, message="the worker to stop")
+    finally:  # web and Redis run in sessions of their own: nothing else would stop them
+        for name in ("web", "redis"):
+            os.kill(children[name], signal.SIGTERM)
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_python_worker_py_mid_build_is_quiet_and_loses_nothing(app, client, auth, workers):
+    path_id = create_path(client, auth, concepts=3)
+    worker = workers(GENERATOR_LATENCY_MS="1500")
+    build_id = start_build(client, auth, path_id)
+    wait_until(lambda: build_of(client, auth, build_id)["completedSubConcepts"] > 0, timeout=90)
+    before = len(worker.output())
+
+    worker.signal_group(signal.SIGINT)  # the terminal's Ctrl-C: the supervisor and every slot
+
+    assert worker.process.wait(timeout=60) == 0
+    said = worker.output()[before:]
+    assert "Traceback" not in said and " ERROR " not in said and "Cold shut down" not in said
+    assert build_of(client, auth, build_id)["status"] == "processing"
+    workers()
+    build = wait_for_build(client, auth, build_id, timeout=120)
+    concepts = client.get(f"/api/learning-paths/{path_id}", headers=auth).get_json()["concepts"]
+    subs = [sub for concept in concepts for sub in concept["subConcepts"]]
+    assert build["totalSubConcepts"] == build["completedSubConcepts"] == len(subs) > 0
+    assert (
+        build["totalKnowledgeUnits"]
+        == build["completedKnowledgeUnits"]
+        == sum(len(sub["knowledgeUnits"]) for sub in subs)
+    )
