@@ -8,6 +8,7 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from app.emails import InvalidEmail, normalize_email
 from app.extensions import db
 from app.models import User
 
@@ -60,7 +61,7 @@ def check_generator() -> None:
 @click.option("--admin", is_flag=True, help="Let the user see everything.")
 def create_user(email: str, password: str, admin: bool) -> None:
     """Create a user."""
-    email = email.strip().lower()
+    email = _email_argument(email)
     if db.session.scalar(select(User).where(User.email == email)):
         raise click.ClickException(f"a user {email} exists already")
     user = User(email=email, is_admin=admin)
@@ -71,7 +72,7 @@ def create_user(email: str, password: str, admin: bool) -> None:
 
 
 def _user(email: str) -> User:
-    user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
+    user = db.session.scalar(select(User).where(User.email == _email_argument(email)))
     if user is None:
         raise click.ClickException(f"no user {email}")
     return user
@@ -138,6 +139,13 @@ def sign_out_everywhere(email: str) -> None:
     ended = user.end_sessions()
     db.session.commit()
     click.echo(f"signed {user.email} out of {ended} session(s)")
+
+
+def _email_argument(text: str) -> str:
+    try:
+        return normalize_email(text)
+    except InvalidEmail as exc:
+        raise click.BadParameter(str(exc), param_hint="EMAIL") from None
 
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

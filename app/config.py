@@ -9,7 +9,9 @@ from typing import Any
 from dotenv import load_dotenv
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-INSTANCE_DIR = PROJECT_ROOT / "instance"
+# Where the SQLite file, Redis's data under `make run` and first-admin.txt live; INSTANCE_DIR
+# (read from the environment, not .env) moves it, e.g. for a test that must not touch instance/.
+INSTANCE_DIR = Path(os.environ.get("INSTANCE_DIR") or PROJECT_ROOT / "instance").resolve()
 
 
 def _int(name: str, default: int) -> int:

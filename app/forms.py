@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, PasswordField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional, ValidationError
 
+from app.emails import InvalidEmail, normalize_email
 from app.models.workflows import MAX_CONTACT_HOURS, MIN_CONTACT_HOURS
 
 
 class SignInForm(FlaskForm):
-    email = StringField("Email", validators=[DataRequired(), Email(check_deliverability=False)])
+    email = StringField("Email", validators=[DataRequired()])
     password = PasswordField("Password", validators=[DataRequired()])
+
+    def validate_email(self, field: StringField) -> None:
+        """The same rule as the CLI's; the field then holds the address as stored."""
+        try:
+            field.data = normalize_email(field.data or "")
+        except InvalidEmail as exc:
+            raise ValidationError(str(exc)) from None
 
 
 class WorkflowForm(FlaskForm):

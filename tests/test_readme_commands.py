@@ -1,0 +1,101 @@
+"""The README's commands work as written: each `flask …` line is run here, from a shell that
+only did what the README says (enter .venv once), and every other command is either run by a
+named test or by CI, or is listed below with the reason it cannot run here."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.services import ROOT
+
+README = ROOT / "README.md"
+ENTER_THE_ENVIRONMENT = ". .venv/bin/activate"
+# Commands run somewhere else exactly as written: where, checked below.
+RUN_ELSEWHERE = {
+    "make run": "tests/test_first_run.py",
+    "make test": ".ci/run",
+    "make test-postgres": ".ci/run",
+}
+# Commands no test can run on this machine, and why.
+NOT_RUN_HERE = {
+    "make bench": "the full benchmark takes tens of minutes; CI runs its --quick form",
+    "make chaos": "the full chaos suite takes tens of minutes; CI runs its --quick form",
+    "make chaos-postgres": "CI runs it with CHAOS_FLAGS=--quick",
+    "GENERATOR=openai OPENAI_API_KEY=sk-... OPENAI_MODEL=gpt-4o-mini make run": "needs an OpenAI key",
+    "GENERATOR=openai OPENAI_BASE_URL=http://localhost:11434/v1 OPENAI_MODEL=llama3.1 make run": (
+        "needs a local Ollama"
+    ),
+}
+
+
+def readme_commands() -> list[str]:
+    """Each command line of the README's ```sh blocks, then each `flask …` named in its text."""
+    text = README.read_text()
+    commands = []
+    for block in re.findall(r"^```sh\n(.*?)^```", text, re.MULTILINE | re.DOTALL):
+        for line in block.splitlines():
+            command = re.split(r"\s+#", line, maxsplit=1)[0].strip()
+            if command and not command.startswith("#"):
+                commands.append(command)
+    commands += re.findall(r"`(flask --app wsgi [^`]+)`", text)
+    return commands
+
+
+def _outside_the_environment(env: dict[str, str]) -> dict[str, str]:
+    """A shell as a new terminal opens it: .venv is neither active nor on PATH."""
+    venv_bin = str(ROOT / ".venv" / "bin")
+    path = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p != venv_bin)
+    return {**{k: v for k, v in env.items() if k != "VIRTUAL_ENV"}, "PATH": path}
+
+
+def test_the_readme_says_how_to_enter_the_environment_before_its_first_flask_command():
+    commands = readme_commands()
+    first_flask = next(i for i, command in enumerate(commands) if command.startswith("flask "))
+
+    assert ENTER_THE_ENVIRONMENT in commands[:first_flask]
+
+
+@pytest.mark.slow
+def test_every_flask_command_in_the_readme_works_as_written(service_env, tmp_path):
+    commands = list(
+        dict.fromkeys(c for c in readme_commands() if c.startswith("flask ") or c == "deactivate")
+    )
+    env = {**_outside_the_environment(service_env), "INSTANCE_DIR": str(tmp_path / "instance")}
+    assert len(commands) >= 9, commands
+
+    for command in commands:  # in the README's order: one database, as a reader goes along
+        result = subprocess.run(
+            ["bash", "-c", f"{ENTER_THE_ENVIRONMENT} && {command}"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
+        assert "Traceback" not in result.stderr, f"{command}\n{result.stderr}"
+
+
+def test_every_other_command_in_the_readme_is_run_somewhere_or_says_why_not():
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    others = [
+        c
+        for c in readme_commands()
+        if not c.startswith("flask ") and c not in (ENTER_THE_ENVIRONMENT, "deactivate")
+    ]
+
+    for command in others:
+        assert command in RUN_ELSEWHERE or command in NOT_RUN_HERE, (
+            f"{command!r} is in the README: run it in a test, or say where it runs"
+        )
+        where = RUN_ELSEWHERE.get(command)
+        if where == ".ci/run":
+            assert command in ci_lines, f"{command!r} is not a line of .ci/run"
+        elif where:
+            argv = repr(command.split()).replace("'", '"')
+            assert argv in Path(ROOT / where).read_text(), f"{where} does not run {command!r}"
