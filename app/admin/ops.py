@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 from app.admin import bp
 from app.extensions import db
 from app.jobs.queues import get_redis
+from app.jobs.runner import WORKER_TTL_S
 from app.models import DeadLetter
 from app.pipelines import build_control
 
@@ -36,6 +37,10 @@ def retry_dead_letter(letter_id: int):  # type: ignore[no-untyped-def]
     except (build_control.InvalidTransition, build_control.BuildConflict) as exc:
         flash(f"Dead letter {letter_id}: {exc}")
     return redirect(url_for("admin.dead_letters"))
+
+
+# An idle RQ worker blocks on BLPOP for worker_ttl - 15 s and reports after each wait.
+IDLE_HEARTBEAT_S = WORKER_TTL_S - 15
 
 
 def _seconds_since(moment: datetime | None, now: datetime) -> float | None:
@@ -63,4 +68,6 @@ def workers():  # type: ignore[no-untyped-def]
         }
         for w in sorted(found, key=lambda w: (w.queue_names(), w.name))
     ]
-    return render_template("admin/workers.html", workers=rows, error=error)
+    return render_template(
+        "admin/workers.html", workers=rows, error=error, report_every_s=IDLE_HEARTBEAT_S, ttl_s=WORKER_TTL_S
+    )
