@@ -115,7 +115,7 @@ def test_a_time_carries_its_zone_and_a_machine_readable_stamp():
             "Error generating the knowledge units of “Median” (will retry): timeout",
         ),
         ("completed", {"status": "completed", "error": None}, "Build completed"),
-        ("completed", {"status": "failed", "error": "1 step failed"}, "Build failed: 1 step failed"),
+        ("completed", {"status": "failed", "error": "1 step failed"}, "Build failed"),
     ],
 )
 def test_activity_log_lines_are_sentences_without_internal_names(event_type, data, expected):

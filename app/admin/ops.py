@@ -39,6 +39,8 @@ def retry_dead_letter(letter_id: int):  # type: ignore[no-untyped-def]
     return redirect(url_for("admin.dead_letters"))
 
 
+# RQ's worker states in words; a worker that has not reported one yet is still starting ("?").
+WORKER_STATES = {"idle": "idle", "busy": "busy", "suspended": "suspended"}
 # An idle RQ worker blocks on BLPOP for worker_ttl - 15 s and reports after each wait.
 IDLE_HEARTBEAT_S = WORKER_TTL_S - 15
 
@@ -62,7 +64,7 @@ def workers():  # type: ignore[no-untyped-def]
             "hostname": w.hostname,
             "pid": w.pid,
             "queues": w.queue_names(),
-            "state": w.get_state(),
+            "state": WORKER_STATES.get(str(w.get_state()), "starting"),
             "job": w.get_current_job_id(),
             "heartbeat_s": _seconds_since(w.last_heartbeat, now),
         }

@@ -116,9 +116,8 @@ def event_text(event_type: str, data: dict[str, Any]) -> str:
     if event_type == "error":
         retry = " (will retry)" if data.get("willRetry") else " (gave up)"
         return f"Error generating {what}{retry}: {data.get('error')}"
-    if event_type == "completed":
-        error = data.get("error")
-        return f"Build {status_label(status)}" + (f": {error}" if error else "")
+    if event_type == "completed":  # a failed build's error is shown once, beside its badge
+        return f"Build {status_label(status)}"
     count = int(data.get("count") or 0)
     template = _PROGRESS.get((str(stage), str(status)))
     if template:
