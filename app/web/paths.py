@@ -65,9 +65,14 @@ def _panel(build: BuildJob | None) -> dict[str, Any]:
 
 def _render(path: LearningPath, notice: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
     build = _latest_build(path.id)
-    failed = {} if request.htmx else _failed_in_tree(build)
+    failed_in_tree = {} if request.htmx else _failed_in_tree(build)
     body = page_or_fragment(
-        "web/path.html", "web/_build_progress.html", path=path, notice=notice, failed=failed, **_panel(build)
+        "web/path.html",
+        "web/_build_progress.html",
+        path=path,
+        notice=notice,
+        failed_in_tree=failed_in_tree,
+        **_panel(build),
     )
     return body, status
 
@@ -82,7 +87,8 @@ def path(path_id: str):  # type: ignore[no-untyped-def]
 def path_tree(path_id: str):  # type: ignore[no-untyped-def]
     """The generated tree alone (loaded once a build ends)."""
     path = owned_path(path_id, current_user, with_tree=True)
-    return render_template("web/_tree.html", path=path, failed=_failed_in_tree(_latest_build(path.id)))
+    failed_in_tree = _failed_in_tree(_latest_build(path.id))
+    return render_template("web/_tree.html", path=path, failed_in_tree=failed_in_tree)
 
 
 @bp.post("/paths/<path_id>/build")
