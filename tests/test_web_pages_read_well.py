@@ -11,7 +11,7 @@ from markupsafe import escape
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import BuildJob, LearningPath, LessonPlanRun, Workflow
+from app.models import BuildJob, LearningPath, LessonPlanRun, Module, User, Workflow
 from tests.services import wait_until
 from tests.web_helpers import post_form, sign_in
 
@@ -149,3 +149,36 @@ def test_a_failed_build_shows_its_error_once_and_marks_failed_sub_concepts(app, 
         sub_concepts = sum(len(c.sub_concepts) for c in path.concepts)
     assert sub_concepts >= 3 and len(failed_rows) == sub_concepts
     assert tree.count('class="badge badge-failed"') == sub_concepts
+
+
+def _workflow_with_modules(app, statuses: list[str], run_status: str) -> str:  # type: ignore[no-untyped-def]
+    with app.app_context():
+        owner = db.session.scalar(select(User.id))
+        modules = [
+            Module(position=i, title=f"Topic {i + 1}", contact_hours=1, status=status)
+            for i, status in enumerate(statuses)
+        ]
+        workflow = Workflow(owner_id=owner, title="Words", topic="t", modules=modules)
+        db.session.add(workflow)
+        db.session.flush()
+        db.session.add(LessonPlanRun(workflow_id=workflow.id, status=run_status))
+        db.session.commit()
+        return workflow.id
+
+
+def test_a_running_workflow_says_processing_never_in_progress(app, client):
+    sign_in(app, client, "ada@example.com")
+    workflow_id = _workflow_with_modules(app, ["completed", "running"], "running")
+
+    for page in (_page(client, f"/workflows/{workflow_id}"), _page(client, "/")):
+        assert 'class="badge badge-processing"' in page and ">processing</span>" in page
+        assert "in_progress" not in page and ">running<" not in page
+
+
+def test_a_finished_workflow_says_completed_never_complete(app, client):
+    sign_in(app, client, "ada@example.com")
+    workflow_id = _workflow_with_modules(app, ["completed", "completed"], "complete")
+
+    for page in (_page(client, f"/workflows/{workflow_id}"), _page(client, "/")):
+        assert ">completed</span>" in page and ">complete</span>" not in page
+    assert "1 contact hour" in _page(client, f"/workflows/{workflow_id}")
