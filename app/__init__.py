@@ -24,6 +24,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     _configure_logging(app)
     register_extensions(app)
     register_blueprints(app)
+    register_template_filters(app)
     register_commands(app)
     return app
 
@@ -68,6 +69,12 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(ops_bp)
     mount_rq_dashboard(app)
     register_error_handlers(app)
+
+
+def register_template_filters(app: Flask) -> None:
+    from app.web.filters import register_filters
+
+    register_filters(app)
 
 
 def register_commands(app: Flask) -> None:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, PasswordField, StringField, TextAreaField
-from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    EqualTo,
+    Length,
+    NumberRange,
+    Optional,
+    StopValidation,
+    ValidationError,
+)
 
 from app.emails import InvalidEmail, normalize_email
 from app.models.workflows import MAX_CONTACT_HOURS, MIN_CONTACT_HOURS
@@ -33,30 +41,55 @@ class WorkflowForm(FlaskForm):
     )
 
     def validate_modules(self, field: TextAreaField) -> None:
-        self.parsed_modules = parse_module_lines(field.data or "")
+        try:
+            self.parsed_modules = parse_module_lines(field.data or "")
+        except ModuleLinesError as exc:
+            field.errors.extend(exc.problems)  # one message per bad line, all beside the box
+            raise StopValidation() from None
+
+
+class ModuleLinesError(ValidationError):
+    """Every problem of the modules box at once, so a person fixes them in one go."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems[0])
+        self.problems = problems
+
+
+def _module_line(number: int, line: str) -> tuple[tuple[str, float] | None, str | None]:
+    """One 'Title | hours' line → ((title, hours), None) or (None, what is wrong with it)."""
+    title, _, hours = (part.strip() for part in line.partition("|"))
+    if not title or len(title) > 200:
+        return None, f"Line {number}: a title of 1 to 200 characters is needed."
+    try:
+        value = float(hours) if hours else 3.0
+    except ValueError:
+        return None, f"Line {number}: “{hours}” is not a number of hours."
+    if not MIN_CONTACT_HOURS <= value <= MAX_CONTACT_HOURS:  # False for NaN and infinity too
+        return None, (
+            f"Line {number}: contact hours must be between {MIN_CONTACT_HOURS:g} and "
+            f"{MAX_CONTACT_HOURS:g} (at least 15 minutes)."
+        )
+    return (title, value), None
 
 
 def parse_module_lines(text: str) -> list[tuple[str, float]]:
-    """'Title | hours' per line (hours default to 3) → [(title, hours)], or ValidationError."""
-    modules = []
+    """'Title | hours' per line (hours default to 3) → [(title, hours)], or ModuleLinesError
+    listing every bad line."""
+    modules, problems = [], []
     for number, line in enumerate((ln.strip() for ln in text.splitlines()), start=1):
         if not line:
             continue
-        title, _, hours = (part.strip() for part in line.partition("|"))
-        if not title or len(title) > 200:
-            raise ValidationError(f"Line {number}: a title of 1 to 200 characters is needed.")
-        try:
-            value = float(hours) if hours else 3.0
-        except ValueError:
-            raise ValidationError(f"Line {number}: “{hours}” is not a number of hours.") from None
-        if not MIN_CONTACT_HOURS <= value <= MAX_CONTACT_HOURS:  # False for NaN and infinity too
-            raise ValidationError(
-                f"Line {number}: contact hours must be between {MIN_CONTACT_HOURS:g} and "
-                f"{MAX_CONTACT_HOURS:g} (at least 15 minutes)."
-            )
-        modules.append((title, value))
-    if not 1 <= len(modules) <= 50:
-        raise ValidationError("Give between 1 and 50 modules, one per line.")
+        module, problem = _module_line(number, line)
+        if module:
+            modules.append(module)
+        if problem:
+            problems.append(problem)
+    count = len(modules) + len(problems)
+    if not 1 <= count <= 50:
+        problems.append(f"Give between 1 and 50 modules, one per line ({count} given).")
+    if problems:
+        raise ModuleLinesError(problems)
     return modules
 
 

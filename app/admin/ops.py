@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 from app.admin import bp
 from app.extensions import db
 from app.jobs.queues import get_redis
+from app.jobs.runner import WORKER_TTL_S
 from app.models import DeadLetter
 from app.pipelines import build_control
 
@@ -38,6 +39,12 @@ def retry_dead_letter(letter_id: int):  # type: ignore[no-untyped-def]
     return redirect(url_for("admin.dead_letters"))
 
 
+# RQ's worker states in words; a worker that has not reported one yet is still starting ("?").
+WORKER_STATES = {"idle": "idle", "busy": "busy", "suspended": "suspended"}
+# An idle RQ worker blocks on BLPOP for worker_ttl - 15 s and reports after each wait.
+IDLE_HEARTBEAT_S = WORKER_TTL_S - 15
+
+
 def _seconds_since(moment: datetime | None, now: datetime) -> float | None:
     return (now - moment.replace(tzinfo=UTC)).total_seconds() if moment else None
 
@@ -57,10 +64,12 @@ def workers():  # type: ignore[no-untyped-def]
             "hostname": w.hostname,
             "pid": w.pid,
             "queues": w.queue_names(),
-            "state": w.get_state(),
+            "state": WORKER_STATES.get(str(w.get_state()), "starting"),
             "job": w.get_current_job_id(),
             "heartbeat_s": _seconds_since(w.last_heartbeat, now),
         }
         for w in sorted(found, key=lambda w: (w.queue_names(), w.name))
     ]
-    return render_template("admin/workers.html", workers=rows, error=error)
+    return render_template(
+        "admin/workers.html", workers=rows, error=error, report_every_s=IDLE_HEARTBEAT_S, ttl_s=WORKER_TTL_S
+    )

@@ -107,17 +107,23 @@ def _run_progress(workflow_ids: list[str]) -> dict[str, int]:
     return {workflow_id: round(100 * done / total) for workflow_id, done, total in rows if total}
 
 
-def _page_rows(status: str | None, search: str, page: int) -> tuple[list[dict[str, Any]], int]:
+def _page_rows(
+    status: str | None, search: str, asked_page: int
+) -> tuple[list[dict[str, Any]], int, int, int]:
+    """One page of rows, the total, the page shown and the page count; a page past the last
+    shows the last (never "Page 999 of 1")."""
     work = _rows()
     filtered = _filtered(work, status, search)
     total = db.session.scalar(select(func.count()).select_from(filtered.subquery())) or 0
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(max(1, asked_page), pages)
     rows = db.session.execute(
         filtered.order_by(work.c.created_at.desc(), work.c.id).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
     ).all()
     builds = _build_progress([r.id for r in rows if r.kind == "build"])
     runs = _run_progress([r.subject_id for r in rows if r.kind != "build"])
     progress = {r.id: builds.get(r.id, 0) if r.kind == "build" else runs.get(r.subject_id, 0) for r in rows}
-    return [dict(r._mapping) | {"progress": progress[r.id]} for r in rows], total
+    return [dict(r._mapping) | {"progress": progress[r.id]} for r in rows], total, page, pages
 
 
 @bp.get("/")
@@ -128,15 +134,14 @@ def queue():  # type: ignore[no-untyped-def]
     if status not in STATUS_FILTERS:
         status = None
     search = (request.args.get("q") or "").strip()[:200]
-    page = max(1, request.args.get("page", 1, type=int) or 1)
-    rows, total = _page_rows(status, search, page)
+    rows, total, page, pages = _page_rows(status, search, request.args.get("page", 1, type=int) or 1)
     return render_template(
         "admin/queue.html",
         stats=stats(),
         rows=rows,
         total=total,
         page=page,
-        pages=max(1, -(-total // PAGE_SIZE)),
+        pages=pages,
         status=status,
         search=search,
         statuses=STATUS_FILTERS,

@@ -4,7 +4,8 @@ Two fixes to rq-dashboard 0.9 when embedded: its `before_request` swaps a proces
 connection on every request (we connect once, at start, and drop that hook), and its job
 JSON decodes dependency ids that rq 2.x already returns as str (a 500 for any job with
 dependencies; the view below is the same without that bug). Its forms post without CSRF
-tokens, so instead of a token its POSTs must come from this site (Origin or Referer).
+tokens, so instead of a token its POSTs must come from this site (Origin or Referer). Its
+pages get a link back to the app, added to its HTML as it leaves (none of its files is copied).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import json
 from urllib.parse import urlsplit
 
 import rq_dashboard
-from flask import Flask, abort, current_app, redirect, request, url_for
+from flask import Flask, Response, abort, current_app, redirect, request, url_for
 from flask_login import current_user
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq_dashboard import web as rq_web
 
+from app.errors import QUEUE_DOWN, error_page
 from app.extensions import csrf
 from app.jobs.queues import connect_redis
 
@@ -35,6 +37,32 @@ def mount_rq_dashboard(app: Flask) -> None:
     app.before_request_funcs["rq_dashboard"] = [h for h in hooks if h is not rq_web.push_rq_connection]
     app.before_request_funcs["rq_dashboard"].insert(0, _admins_only)
     app.view_functions["rq_dashboard.job_info"] = _job_info
+    app.after_request_funcs.setdefault("rq_dashboard", []).extend([_link_back_to_the_app, _outage_page])
+
+
+def _outage_page(response: Response) -> Response:
+    """rq-dashboard answers a Redis outage with a bare "Connection Error" heading and a 200: show
+    our 503 page instead (Flask runs after_request hooks last-registered first)."""
+    if response.mimetype != "text/html" or response.direct_passthrough:
+        return response
+    if response.get_data(as_text=True).startswith("<h1>Connection Error"):
+        body, status = error_page(503, QUEUE_DOWN)
+        return Response(body, status=status, mimetype="text/html")
+    return response
+
+
+def _link_back_to_the_app(response: Response) -> Response:
+    """Put a bar with links to the app's home and job queue at the top of each dashboard page."""
+    if response.mimetype != "text/html" or response.direct_passthrough or response.status_code != 200:
+        return response
+    bar = (
+        '<nav id="app-link" style="padding:.4rem 1rem;background:#fff;border-bottom:1px solid #e1e5ee">'
+        f'<a href="{url_for("web.home")}">← Curriculum Builder</a> · '
+        f'<a href="{url_for("admin.queue")}">Job queue</a></nav>'
+    )
+    html = response.get_data(as_text=True)
+    response.set_data(html.replace("<body>", f"<body>{bar}", 1))
+    return response
 
 
 def _admins_only():  # type: ignore[no-untyped-def]

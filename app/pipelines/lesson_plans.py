@@ -242,9 +242,8 @@ def _record_failure(work: claims.Claim, exc: Exception) -> None:
     recorded = claims.record_failure(work, exc, final)
     module = db.session.get(Module, work.row_id)
     if recorded and final and module is not None:
-        _end_run(
-            module.workflow_id, RunStatus.FAILED, f"module {module.position} ({module.title}): {module.error}"
-        )
+        failure = f"Module {module.position + 1} ({module.title}): {module.error}"  # numbered for people
+        _end_run(module.workflow_id, RunStatus.FAILED, failure)
     db.session.commit()
     log.warning("module %s: attempt failed (%s), final=%s", work.row_id, exc, final)
 
@@ -290,9 +289,8 @@ def _requeue_lost_module(module: Module, job_id: str) -> bool:
     log.warning("workflow %s module %s: worker lost", module.workflow_id, module.position)
     discard_job(job_id)
     if given_up:
-        _end_run(
-            module.workflow_id, RunStatus.FAILED, f"module {module.position} ({module.title}): worker lost"
-        )
+        failure = f"Module {module.position + 1} ({module.title}): worker lost"  # numbered for people
+        _end_run(module.workflow_id, RunStatus.FAILED, failure)
         db.session.commit()
         return False
     return _enqueue_module(module.id, job_id)

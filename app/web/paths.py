@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.access import owned_build, owned_path
 from app.extensions import db
-from app.models import BuildJob, LearningPath
+from app.models import BuildJob, JobStep, LearningPath, StepType, WorkStatus
 from app.models.builds import FINAL_BUILD
 from app.pipelines import build_control
 from app.pipelines.build_events import recent_events
@@ -32,6 +32,21 @@ def _latest_build(path_id: str) -> BuildJob | None:
     )
 
 
+def _failed_in_tree(build: BuildJob | None) -> dict[str, set[int]]:
+    """The concepts and sub-concepts whose step failed in the latest build, marked in the tree."""
+    if build is None:
+        return {"concepts": set(), "sub_concepts": set()}
+    failed = db.session.execute(
+        select(JobStep.type, JobStep.entity_id).where(
+            JobStep.build_id == build.id, JobStep.status == WorkStatus.FAILED
+        )
+    ).all()
+    return {
+        "concepts": {entity for kind, entity in failed if kind == StepType.SUB_CONCEPTS},
+        "sub_concepts": {entity for kind, entity in failed if kind == StepType.KNOWLEDGE_UNITS},
+    }
+
+
 def _panel(build: BuildJob | None) -> dict[str, Any]:
     """What the progress panel shows: a constant number of queries, whatever the build's size."""
     if build is None:
@@ -49,8 +64,16 @@ def _panel(build: BuildJob | None) -> dict[str, Any]:
 
 
 def _render(path: LearningPath, notice: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
-    panel = _panel(_latest_build(path.id))
-    body = page_or_fragment("web/path.html", "web/_build_progress.html", path=path, notice=notice, **panel)
+    build = _latest_build(path.id)
+    failed_in_tree = {} if request.htmx else _failed_in_tree(build)
+    body = page_or_fragment(
+        "web/path.html",
+        "web/_build_progress.html",
+        path=path,
+        notice=notice,
+        failed_in_tree=failed_in_tree,
+        **_panel(build),
+    )
     return body, status
 
 
@@ -63,7 +86,9 @@ def path(path_id: str):  # type: ignore[no-untyped-def]
 @bp.get("/paths/<path_id>/tree")
 def path_tree(path_id: str):  # type: ignore[no-untyped-def]
     """The generated tree alone (loaded once a build ends)."""
-    return render_template("web/_tree.html", path=owned_path(path_id, current_user, with_tree=True))
+    path = owned_path(path_id, current_user, with_tree=True)
+    failed_in_tree = _failed_in_tree(_latest_build(path.id))
+    return render_template("web/_tree.html", path=path, failed_in_tree=failed_in_tree)
 
 
 @bp.post("/paths/<path_id>/build")

@@ -1,0 +1,145 @@
+"""Every page at a phone's width (390 px) and a laptop's (1280 px) in headless Chromium: no
+horizontal page scroll, even with a 200-character unbroken title; and every error page a person
+can meet is styled inside the layout. Screenshots go to test-artifacts/ (see test_browser.py)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+from werkzeug.serving import make_server
+
+from tests.conftest import make_user
+from tests.helpers import create_path, create_workflow, start_build, wait_for_build, wait_for_status
+from tests.services import free_port
+from tests.test_browser import browser, shot, sign_in  # noqa: F401  (browser is a fixture)
+from tests.test_error_pages import _boom_app
+
+pytestmark = pytest.mark.slow
+
+LONG_TITLE = "Pharmacokinetics" * 12 + "ABCDEFGH"  # 200 characters, no break
+WIDTHS = (390, 1280)
+
+
+def _fits(page: Page) -> tuple[int, int]:
+    return page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+
+
+def _open(browser: Browser, width: int) -> Page:  # noqa: F811
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    return page
+
+
+def _assert_fits_at_every_width(page: Page, url: str, name: str) -> None:
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        response = page.goto(url)
+        assert response is not None and response.ok, (url, response and response.status)
+        scroll, inner = _fits(page)
+        assert scroll <= inner, f"{url} at {width} px scrolls sideways: {scroll} > {inner}"
+        if width == WIDTHS[0]:
+            shot(page, f"narrow-{name}")
+
+
+def test_every_page_fits_a_phone_and_a_laptop_with_a_long_unbroken_title(app, client, web, workers, browser):  # noqa: F811
+    auth = make_user(app, "root@example.com", admin=True)
+    workers(GENERATOR_FAIL_ON="Pitfalls")  # some sub-concepts fail: dead letters and a failed build
+    workflow_id = create_workflow(client, auth, modules=2, title=LONG_TITLE, audience=LONG_TITLE)
+    assert client.post(f"/api/v3/workflow/{workflow_id}/step10", headers=auth).status_code == 202
+    path_id = create_path(client, auth, concepts=2, name=LONG_TITLE, topic="statistics")
+    build_id = start_build(client, auth, path_id)
+    wait_for_status(client, auth, workflow_id, "complete", timeout=90)
+    wait_for_build(client, auth, build_id, "completed", "failed", timeout=120)
+
+    page = _open(browser, WIDTHS[0])
+    _assert_fits_at_every_width(page, f"{web}/sign-in", "sign-in")
+    sign_in(page, web, "root@example.com")
+    pages = {
+        "home": "/",
+        "workflow": f"/workflows/{workflow_id}",
+        "path": f"/paths/{path_id}",
+        "admin-queue": "/admin/jobs",
+        "admin-build": f"/admin/builds/{build_id}",
+        "dead-letters": "/admin/dead-letters",
+        "workers": "/admin/workers",
+    }
+    for name, url in pages.items():
+        _assert_fits_at_every_width(page, f"{web}{url}", name)
+    page.context.close()
+
+
+@pytest.fixture
+def boom_server(service_env) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The real app under Werkzeug's server, as in production but with one route that fails."""
+    server = make_server("127.0.0.1", free_port(), _boom_app(), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def _assert_styled_error(page: Page, status: int, heading: str) -> None:
+    expect(page.locator("main h1")).to_have_text(heading)
+    expect(page.locator("header.top .brand")).to_be_visible()
+    expect(page.locator(".error-page")).to_contain_text(f"Error {status}")
+    styled = page.evaluate(
+        "getComputedStyle(document.querySelector('.error-page')).borderRadius !== '0px'"
+        " && getComputedStyle(document.body).backgroundColor === 'rgb(245, 246, 250)'"
+    )
+    assert styled, "our stylesheet applies"
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        scroll, inner = _fits(page)
+        assert scroll <= inner, (status, width)
+
+
+def test_every_error_page_is_styled_in_the_browser(app, web, boom_server, redis_server, browser):  # noqa: F811
+    make_user(app, "ada@example.com")
+    make_user(app, "root@example.com", admin=True)
+    page = _open(browser, 1280)
+
+    assert page.goto(f"{web}/no-such-page").status == 404
+    _assert_styled_error(page, 404, "Page not found")
+    shot(page, "error-404")
+    assert page.goto(f"{web}/workflows").status == 405
+    _assert_styled_error(page, 405, "Not that way")
+
+    sign_in(page, web, "ada@example.com")
+    assert page.goto(f"{web}/admin/").status == 403
+    _assert_styled_error(page, 403, "Not allowed")
+
+    page.goto(f"{web}/")
+    page.fill("#workflow-title", "Too much")
+    page.fill("#workflow-topic", "t")
+    page.evaluate("document.querySelector('#workflow-modules').value = 'x'.repeat(300 * 1024)")
+    with page.expect_navigation():
+        page.click("button:has-text('Create workflow')")
+    _assert_styled_error(page, 413, "Too much at once")
+
+    page.goto(f"{web}/")
+    page.fill("#workflow-title", "Expired form")
+    page.evaluate("document.querySelectorAll('input[name$=csrf_token]').forEach(i => i.value = 'stale')")
+    with page.expect_navigation():
+        page.click("button:has-text('Create workflow')")
+    _assert_styled_error(page, 400, "That request could not be used")
+
+    assert page.goto(f"{boom_server}/boom").status == 500
+    _assert_styled_error(page, 500, "Something went wrong on our side")
+    shot(page, "error-500")
+    page.context.close()
+
+    page = _open(browser, 1280)
+    sign_in(page, web, "root@example.com")
+    redis_server.stop()
+    try:
+        assert page.goto(f"{web}/admin/rq/").status == 503
+        _assert_styled_error(page, 503, "Unavailable for a moment")
+        expect(page.locator(".error-page")).to_contain_text("job queue (Redis) is not answering")
+        shot(page, "error-503")
+    finally:
+        redis_server.start()
+    page.context.close()
