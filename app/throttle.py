@@ -72,8 +72,9 @@ def is_failed_sign_in(response) -> bool:  # type: ignore[no-untyped-def]
 def seconds_until_allowed() -> int:
     """Retry-After for the limit this request breached."""
     breached = limiter.current_limit
-    reset_at = breached.reset_at if breached else time.time() + 60
-    return max(1, math.ceil(reset_at - time.time()))
+    if breached is None:
+        return 60
+    return _seconds_until(breached.reset_at, breached.limit.get_expiry())
 
 
 def _token_failure_limit() -> RateLimitItem:
@@ -87,4 +88,9 @@ def count_token_failure() -> int | None:
     if limiter.limiter.hit(item, *keys):
         return None
     reset_at = limiter.limiter.get_window_stats(item, *keys).reset_time
-    return max(1, math.ceil(reset_at - time.time()))
+    return _seconds_until(reset_at, item.get_expiry())
+
+
+def _seconds_until(reset_at: float, window_s: int) -> int:
+    """Whole seconds until `reset_at`, never past the window (the store rounds its stamps)."""
+    return min(window_s, max(1, math.ceil(reset_at - time.time())))
