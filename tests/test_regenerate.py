@@ -502,3 +502,21 @@ def _running_runs(app) -> int:  # type: ignore[no-untyped-def]
         return db.session.scalar(
             select(func.count(LessonPlanRun.id)).where(LessonPlanRun.status == "running")
         )
+
+
+def test_starting_a_first_build_replaces_nothing_generated_yet_with_being_updated(app, client):
+    sign_in(app, client, "ada@example.com")
+    with app.app_context():
+        path = LearningPath(owner_id=db.session.scalar(select(User.id)), name="New", topic="stats")
+        db.session.add(path)
+        db.session.commit()
+        path_id = path.id
+    assert "Nothing generated yet" in client.get(f"/paths/{path_id}").get_data(as_text=True)
+
+    started = post_form(
+        client, f"/paths/{path_id}/build", {}, page=f"/paths/{path_id}", headers={"HX-Request": "true"}
+    )
+
+    fragment = started.get_data(as_text=True)
+    note = fragment[fragment.index('id="tree-note"') :]
+    assert "Being updated" in note and "Nothing generated yet" not in note
