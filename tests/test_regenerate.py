@@ -520,3 +520,36 @@ def test_starting_a_first_build_replaces_nothing_generated_yet_with_being_update
     fragment = started.get_data(as_text=True)
     note = fragment[fragment.index('id="tree-note"') :]
     assert "Being updated" in note and "Nothing generated yet" not in note
+
+
+def test_a_retry_of_a_scoped_build_keeps_its_piece_and_asks_afresh(app, client, auth):
+    path_id = create_path(client, auth)
+    _store_tree(app, path_id)
+    concept = _ids(app, Concept, path_id=path_id)[0]
+    first = _build(client, auth, path_id, {"scope": {"conceptId": concept}}).get_json()["jobId"]
+    client.post(f"/api/jobs/{first}/cancel", headers=auth)
+
+    retried = client.post(f"/api/jobs/{first}/retry", headers=auth)
+
+    assert retried.status_code == 202
+    build = build_of(client, auth, retried.get_json()["jobId"])
+    assert build["scope"] == {"conceptId": concept} and build["retryOf"] == first
+    assert build["totalConcepts"] == 1 and _steps(app, build["id"]) == [("sub-concepts", "queued", None)]
+    with app.app_context():
+        assert db.session.get(BuildJob, build["id"]).force_fresh is True, "a stored answer is not reused"
+
+
+def test_a_retry_of_a_scoped_build_whose_piece_is_gone_is_a_400(app, client, auth):
+    path_id = create_path(client, auth)
+    _store_tree(app, path_id)
+    concept = _ids(app, Concept, path_id=path_id)[0]
+    first = _build(client, auth, path_id, {"scope": {"conceptId": concept}}).get_json()["jobId"]
+    client.post(f"/api/jobs/{first}/cancel", headers=auth)
+    with app.app_context():
+        db.session.delete(db.session.get(Concept, concept))
+        db.session.commit()
+
+    retried = client.post(f"/api/jobs/{first}/retry", headers=auth)
+
+    assert retried.status_code == 400 and retried.get_json()["error"]["code"] == "invalid_state"
+    assert "gone" in retried.get_json()["error"]["message"] and _row_count(app, BuildJob) == 1
