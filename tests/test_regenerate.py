@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from app.database import utcnow
 from app.extensions import db
@@ -142,6 +142,33 @@ def test_a_retry_counts_what_it_carries_over_before_any_worker_runs(app, client,
     assert build["progressPercent"] == 91, "20 + 30 + 50 × (1 + 1 + ½) / 3, not 0"
     statuses = [status for _, status, _ in _steps(app, build["id"])]
     assert statuses.count("skipped") == 1 + 3 + 5 and statuses.count("queued") == 1
+
+
+def _retry_reads(app, client, auth, concepts: int) -> int:  # type: ignore[no-untyped-def]
+    """SELECTs run by a retry of a failed build of a path with `concepts` stored concepts."""
+    path_id = create_path(client, auth, concepts=concepts)
+    _store_tree(app, path_id, concepts=concepts)
+    failed = _ended_build(app, path_id, "failed")
+    reads: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def _read(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT"):
+            reads.append(statement)
+
+    event.listen(engine, "before_cursor_execute", _read)
+    try:
+        assert client.post(f"/api/jobs/{failed}/retry", headers=auth).status_code == 202
+    finally:
+        event.remove(engine, "before_cursor_execute", _read)
+    return len(reads)
+
+
+def test_planning_a_retry_reads_the_same_for_3_and_60_concepts(app, client, auth):
+    _retry_reads(app, client, auth, 2)  # warm up
+
+    assert _retry_reads(app, client, auth, 3) == _retry_reads(app, client, auth, 60)
 
 
 def test_the_path_page_shows_carried_over_counts_and_keeps_the_tree_marked_as_updating(app, client):
