@@ -580,3 +580,19 @@ def test_a_retry_of_a_scoped_build_whose_piece_is_gone_is_a_400(app, client, aut
 
     assert retried.status_code == 400 and retried.get_json()["error"]["code"] == "invalid_state"
     assert "gone" in retried.get_json()["error"]["message"] and _row_count(app, BuildJob) == 1
+
+
+def test_a_complete_workflow_offers_regenerate_all_and_per_module_not_generate(app, client):
+    sign_in(app, client, "ada@example.com")
+    url = post_form(
+        client, "/workflows", {"workflow-title": "W", "workflow-topic": "t", "workflow-modules": "A\nB\nC"}
+    ).headers["Location"]
+    with app.app_context():
+        db.session.execute(Module.__table__.update().values(status="completed"))
+        db.session.commit()
+
+    page = client.get(url).get_data(as_text=True)
+
+    assert "Regenerate all…" in page and page.count('class="regenerate"') == 3
+    assert "Generate lesson plans</button>" not in page and "Resume generation</button>" not in page
+    assert "asks the model" in page
