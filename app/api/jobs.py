@@ -8,10 +8,10 @@ from sqlalchemy import select
 from app.access import owned_build
 from app.api import bp
 from app.api.learning_paths import load_path
-from app.api.schemas import StartIn, parse_optional_body, query_choice, query_int
+from app.api.schemas import BuildStartIn, PieceIn, parse_optional_body, query_choice, query_int
 from app.errors import ApiError
 from app.extensions import db
-from app.models import BuildJob, BuildStatus, JobStep, LearningPath, StepType, WorkStatus
+from app.models import BuildJob, BuildStatus, Concept, JobStep, LearningPath, StepType, SubConcept, WorkStatus
 from app.pipelines import build_control
 from app.pipelines.build_status import build_summary
 from app.pipelines.build_steps import step_job_id
@@ -34,18 +34,30 @@ def _visible_builds():  # type: ignore[no-untyped-def]
 
 @bp.post("/jobs/build/<path_id>")
 def start_build(path_id: str):  # type: ignore[no-untyped-def]
-    """Start a build of the path; 409 names the active build, 200 says there is nothing to build."""
+    """Start a build of the path, or of one piece of it (`scope`); 409 names the active build,
+    200 says there is nothing to build."""
     path = load_path(path_id)
-    body = parse_optional_body(StartIn)
+    body = parse_optional_body(BuildStartIn)
     # Only a plain start (every option left at its default) can find nothing to do: `fresh` and
-    # any narrower regenerate must go through.
-    if body == StartIn() and build_control.active_build(path.id) is None and tree_is_complete(path):
+    # a scoped regenerate must go through.
+    if body == BuildStartIn() and build_control.active_build(path.id) is None and tree_is_complete(path):
         return {"alreadyComplete": True, "message": TREE_COMPLETE}, 200
+    piece = _piece(path, body.scope) if body.scope else None
     try:
-        build = build_control.start_build(path, g.user.id, fresh=body.fresh)
+        build = build_control.start_build(path, g.user.id, fresh=body.fresh, piece=piece)
     except build_control.BuildConflict as exc:
         raise ApiError(409, "build_in_progress", str(exc), {"jobId": exc.active_build_id}) from None
-    return {"jobId": build.id, "message": "Build job started"}, 202
+    return {"jobId": build.id, "message": "Build job started", "scope": build.scope}, 202
+
+
+def _piece(path: LearningPath, scope: PieceIn) -> Concept | SubConcept:
+    kind, entity_id = (
+        ("concept", scope.concept_id) if scope.concept_id else ("sub-concept", scope.sub_concept_id)
+    )
+    try:
+        return build_control.find_piece(path, kind, entity_id or 0)
+    except build_control.UnknownPiece as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
 
 
 @bp.get("/jobs/<job_id>")

@@ -6,7 +6,15 @@ import math
 from typing import Annotated, Any, TypeVar
 
 from flask import request
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 from werkzeug.exceptions import BadRequest
 
@@ -125,3 +133,24 @@ def parse_optional_body(model: type[M]) -> M:
     if not request.get_data():
         return model()
     return parse_body(model)
+
+
+class PieceIn(Body):
+    """One piece of a path's tree: exactly one of a concept or a sub-concept, by id."""
+
+    concept_id: int | None = Field(default=None, alias="conceptId", ge=1)
+    sub_concept_id: int | None = Field(default=None, alias="subConceptId", ge=1)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PieceIn:
+        if (self.concept_id is None) == (self.sub_concept_id is None):
+            raise ValueError("give exactly one of conceptId or subConceptId")
+        return self
+
+
+class BuildStartIn(StartIn):
+    scope: PieceIn | None = None  # regenerate this piece alone (always afresh)
+
+
+class Step10StartIn(StartIn):
+    module_index: int | None = Field(default=None, alias="moduleIndex", ge=0)  # regenerate this module alone

@@ -8,8 +8,16 @@ from flask import g, jsonify
 
 from app.access import owned_workflow
 from app.api import bp
-from app.api.schemas import StartIn, WorkflowIn, parse_body, parse_optional_body, query_choice, query_page
+from app.api.schemas import (
+    Step10StartIn,
+    WorkflowIn,
+    parse_body,
+    parse_optional_body,
+    query_choice,
+    query_page,
+)
 from app.database import isoformat
+from app.errors import ApiError
 from app.extensions import db
 from app.models import Module, Workflow
 from app.pipelines import lesson_plans
@@ -78,7 +86,9 @@ def get_workflow(workflow_id: str):  # type: ignore[no-untyped-def]
 def start_step10(workflow_id: str):  # type: ignore[no-untyped-def]
     """Queue lesson-plan generation; returns at once, the modules run one after another."""
     workflow = load_workflow(workflow_id)
-    body = parse_optional_body(StartIn)
+    body = parse_optional_body(Step10StartIn)
+    if body.module_index is not None:
+        return _regenerate_module(workflow, body.module_index)
     queued = lesson_plans.start_generation(workflow, g.user.id, fresh=body.fresh)
     db.session.expire_all()
     workflow = load_workflow(workflow_id)
@@ -96,6 +106,29 @@ def start_step10(workflow_id: str):  # type: ignore[no-untyped-def]
         message = f"Step 10 generation started. {queued} module(s) will be generated in the background."
     else:
         message = "Step 10 generation is already in progress."
+    return jsonify({"success": True, "data": data, "message": message}), 202
+
+
+def _regenerate_module(workflow: Workflow, index: int):  # type: ignore[no-untyped-def]
+    """Queue one module's lesson plans afresh; 422 for an index the workflow lacks, 409 while a run runs."""
+    if index >= len(workflow.modules):
+        raise ApiError(
+            422,
+            "validation_error",
+            f"moduleIndex: this workflow has modules 0 to {len(workflow.modules) - 1}",
+            [{"field": "moduleIndex", "message": f"no module {index} in this workflow"}],
+        )
+    module = workflow.modules[index]
+    try:
+        queued = lesson_plans.regenerate_module(module, g.user.id)
+    except lesson_plans.GenerationInProgress as exc:
+        raise ApiError(409, "generation_in_progress", str(exc)) from None
+    data = {
+        "jobsQueued": int(queued),
+        "moduleIndex": index,
+        "jobId": lesson_plans.module_job_id(workflow.id, index),
+    }
+    message = f"Module {index + 1} ({module.title}) will be regenerated in the background."
     return jsonify({"success": True, "data": data, "message": message}), 202
 
 

@@ -25,6 +25,8 @@ class BuildStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+SCOPE_FIELDS = {"concept": "conceptId", "sub-concept": "subConceptId"}  # scope_kind → API field
+
 ACTIVE_BUILD = (BuildStatus.PENDING, BuildStatus.PROCESSING, BuildStatus.PAUSED)
 FINAL_BUILD = (BuildStatus.COMPLETED, BuildStatus.FAILED, BuildStatus.CANCELLED)
 
@@ -82,8 +84,18 @@ class BuildJob(db.Model):
     triggered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     retry_of: Mapped[str | None] = mapped_column(String(32))
     force_fresh: Mapped[bool] = mapped_column(default=False)  # ask the model again, reuse nothing
+    # A build of one piece of the tree: "concept" or "sub-concept" and its id; none, the whole path.
+    scope_kind: Mapped[str | None] = mapped_column(String(20))
+    scope_entity_id: Mapped[int | None]
 
     path: Mapped[LearningPath] = relationship()
+
+    @property
+    def scope(self) -> dict[str, int] | None:
+        """The piece this build regenerates, as the API names it; None for the whole path."""
+        if self.scope_kind is None:
+            return None
+        return {SCOPE_FIELDS[self.scope_kind]: self.scope_entity_id}
 
     def to_dict(self, progress_percent: int) -> dict[str, Any]:
         return {
@@ -107,6 +119,7 @@ class BuildJob(db.Model):
             "bullJobId": self.rq_job_id,
             "triggeredBy": self.triggered_by,
             "retryOf": self.retry_of,
+            "scope": self.scope,
         }
 
 

@@ -138,5 +138,7 @@ class LessonPlanRun(db.Model):
     triggered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     error: Mapped[str | None] = mapped_column(Text)
     force_fresh: Mapped[bool] = mapped_column(default=False)  # ask the model again, reuse nothing
+    # A run that regenerates one module only; none, every module still owed.
+    scope_module_id: Mapped[int | None] = mapped_column(ForeignKey("modules.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]

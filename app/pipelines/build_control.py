@@ -16,12 +16,23 @@ from sqlalchemy.exc import IntegrityError
 from app.database import utcnow
 from app.extensions import db
 from app.jobs.enqueue import discard_job
-from app.models import BuildJob, BuildStatus, DeadLetter, JobStep, LearningPath, StepType, User, WorkStatus
+from app.models import (
+    BuildJob,
+    BuildStatus,
+    Concept,
+    DeadLetter,
+    JobStep,
+    LearningPath,
+    SubConcept,
+    User,
+    WorkStatus,
+)
 from app.models.builds import ACTIVE_BUILD, FINAL_BUILD
 from app.models.tracking import FINAL
 from app.pipelines.build_events import add_event, ring
+from app.pipelines.build_finalize import maybe_finalize
 from app.pipelines.build_steps import step_job_id
-from app.pipelines.learning_path import queue_owed_steps
+from app.pipelines.learning_path import plan_build, queue_owed_steps
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +49,13 @@ class InvalidTransition(Exception):
     """The build's status does not allow the change asked for."""
 
 
+class UnknownPiece(Exception):
+    """The concept or sub-concept asked for is not part of this path."""
+
+
+SCOPE_KIND: dict[type, str] = {Concept: "concept", SubConcept: "sub-concept"}
+
+
 def active_build(path_id: str) -> BuildJob | None:
     return db.session.scalar(
         select(BuildJob).where(BuildJob.path_id == path_id, BuildJob.status.in_(ACTIVE_BUILD))
@@ -45,26 +63,47 @@ def active_build(path_id: str) -> BuildJob | None:
 
 
 def start_build(
-    path: LearningPath, user_id: int, retry_of: str | None = None, fresh: bool = False
+    path: LearningPath, user_id: int, fresh: bool = False, piece: Concept | SubConcept | None = None
 ) -> BuildJob:
-    """Create a build with its orchestrator step, then admit it if the user has a free slot.
+    """Create a build with its first steps, then admit it if the user has a free slot.
 
-    `fresh` regenerates the whole tree, asking the model again instead of reusing answers.
+    `fresh` regenerates the whole tree, asking the model again instead of reusing answers;
+    `piece` (a concept of the path, or a sub-concept) regenerates that piece alone, afresh,
+    leaving the rest of the tree untouched.
 
     Raises BuildConflict when the path has an active build (a partial unique index decides,
     so of twenty concurrent requests exactly one gets through).
     """
-    build = BuildJob(path_id=path.id, triggered_by=user_id, retry_of=retry_of, force_fresh=fresh)
-    db.session.add(build)
-    if fresh:
+    if isinstance(piece, Concept):
+        piece.decomposed_at = None  # owed again: its step regenerates its sub-concepts and units
+    elif isinstance(piece, SubConcept):
+        piece.units_generated_at = None
+    elif fresh:
         path.concepts_generated_at = None  # the orchestrator regenerates, replacing the old tree
+    return _create_build(path, user_id, None, fresh or piece is not None, piece)
+
+
+def _create_build(
+    path: LearningPath,
+    user_id: int,
+    retry_of: str | None,
+    fresh: bool,
+    piece: Concept | SubConcept | None,
+) -> BuildJob:
+    """Insert the build and plan its steps in one transaction (rolled back, resets included,
+    on a conflict), then admit waiting builds."""
+    build = BuildJob(
+        path_id=path.id,
+        triggered_by=user_id,
+        retry_of=retry_of,
+        force_fresh=fresh,
+        scope_kind=SCOPE_KIND.get(type(piece)),
+        scope_entity_id=piece.id if piece is not None else None,
+    )
+    db.session.add(build)
     try:
         db.session.flush()
-        db.session.add(
-            JobStep(
-                build_id=build.id, type=StepType.CONCEPTS, entity_name=path.name, status=WorkStatus.PENDING
-            )
-        )
+        plan_build(build, piece)
         add_event(build.id, "progress", stage="concepts", status="queued")
         db.session.commit()
     except IntegrityError:
@@ -73,6 +112,19 @@ def start_build(
         raise BuildConflict(existing.id if existing else "unknown") from None
     admit_waiting_builds(user_id)
     return build
+
+
+def find_piece(path: LearningPath, kind: str, entity_id: int) -> Concept | SubConcept:
+    """The path's concept or sub-concept with this id; UnknownPiece if the path has none."""
+    if kind == "concept":
+        piece = db.session.scalar(select(Concept).where(Concept.id == entity_id, Concept.path_id == path.id))
+    else:
+        piece = db.session.scalar(
+            select(SubConcept).join(Concept).where(SubConcept.id == entity_id, Concept.path_id == path.id)
+        )
+    if piece is None:
+        raise UnknownPiece(f"This learning path has no {kind} {entity_id}.")
+    return piece
 
 
 def _lock_user(user_id: int) -> None:
@@ -115,22 +167,24 @@ def _admit(build: BuildJob) -> bool:
         .values(
             status=BuildStatus.PROCESSING,
             started_at=utcnow(),
-            current_stage="concepts",
+            current_stage=func.coalesce(BuildJob.current_stage, "concepts"),
             rq_job_id=None,
         )
     ).rowcount
     if not started:
         return False
-    orchestrator = db.session.scalar(
-        select(JobStep).where(JobStep.build_id == build.id, JobStep.type == StepType.CONCEPTS)
+    root = db.session.scalar(  # the orchestrator, or the step of the piece a scoped build regenerates
+        select(JobStep)
+        .where(JobStep.build_id == build.id, JobStep.parent_step_id.is_(None))
+        .order_by(JobStep.id)
+        .limit(1)
     )
-    db.session.execute(
-        update(BuildJob).where(BuildJob.id == build.id).values(rq_job_id=step_job_id(orchestrator.id))
-    )
+    db.session.execute(update(BuildJob).where(BuildJob.id == build.id).values(rq_job_id=step_job_id(root.id)))
     add_event(build.id, "progress", stage="concepts", status="started")
     db.session.commit()
     try:
         queue_owed_steps(build.id)
+        maybe_finalize(build.id)  # everything carried over: nothing to run, the build is done
     except RedisError:
         log.warning("build %s: admitted, but Redis is away; recovery will enqueue it", build.id)
     ring(build.id)
@@ -197,7 +251,16 @@ def retry_build(build: BuildJob, user_id: int) -> BuildJob:
         raise InvalidTransition(
             f"Only a failed or cancelled build can be retried; this one is {build.status}."
         )
-    return start_build(build.path, user_id, retry_of=build.id)
+    piece = None
+    if build.scope_kind is not None:
+        try:
+            piece = find_piece(build.path, build.scope_kind, build.scope_entity_id or 0)
+        except UnknownPiece:
+            raise InvalidTransition(
+                f"The {build.scope_kind} this build regenerated is gone (the path was regenerated since)."
+            ) from None
+    # The same scope and the same freshness: a retried regenerate must not reuse old answers.
+    return _create_build(build.path, user_id, build.id, build.force_fresh, piece)
 
 
 def retry_dead_letter(letter: DeadLetter) -> None:

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy import ColumnElement, exists, select, update
+from sqlalchemy import ColumnElement, exists, func, select, update
+from sqlalchemy.orm import selectinload
 
 from app.database import utcnow
 from app.extensions import db
@@ -212,63 +213,132 @@ def _produce_concepts(step: JobStep, work: claims.Claim) -> list[tuple[int, str]
 
 
 def _fan_out_concepts(build: BuildJob, parent: JobStep) -> list[tuple[int, str]]:
-    """One sub-concepts step per concept; concepts decomposed before are `skipped`, and the
-    knowledge-unit steps under them are created at once (skipped where done)."""
+    """One sub-concepts step per concept of the path, with the counters of what is carried over."""
+    in_path = Concept.path_id == build.path_id
     concepts = db.session.scalars(
-        select(Concept).where(Concept.path_id == build.path_id).order_by(Concept.position)
+        select(Concept).where(in_path).order_by(Concept.position).options(selectinload(Concept.sub_concepts))
     ).all()
-    status = child_status(build.id)
+    queued, counters = _concept_steps(build.id, list(concepts), parent.id, _unit_counts(in_path))
+    db.session.execute(update(BuildJob).where(BuildJob.id == build.id).values(**counters))
+    build.total_concepts = counters["total_concepts"]
+    return queued
+
+
+def _concept_steps(
+    build_id: str, concepts: list[Concept], parent_id: int | None, unit_counts: dict[int, int]
+) -> tuple[list[tuple[int, str]], dict[str, int]]:
+    """A sub-concepts step per concept (`skipped` if decomposed before) and, under the decomposed
+    ones, a knowledge-unit step per sub-concept (`skipped` where done), in the caller's
+    transaction. Returns the steps queued and the build's counters for these concepts;
+    `unit_counts` gives each sub-concept's stored units."""
+    status = child_status(build_id)
     rows = []
     for concept in concepts:
         subs = concept.sub_concepts if concept.decomposed_at else []
-        done = sum(1 for sub in subs if sub.units_generated_at)
         rows.append(
             new_step(
-                build.id,
+                build_id,
                 StepType.SUB_CONCEPTS,
                 concept.id,
                 concept.name,
-                parent.id,
+                parent_id,
                 concept.position,
                 WorkStatus.SKIPPED if concept.decomposed_at else status,
                 children_total=len(subs),
-                children_done=done,
+                children_done=sum(1 for sub in subs if sub.units_generated_at),
             )
         )
     queued = insert_steps(rows)
     counters = dict.fromkeys(BUILD_COUNTERS, 0) | {"total_concepts": len(concepts)}
-    unit_rows = []
-    decomposed = [c for c in concepts if c.decomposed_at]
     step_of = dict(
         db.session.execute(
             select(JobStep.entity_id, JobStep.id).where(
-                JobStep.build_id == build.id, JobStep.type == StepType.SUB_CONCEPTS
+                JobStep.build_id == build_id, JobStep.type == StepType.SUB_CONCEPTS
             )
         ).all()
     )
-    for concept in decomposed:
+    unit_rows = []
+    for concept in (c for c in concepts if c.decomposed_at):
         counters["completed_concepts"] += 1
         counters["total_sub_concepts"] += len(concept.sub_concepts)
         for sub in concept.sub_concepts:
-            units = len(sub.knowledge_units) if sub.units_generated_at else 0
-            counters["completed_sub_concepts"] += bool(sub.units_generated_at)
-            counters["total_knowledge_units"] += units
-            counters["completed_knowledge_units"] += units
-            unit_rows.append(
-                new_step(
-                    build.id,
-                    StepType.KNOWLEDGE_UNITS,
-                    sub.id,
-                    sub.name,
-                    step_of[concept.id],
-                    sub.position,
-                    WorkStatus.SKIPPED if sub.units_generated_at else status,
-                )
-            )
+            _count_units(counters, sub, unit_counts.get(sub.id, 0))
+            unit_rows.append(_units_step(build_id, sub, step_of[concept.id], status))
     queued += insert_steps(unit_rows)
-    db.session.execute(update(BuildJob).where(BuildJob.id == build.id).values(**counters))
-    build.total_concepts = counters["total_concepts"]
-    return queued
+    return queued, counters
+
+
+def _unit_counts(concepts: ColumnElement[bool]) -> dict[int, int]:
+    """Stored units per sub-concept of the concepts matching `concepts`, in one query (a build
+    of a path with 10,000 units is planned in a request)."""
+    rows = db.session.execute(
+        select(KnowledgeUnit.sub_concept_id, func.count(KnowledgeUnit.id))
+        .join(SubConcept, KnowledgeUnit.sub_concept_id == SubConcept.id)
+        .join(Concept, SubConcept.concept_id == Concept.id)
+        .where(concepts)
+        .group_by(KnowledgeUnit.sub_concept_id)
+    ).all()
+    return {sub_id: count for sub_id, count in rows}
+
+
+def _count_units(counters: dict[str, int], sub: SubConcept, stored: int) -> None:
+    """Add a sub-concept whose units are carried over (if any) to the build's counters."""
+    units = stored if sub.units_generated_at else 0
+    counters["completed_sub_concepts"] += bool(sub.units_generated_at)
+    counters["total_knowledge_units"] += units
+    counters["completed_knowledge_units"] += units
+
+
+def _units_step(build_id: str, sub: SubConcept, parent_id: int | None, status: WorkStatus) -> dict[str, Any]:
+    done = WorkStatus.SKIPPED if sub.units_generated_at else status
+    return new_step(build_id, StepType.KNOWLEDGE_UNITS, sub.id, sub.name, parent_id, sub.position, done)
+
+
+# --- planning a build at its start -------------------------------------------------------
+
+
+def plan_build(build: BuildJob, piece: Concept | SubConcept | None) -> None:
+    """Create the build's first steps and counters, in the caller's transaction.
+
+    A whole path whose concepts exist is fanned out at once (the orchestrator `skipped`), so
+    from its first poll the build counts what it carries over. A build of one piece starts
+    at that piece's step, and its counters count that piece only.
+    """
+    if isinstance(piece, Concept):
+        _, counters = _concept_steps(build.id, [piece], None, _unit_counts(Concept.id == piece.id))
+        _set_counters(build, counters, "sub-concepts")
+    elif isinstance(piece, SubConcept):
+        insert_steps([_units_step(build.id, piece, None, child_status(build.id))])
+        counters = dict.fromkeys(BUILD_COUNTERS, 0) | {
+            "total_concepts": 1,
+            "completed_concepts": 1,
+            "total_sub_concepts": 1,
+        }
+        _count_units(counters, piece, len(piece.knowledge_units))
+        _set_counters(build, counters, "knowledge-units")
+    else:
+        _plan_path(build)
+
+
+def _plan_path(build: BuildJob) -> None:
+    path = build.path
+    orchestrator = JobStep(
+        build_id=build.id, type=StepType.CONCEPTS, entity_name=path.name, status=WorkStatus.PENDING
+    )
+    db.session.add(orchestrator)
+    if path.concepts_generated_at is None:
+        return
+    orchestrator.status = WorkStatus.SKIPPED
+    orchestrator.completed_at = utcnow()
+    db.session.flush()
+    _fan_out_concepts(build, orchestrator)
+    db.session.execute(update(BuildJob).where(BuildJob.id == build.id).values(current_stage="sub-concepts"))
+
+
+def _set_counters(build: BuildJob, counters: dict[str, int], stage: str) -> None:
+    db.session.execute(
+        update(BuildJob).where(BuildJob.id == build.id).values(current_stage=stage, **counters)
+    )
 
 
 # --- decompose: one concept into sub-concepts --------------------------------------------

@@ -76,6 +76,33 @@ def _open_run(workflow_id: str, user_id: int | None, fresh: bool) -> None:
         db.session.rollback()
 
 
+class GenerationInProgress(Exception):
+    """The workflow has a running run: one module cannot be regenerated beside it."""
+
+
+def regenerate_module(module: Module, user_id: int | None) -> bool:
+    """Open a run that asks the model again for this one module's lesson plans, replacing
+    them when it is done; the other modules are left as they are. True if its job was queued.
+
+    Raises GenerationInProgress when a run is already running (the partial unique index
+    decides between concurrent requests, and the module is reset only by the winner).
+    """
+    if _running_run(module.workflow_id) is not None or module.status in IN_FLIGHT:
+        raise GenerationInProgress("Lesson-plan generation is already running for this workflow.")
+    db.session.add(
+        LessonPlanRun(
+            workflow_id=module.workflow_id, triggered_by=user_id, force_fresh=True, scope_module_id=module.id
+        )
+    )
+    module.status, module.progress = WorkStatus.PENDING, 0
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise GenerationInProgress("Lesson-plan generation is already running for this workflow.") from None
+    return enqueue_next_module(module.workflow_id, resume=True)
+
+
 def _running_run(workflow_id: str) -> LessonPlanRun | None:
     return db.session.scalar(
         select(LessonPlanRun).where(
@@ -85,12 +112,22 @@ def _running_run(workflow_id: str) -> LessonPlanRun | None:
 
 
 def _next_owed_module(workflow_id: str) -> Module | None:
-    return db.session.scalar(
+    """The first module not completed, among those the running run covers (a run of one
+    module covers that module only)."""
+    query = (
         select(Module)
         .where(Module.workflow_id == workflow_id, Module.status != WorkStatus.COMPLETED)
         .order_by(Module.position)
         .limit(1)
     )
+    scope = db.session.scalar(
+        select(LessonPlanRun.scope_module_id).where(
+            LessonPlanRun.workflow_id == workflow_id, LessonPlanRun.status == RunStatus.RUNNING
+        )
+    )
+    if scope is not None:
+        query = query.where(Module.id == scope)
+    return db.session.scalar(query)
 
 
 def enqueue_next_module(workflow_id: str, resume: bool = False) -> bool:

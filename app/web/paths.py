@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from flask import redirect, render_template, request, url_for
 from flask_login import current_user
 from redis.exceptions import RedisError
 from sqlalchemy import select
+from werkzeug.exceptions import NotFound
 
 from app.access import owned_build, owned_path
 from app.extensions import db
-from app.models import BuildJob, JobStep, LearningPath, StepType, WorkStatus
+from app.models import BuildJob, Concept, JobStep, LearningPath, StepType, SubConcept, WorkStatus
 from app.models.builds import FINAL_BUILD
 from app.pipelines import build_control
 from app.pipelines.build_events import recent_events
@@ -54,6 +56,7 @@ def _panel(build: BuildJob | None) -> dict[str, Any]:
     events = recent_events(build.id, 20)
     return {
         "build": build,
+        "piece": _piece_of(build),
         "percent": progress_percent(build),
         "events": events,
         "activity": events[0] if events else None,
@@ -61,6 +64,13 @@ def _panel(build: BuildJob | None) -> dict[str, Any]:
         "usage": build_usage(build),
         "live": build.status not in FINAL_BUILD,
     }
+
+
+def _piece_of(build: BuildJob) -> Concept | SubConcept | None:
+    """The concept or sub-concept a scoped build regenerates (None: the whole path, or gone)."""
+    if build.scope_kind is None or build.scope_entity_id is None:
+        return None
+    return db.session.get(Concept if build.scope_kind == "concept" else SubConcept, build.scope_entity_id)
 
 
 def _render(path: LearningPath, notice: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
@@ -120,6 +130,44 @@ def control(build_id: str, action: str):  # type: ignore[no-untyped-def]
     except build_control.BuildConflict:
         return _render(build.path, "A build of this path is already running.", 409)
     return _after_action(build.path)
+
+
+def _requested_piece(path: LearningPath, values: Mapping[str, str]) -> Concept | SubConcept | None:
+    """The piece named by `concept` or `sub_concept` (a 404 if the path has no such piece);
+    None when neither is given: the whole path."""
+    for kind, field in (("concept", "concept"), ("sub-concept", "sub_concept")):
+        raw = values.get(field)
+        if raw is not None:
+            if not raw.isdigit():
+                raise NotFound(f"No {kind} {raw!r} in this path.")
+            try:
+                return build_control.find_piece(path, kind, int(raw))
+            except build_control.UnknownPiece as exc:
+                raise NotFound(str(exc)) from None
+    return None
+
+
+@bp.get("/paths/<path_id>/regenerate")
+def confirm_regenerate(path_id: str):  # type: ignore[no-untyped-def]
+    """Ask before regenerating the path or one piece of it: the content is replaced."""
+    path = owned_path(path_id, current_user)
+    piece = _requested_piece(path, request.args)
+    kind = build_control.SCOPE_KIND.get(type(piece))
+    return render_template("web/confirm_regenerate.html", path=path, piece=piece, kind=kind)
+
+
+@bp.post("/paths/<path_id>/regenerate")
+def regenerate(path_id: str):  # type: ignore[no-untyped-def]
+    """Regenerate the whole path afresh, or one concept or sub-concept of it."""
+    path = owned_path(path_id, current_user)
+    piece = _requested_piece(path, request.form)
+    try:
+        build_control.start_build(path, current_user.id, fresh=True, piece=piece)
+    except build_control.BuildConflict:
+        return _render(path, "A build of this path is already running; regenerate once it has ended.", 409)
+    except RedisError:
+        return _render(path, "The job queue is unavailable; the build will start when it is back.", 503)
+    return redirect(url_for("web.path", path_id=path.id))
 
 
 def _after_action(path: LearningPath):  # type: ignore[no-untyped-def]

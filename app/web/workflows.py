@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import redirect, request, url_for
+from flask import redirect, render_template, request, url_for
 from flask_login import current_user
 from redis.exceptions import RedisError
+from werkzeug.exceptions import NotFound
 
 from app.access import owned_workflow
-from app.models import Workflow
+from app.models import Module, Workflow
 from app.pipelines import lesson_plans
 from app.pipelines.lesson_plans_status import estimated_minutes, generation_status
 from app.web import bp, page_or_fragment
@@ -46,6 +47,44 @@ def _render(workflow_id: str, notice: str | None = None, status: int = 200):  # 
 def workflow(workflow_id: str):  # type: ignore[no-untyped-def]
     """Show a workflow and its lesson-plan progress (the live region alone for HTMX)."""
     return _render(workflow_id)
+
+
+def _requested_module(workflow: Workflow, raw: str | None) -> Module | None:
+    """The module at position `raw` (a 404 if there is none); None: every module."""
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) >= len(workflow.modules):
+        raise NotFound(f"No module {raw!r} in this workflow.")
+    return workflow.modules[int(raw)]
+
+
+@bp.get("/workflows/<workflow_id>/regenerate")
+def confirm_regenerate_lessons(workflow_id: str):  # type: ignore[no-untyped-def]
+    """Ask before regenerating lesson plans: the existing ones are replaced."""
+    workflow = owned_workflow(workflow_id, current_user)
+    module = _requested_module(workflow, request.args.get("module"))
+    return render_template("web/confirm_regenerate_lessons.html", workflow=workflow, module=module)
+
+
+@bp.post("/workflows/<workflow_id>/regenerate")
+def regenerate_lessons(workflow_id: str):  # type: ignore[no-untyped-def]
+    """Regenerate every module's lesson plans afresh, or one module's."""
+    workflow = owned_workflow(workflow_id, current_user)
+    module = _requested_module(workflow, request.form.get("module"))
+    try:
+        if module is None:
+            lesson_plans.start_generation(workflow, current_user.id, fresh=True)
+        else:
+            lesson_plans.regenerate_module(module, current_user.id)
+    except lesson_plans.GenerationInProgress as exc:
+        return _render(workflow_id, f"{exc} Regenerate once it has ended.", 409)
+    except RedisError:
+        return _render(
+            workflow_id,
+            "The job queue is unavailable; your request is saved and will run when it is back.",
+            503,
+        )
+    return redirect(url_for("web.workflow", workflow_id=workflow_id))
 
 
 @bp.post("/workflows/<workflow_id>/generate")
