@@ -8,6 +8,7 @@ from flask import Flask
 
 from app.config import INSTANCE_DIR, PROJECT_ROOT, load_settings
 from app.extensions import csrf, db, htmx, login_manager, migrate
+from app.inputs import register_input_guards
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
@@ -22,6 +23,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.config.update(overrides or {})
     INSTANCE_DIR.mkdir(exist_ok=True)
     _configure_logging(app)
+    register_input_guards(app)  # before any route is added: it replaces the `int` converter
     register_extensions(app)
     register_blueprints(app)
     register_commands(app)
