@@ -9,6 +9,7 @@ from flask import Flask
 from app.config import INSTANCE_DIR, PROJECT_ROOT, load_settings
 from app.extensions import csrf, db, htmx, login_manager, migrate
 from app.inputs import register_input_guards
+from app.security import register_security_headers
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
@@ -26,6 +27,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     register_input_guards(app)  # before any route is added: it replaces the `int` converter
     register_extensions(app)
     register_blueprints(app)
+    register_security_headers(app)
     register_commands(app)
     return app
 
