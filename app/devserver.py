@@ -121,8 +121,14 @@ def prepare_database() -> str | None:
     return note
 
 
+def use_development_settings() -> None:
+    """`make run` is development: no SECRET_KEY needed, one is generated once in instance/."""
+    os.environ.setdefault("APP_ENV", "development")
+
+
 def main() -> None:
     INSTANCE_DIR.mkdir(exist_ok=True)
+    use_development_settings()
     env = dict(os.environ)
     children: list[subprocess.Popen[bytes]] = []
     if not env.get("REDIS_URL"):
