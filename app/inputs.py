@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter
 
 from app.errors import ApiError
@@ -81,6 +82,21 @@ def _submitted_text() -> Iterable[str]:
             yield from (key, value)
 
 
+def _is_form_like(document: Any) -> bool:
+    """What a page's form can take as JSON (Flask-WTF reads it as form data): {name: text}."""
+    return isinstance(document, dict) and all(
+        isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+        for value in document.values()
+    )
+
+
+def refuse_unreadable_form_json() -> None:
+    """A page's form posted as JSON must be flat text fields: anything else would crash its form."""
+    if request.method != "GET" and request.is_json and not request.path.startswith("/api/"):
+        if not _is_form_like(request.get_json(silent=True)):
+            raise BadRequest("A form posted as JSON must be an object of text fields.")
+
+
 def refuse_unstorable_text() -> Response | None:
     """422 for a request carrying NUL or a lone surrogate anywhere we would read it."""
     if not any(_UNSTORABLE.search(text) for text in _submitted_text()):
@@ -96,3 +112,4 @@ def register_input_guards(app: Flask) -> None:
     app.url_map.converters["int"] = BoundedIntConverter
     app.json = DepthSafeJSONProvider(app)
     app.before_request(refuse_unstorable_text)
+    app.before_request(refuse_unreadable_form_json)

@@ -127,6 +127,16 @@ def test_nul_in_the_sign_in_email_is_a_422(app: Flask, client: FlaskClient) -> N
     assert response.status_code == 422
 
 
+def test_a_page_form_posted_as_json_that_is_not_flat_text_is_a_400(app: Flask, client: FlaskClient) -> None:
+    sign_in(app, client, "designer@example.com")
+    app.config["WTF_CSRF_ENABLED"] = False  # else CSRF refuses it first; a JSON client may send its token
+    before = _counts(app)
+    assert client.post("/sign-in", json=False).status_code == 400
+    for body in ([1], {"path-name": {"a": 1}, "path-topic": "t"}, {"path-name": ["x", 2]}):
+        assert client.post("/paths", json=body).status_code == 400, body
+    assert _counts(app) == before
+
+
 def test_bounded_int_takes_only_ascii_digits_within_64_bits() -> None:
     assert bounded_int("42") == 42
     assert bounded_int(str(MAX_ID)) == MAX_ID
