@@ -69,6 +69,8 @@ def load_settings() -> dict[str, Any]:
     """Read every setting from the environment; a .env file fills in what is unset."""
     load_dotenv(PROJECT_ROOT / ".env", override=False)
     app_env = os.environ.get("APP_ENV", "production").strip().lower()
+    if app_env not in ("production", DEVELOPMENT):
+        raise ValueError(f"APP_ENV must be production or {DEVELOPMENT}, not {app_env!r}")
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'curriculum.db'}"
     for prefix in ("postgres://", "postgresql://"):  # Heroku's spelling; psycopg 3 is our driver
         if database_url.startswith(prefix):

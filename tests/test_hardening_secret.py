@@ -97,6 +97,14 @@ def test_in_development_a_generated_secret_replaces_the_public_default(
     assert response.status_code == 302 and "/sign-in" in response.headers["Location"]
 
 
+def test_a_misspelt_app_env_stops_the_app_naming_it(
+    service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("APP_ENV", "developement")
+    with pytest.raises(ValueError, match="APP_ENV"):
+        create_app()
+
+
 def test_the_development_secret_is_created_0600_once_and_reused(tmp_path: Path) -> None:
     path = tmp_path / "instance" / "secret-key"
     first = development_secret_key(path)
