@@ -166,11 +166,8 @@ def _send(
     sent_headers = {**(target.auth if rule.rule.startswith("/api/") else {}), **headers}
     kwargs: dict[str, Any] = {"headers": sent_headers}
     if body is not None:
-        kind, payload = body
-        if kind == "form":
-            kwargs["data"] = payload
-        else:
-            kwargs["data"] = payload
+        kind, kwargs["data"] = body
+        if kind == "json":
             kwargs["content_type"] = "application/json"
     response = target.client.open(url, method=method, buffered=False, **kwargs)
     status = response.status_code
@@ -271,6 +268,9 @@ def test_random_input_to_any_route_never_gets_a_5xx_or_writes_when_refused(
                 "HX-Request": st.sampled_from(["true", "false", ""]) | _header_text(),
                 "HX-Target": _header_text(),
                 "Accept": st.sampled_from(["application/json", "text/html", "*/*"]),
+                "Authorization": (st.just("Bearer ") | _header_text()).flatmap(
+                    lambda scheme: _header_text().map(lambda token: scheme + token)
+                ),
             },
         )
     )
