@@ -5,8 +5,10 @@ recovery sweep; SIGTERM lets the jobs in hand finish first.
 """
 
 import argparse
+import sys
 
 from app import create_app
+from app.config import InsecureSecretKey
 from app.jobs.runner import run_worker, wait_for_redis
 from app.jobs.supervisor import run_supervisor, stop_with_parent
 
@@ -20,7 +22,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.parent:
         stop_with_parent(args.parent)
-    app = create_app()
+    try:
+        app = create_app()
+    except InsecureSecretKey as exc:
+        sys.exit(f"worker refused to start: {exc}")
     wait_for_redis(app)
     if args.queues:
         run_worker(

@@ -6,8 +6,10 @@ from typing import Any
 
 from flask import Flask
 
-from app.config import INSTANCE_DIR, PROJECT_ROOT, load_settings
+from app.config import INSTANCE_DIR, PROJECT_ROOT, check_secret_key, load_settings
 from app.extensions import csrf, db, htmx, login_manager, migrate
+from app.inputs import register_input_guards
+from app.security import register_security_headers
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
@@ -20,11 +22,14 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     )
     app.config.update(load_settings())
     app.config.update(overrides or {})
+    check_secret_key(app.config)
     INSTANCE_DIR.mkdir(exist_ok=True)
     _configure_logging(app)
+    register_input_guards(app)  # before any route is added: it replaces the `int` converter
     register_extensions(app)
     register_blueprints(app)
     register_template_filters(app)
+    register_security_headers(app)
     register_commands(app)
     return app
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,15 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Where the SQLite file, Redis's data under `make run` and first-admin.txt live; INSTANCE_DIR
 # (read from the environment, not .env) moves it, e.g. for a test that must not touch instance/.
 INSTANCE_DIR = Path(os.environ.get("INSTANCE_DIR") or PROJECT_ROOT / "instance").resolve()
+SECRET_KEY_FILE = INSTANCE_DIR / "secret-key"
+DEVELOPMENT = "development"
+# Secrets that were ever published (the old default, the .env.example placeholder): a session
+# cookie signed with one of them can be forged by anyone, so they count as no secret at all.
+PUBLIC_SECRETS = frozenset({"dev-only-change-me", "change-me-in-production"})
+
+
+class InsecureSecretKey(RuntimeError):
+    """SECRET_KEY is missing or public: the process must not start."""
 
 
 def _int(name: str, default: int) -> int:
@@ -26,15 +36,51 @@ def _bool(name: str, default: bool) -> bool:
     return os.environ.get(name, str(default)).strip().lower() in ("1", "true", "yes", "on")
 
 
+def development_secret_key(path: Path) -> str:
+    """The secret kept in `path` (mode 0600), created on first use: `make run` needs no set-up,
+    and sessions survive its restarts."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _secret_key(app_env: str) -> str:
+    configured = os.environ.get("SECRET_KEY", "").strip()
+    if not configured and app_env == DEVELOPMENT:
+        return development_secret_key(SECRET_KEY_FILE)
+    return configured
+
+
+def check_secret_key(config: dict[str, Any]) -> None:
+    """Refuse to run with no secret or a public one (anyone could sign a session cookie)."""
+    secret = str(config.get("SECRET_KEY") or "").strip()
+    if not secret or secret in PUBLIC_SECRETS:
+        problem = "is not set" if not secret else "is a published placeholder"
+        raise InsecureSecretKey(
+            f"SECRET_KEY {problem}: set SECRET_KEY to a long random value "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(48))'), the same for every web "
+            f"and worker process. For development only, APP_ENV={DEVELOPMENT} (what `make run` sets) "
+            f"keeps a generated one in {SECRET_KEY_FILE}."
+        )
+
+
 def load_settings() -> dict[str, Any]:
     """Read every setting from the environment; a .env file fills in what is unset."""
     load_dotenv(PROJECT_ROOT / ".env", override=False)
+    app_env = os.environ.get("APP_ENV", "production").strip().lower()
+    if app_env not in ("production", DEVELOPMENT):
+        raise ValueError(f"APP_ENV must be production or {DEVELOPMENT}, not {app_env!r}")
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'curriculum.db'}"
     for prefix in ("postgres://", "postgresql://"):  # Heroku's spelling; psycopg 3 is our driver
         if database_url.startswith(prefix):
             database_url = "postgresql+psycopg://" + database_url[len(prefix) :]
     return {
-        "SECRET_KEY": os.environ.get("SECRET_KEY", "dev-only-change-me"),
+        # production (the default) or development: only development may run without SECRET_KEY.
+        "APP_ENV": app_env,
+        "SECRET_KEY": _secret_key(app_env),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://localhost:6379/0"),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 256 * 1024),

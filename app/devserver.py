@@ -149,6 +149,11 @@ def prepare_database() -> str | None:
     return note
 
 
+def use_development_settings() -> None:
+    """`make run` is development: no SECRET_KEY needed, one is generated once in instance/."""
+    os.environ.setdefault("APP_ENV", "development")
+
+
 def start_web_and_worker(port: int, env: dict[str, str]) -> dict[str, subprocess.Popen[bytes]]:
     """gunicorn and `python worker.py`, each in a session of its own (out of Ctrl-C's reach)."""
     web = [sys.executable, "-m", "gunicorn", "wsgi:app", *GUNICORN_OPTIONS, "--bind", f"127.0.0.1:{port}"]
@@ -165,6 +170,7 @@ def main() -> None:
     load_dotenv(PROJECT_ROOT / ".env", override=False)  # PORT and REDIS_URL may be set there too
     # The terminal shows the announcement, warnings and errors; LOG_LEVEL=INFO shows every job.
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    use_development_settings()
     env = dict(os.environ)
     port = requested_port(env)
     for signum in (signal.SIGTERM, signal.SIGHUP):

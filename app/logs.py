@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -39,11 +40,35 @@ class ContextFilter(logging.Filter):
         return True
 
 
+# C0/C1 controls, DEL, line and paragraph separators, bidi overrides: what can fake a new line
+# or hide text on a terminal. A path named "x\n2026-… ERROR …" must stay on its own line.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+TRACEBACK_PREFIX = "  | "
+
+
+def escape_controls(value: object) -> str:
+    """`value` as text with every control character written as an escape (\\n, \\x1b, \\u2028)."""
+    return _CONTROL.sub(lambda m: _NAMED.get(m[0]) or ascii(m[0])[1:-1], str(value))
+
+
 class TextFormatter(logging.Formatter):
+    """One line per record, whatever its values hold; a traceback follows on lines that all
+    start with TRACEBACK_PREFIX, so none of them can pass for a record."""
+
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record, self.datefmt)
+        line = escape_controls(self.formatMessage(record))
         ids = getattr(record, "ids", {})
-        return f"{line} [{' '.join(f'{k}={v}' for k, v in ids.items())}]" if ids else line
+        if ids:
+            line += f" [{' '.join(f'{escape_controls(k)}={escape_controls(v)}' for k, v in ids.items())}]"
+        details = self.formatException(record.exc_info) if record.exc_info else ""
+        if record.stack_info:
+            details = f"{details}\n{self.formatStack(record.stack_info)}".strip("\n")
+        for detail in details.splitlines():
+            line += f"\n{TRACEBACK_PREFIX}{escape_controls(detail)}"
+        return line
 
 
 class JsonFormatter(logging.Formatter):

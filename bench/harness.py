@@ -4,6 +4,7 @@ SQLite file (or a fresh database on TEST_DATABASE_URL's PostgreSQL), workers and
 from __future__ import annotations
 
 import os
+import secrets
 import statistics
 import tempfile
 import time
@@ -90,6 +91,7 @@ def deployment(**settings: Any) -> Iterator[Deployment]:
         **QUIET,
         "REDIS_URL": redis.url,
         "DATABASE_URL": database_url,
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(32),  # one per run
         **{k: str(v) for k, v in settings.items()},
     }
     saved = dict(os.environ)

@@ -12,6 +12,7 @@ from sqlalchemy import case, func, literal, or_, select, union_all
 from app.admin import bp
 from app.database import utcnow
 from app.extensions import db
+from app.inputs import MAX_ID, bounded_int
 from app.models import BuildJob, LearningPath, LessonPlanRun, Module, User, Workflow
 from app.pipelines.build_status import progress_percent, unit_fractions
 
@@ -134,7 +135,8 @@ def queue():  # type: ignore[no-untyped-def]
     if status not in STATUS_FILTERS:
         status = None
     search = (request.args.get("q") or "").strip()[:200]
-    rows, total, page, pages = _page_rows(status, search, request.args.get("page", 1, type=int) or 1)
+    requested = min(bounded_int(request.args.get("page"), low=1) or 1, MAX_ID // PAGE_SIZE)
+    rows, total, page, pages = _page_rows(status, search, requested)
     return render_template(
         "admin/queue.html",
         stats=stats(),

@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 from werkzeug.exceptions import BadRequest
 
 from app.errors import ApiError
+from app.inputs import bounded_int
 from app.models.workflows import MAX_CONTACT_HOURS, MIN_CONTACT_HOURS
 
 M = TypeVar("M", bound=BaseModel)
@@ -96,10 +97,9 @@ def query_int(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(422, "validation_error", f"{name}: must be a whole number") from None
+    value = bounded_int(raw)
+    if value is None:
+        raise ApiError(422, "validation_error", f"{name}: must be a whole number")
     if not low <= value <= high:
         raise ApiError(422, "validation_error", f"{name}: must be between {low} and {high}")
     return value

@@ -16,7 +16,9 @@ from redis.exceptions import RedisError
 
 from app.api import bp
 from app.api.jobs import load_build
+from app.errors import ApiError
 from app.extensions import db
+from app.inputs import bounded_int
 from app.jobs.queues import get_redis
 from app.models import BuildEvent, BuildJob
 from app.models.builds import FINAL_BUILD
@@ -32,7 +34,10 @@ def _format(event: BuildEvent) -> str:
 
 def _last_event_id() -> int:
     raw = request.headers.get("Last-Event-ID") or request.args.get("lastEventId") or "0"
-    return int(raw) if raw.isdigit() else 0
+    last_id = bounded_int(raw)
+    if last_id is None:
+        raise ApiError(400, "invalid_last_event_id", "Last-Event-ID must be an event id (a whole number).")
+    return last_id
 
 
 def _is_final(build_id: str) -> bool:
