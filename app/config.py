@@ -10,6 +10,8 @@ from dotenv import load_dotenv
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
+# JOB_RATE_LIMIT_MAX when unset, by GENERATOR: only a generator that calls a provider is limited.
+DEFAULT_RATE_LIMIT_MAX = {"openai": 10}
 
 
 def _int(name: str, default: int) -> int:
@@ -31,6 +33,7 @@ def load_settings() -> dict[str, Any]:
     for prefix in ("postgres://", "postgresql://"):  # Heroku's spelling; psycopg 3 is our driver
         if database_url.startswith(prefix):
             database_url = "postgresql+psycopg://" + database_url[len(prefix) :]
+    generator = os.environ.get("GENERATOR", "offline")
     return {
         "SECRET_KEY": os.environ.get("SECRET_KEY", "dev-only-change-me"),
         "SQLALCHEMY_DATABASE_URI": database_url,
@@ -56,8 +59,10 @@ def load_settings() -> dict[str, Any]:
         "JOB_LEASE_TTL_S": _float("JOB_LEASE_TTL_S", 30),
         "JOB_RECOVERY_INTERVAL_S": _float("JOB_RECOVERY_INTERVAL_S", 10),
         "JOB_MAX_WORKER_LOSSES": _int("JOB_MAX_WORKER_LOSSES", 2),
-        # The AI provider's rate limit, across every worker: calls per window (0: no limit).
-        "JOB_RATE_LIMIT_MAX": _int("JOB_RATE_LIMIT_MAX", 10),
+        # The AI provider's rate limit, across every worker: calls per window (0: no limit). Unset,
+        # it is 10 for a provider (GENERATOR=openai) and off for the offline generator, which
+        # calls none; set, it applies to any generator.
+        "JOB_RATE_LIMIT_MAX": _int("JOB_RATE_LIMIT_MAX", DEFAULT_RATE_LIMIT_MAX.get(generator, 0)),
         "JOB_RATE_LIMIT_DURATION": _int("JOB_RATE_LIMIT_DURATION", 60_000),
         "JOB_RATE_LIMIT_TOKENS": _int("JOB_RATE_LIMIT_TOKENS", 0),  # tokens per window (0: no cap)
         "JOB_CONCURRENCY_DECOMPOSE": _int("JOB_CONCURRENCY_DECOMPOSE", 3),
@@ -65,7 +70,7 @@ def load_settings() -> dict[str, Any]:
         "MAX_ACTIVE_BUILDS_PER_USER": _int("MAX_ACTIVE_BUILDS_PER_USER", 3),
         "WORKER_SHUTDOWN_TIMEOUT_S": _float("WORKER_SHUTDOWN_TIMEOUT_S", 25),
         "ESTIMATED_MODULE_MINUTES": _float("ESTIMATED_MODULE_MINUTES", 2),
-        "GENERATOR": os.environ.get("GENERATOR", "offline"),
+        "GENERATOR": generator,
         # GENERATOR=openai: any server that speaks the Chat Completions protocol.
         "OPENAI_BASE_URL": os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
         "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", ""),
