@@ -186,7 +186,10 @@ def generate_module_lesson_plans(module_id: int) -> str:
     return f"{len(drafts)} lesson plans"
 
 
-def _generate(module: Module, progress: ProgressCallback, work: claims.Claim) -> list[LessonPlanDraft]:
+def _generate(
+    module: Module, progress: ProgressCallback, work: claims.Claim | None = None
+) -> list[LessonPlanDraft]:
+    """Generate the module's lesson plans; `work`, its claim, hears of waits for the rate limit."""
     workflow = module.workflow
     brief = ModuleBrief(
         workflow_title=workflow.title,
