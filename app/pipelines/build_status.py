@@ -17,6 +17,7 @@ from app.database import isoformat, utcnow
 from app.extensions import db
 from app.jobs.limiter import rate_limit_per_s
 from app.models import BuildJob, BuildStatus, JobStep, StepType, WorkStatus
+from app.models.builds import FINAL_BUILD
 from app.models.tracking import DONE
 from app.pipelines.usage import build_usage
 
@@ -90,11 +91,14 @@ class RateLimitWait:
         return max(1, math.ceil((self.next_slot_at - utcnow()).total_seconds()))
 
 
-def rate_limit_wait(build_id: str) -> RateLimitWait:
-    """One query over the build's running steps (at most as many as there are workers)."""
+def rate_limit_wait(build: BuildJob) -> RateLimitWait:
+    """One query over the build's running steps (at most as many as there are workers); none
+    for a final build, which runs nothing (lists of builds stay cheap)."""
+    if build.status in FINAL_BUILD:
+        return RateLimitWait(0, None)
     steps, next_slot_at = db.session.execute(
         select(func.count(JobStep.id), func.min(JobStep.rate_limit_next_slot_at)).where(
-            JobStep.build_id == build_id,
+            JobStep.build_id == build.id,
             JobStep.status == WorkStatus.RUNNING,
             JobStep.rate_limit_next_slot_at.is_not(None),
         )
@@ -155,7 +159,7 @@ def build_summary(build: BuildJob) -> dict[str, Any]:
             "estimatedSecondsLeft": estimated_seconds_left(build),
             "usage": build_usage(build),
         }
-        | rate_limit_fields(rate_limit_wait(build.id))
+        | rate_limit_fields(rate_limit_wait(build))
     )
 
 

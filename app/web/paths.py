@@ -43,7 +43,7 @@ def _panel(build: BuildJob | None) -> dict[str, Any]:
         "events": events,
         "activity": events[0] if events else None,
         "eta_s": estimated_seconds_left(build),
-        "rate_limit_wait": rate_limit_wait(build.id),
+        "rate_limit_wait": rate_limit_wait(build),
         "usage": build_usage(build),
         "live": build.status not in FINAL_BUILD,
     }
