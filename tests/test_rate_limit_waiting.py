@@ -7,11 +7,13 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from playwright.sync_api import Page, expect, sync_playwright
 
 from app.admin.timeline import timeline_svg
 from app.config import load_settings
@@ -25,7 +27,9 @@ from app.pipelines.generation import RateLimitWaits
 from app.pipelines.lesson_plans_status import estimated_seconds_left as module_seconds_left
 from tests.conftest import make_user
 from tests.helpers import build_of, create_path, create_workflow, start_build, status_of, wait_for_build
-from tests.services import start_worker, wait_until
+from tests.services import start_gunicorn, start_worker, wait_until
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, shot, sign_in
+from tests.test_browser import create_path as create_path_on_page
 from tests.web_helpers import PASSWORD, csrf_token
 
 TIGHT = {"JOB_RATE_LIMIT_MAX": "2", "JOB_RATE_LIMIT_DURATION": "2000"}  # one call a second
@@ -416,3 +420,50 @@ def test_the_build_api_reports_no_wait_when_no_step_waits(app, client, auth):
         0,
         None,
     )
+
+
+# --- in the browser ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tight_web(service_env, tmp_path, app):  # type: ignore[no-untyped-def]
+    """gunicorn that knows the tight limit too, so the page's estimate accounts for it."""
+    group, base = start_gunicorn({**service_env, **TIGHT}, tmp_path / "gunicorn.log", workers=2)
+    yield base
+    group.stop()
+
+
+@pytest.fixture
+def page() -> Iterator[Page]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.set_default_timeout(20_000)
+        yield page
+        browser.close()
+
+
+@pytest.mark.slow
+def test_in_the_browser_a_build_under_a_tight_limit_says_it_waits_and_never_one_second_left(
+    app, tight_web, workers, page
+):
+    make_user(app, "root@example.com", admin=True)
+    workers(**TIGHT)
+    sign_in(page, tight_web, "root@example.com")
+    create_path_on_page(page, "Waiting demo", 3)
+    page.click("button:has-text('Build learning path')")
+
+    notice = page.locator("#rate-limit-wait")
+    expect(notice).to_contain_text(
+        re.compile(r"Waiting for the AI provider's rate limit — next call in ~\d+ s"), timeout=30_000
+    )
+    eta = page.locator("#panel p.muted", has_text="left").first.inner_text()
+    shot(page, "build-waiting-for-rate-limit")
+    assert re.fullmatch(r"About \d+ (s|min) left", eta) and eta != "About 1 s left", eta
+    expect(page.locator("#percent")).to_have_text("100%", timeout=90_000)
+    expect(notice).to_have_count(0)
+
+    page.click("#panel a:has-text('Steps & timeline')")
+    expect(page.locator("svg.timeline rect.wait").first).to_be_visible()
+    expect(page.locator(".steps")).to_contain_text("waiting for the rate limit")
+    shot(page, "admin-build-waits")
