@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from flask import current_app
 from sqlalchemy import case, insert, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
 from app.generators import Generator, build_generator
@@ -134,5 +135,9 @@ class RateLimitWaits:
         )
 
     def _write(self, **values: Any) -> None:
-        with db.engine.begin() as conn:
-            conn.execute(update(self.work.model).where(self.work.held).values(**values))
+        """Best effort: a database blip must not fail the call it reports on."""
+        try:
+            with db.engine.begin() as conn:
+                conn.execute(update(self.work.model).where(self.work.held).values(**values))
+        except SQLAlchemyError:
+            log.warning("could not record a wait for the rate limit", exc_info=True)
