@@ -14,6 +14,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from playwright.sync_api import Page, expect, sync_playwright
+from sqlalchemy import text
 
 from app.admin.timeline import timeline_svg
 from app.config import load_settings
@@ -110,6 +111,24 @@ def test_one_wait_logs_one_line_however_often_it_wakes(app, caplog):
 
     assert len(naps) >= 3
     assert sum(WAIT_LINE in record.getMessage() for record in caplog.records) == 1
+
+
+def test_a_wait_that_cannot_be_recorded_does_not_fail_the_call(app, caplog):
+    work = _claimed_module(app)
+    with app.app_context():
+        config = {**app.config, "JOB_RATE_LIMIT_MAX": 1, "JOB_RATE_LIMIT_DURATION": 1000}
+        wait_for_slot(config)
+        with db.engine.begin() as conn:  # the row's table is gone for a moment: every write fails
+            conn.execute(text("ALTER TABLE modules RENAME TO modules_away"))
+        try:
+            with caplog.at_level(logging.WARNING), waits_reported_to(RateLimitWaits(work, "lesson-plans")):
+                admitted = wait_for_slot(config)
+        finally:
+            with db.engine.begin() as conn:
+                conn.execute(text("ALTER TABLE modules_away RENAME TO modules"))
+
+    assert admitted > 0
+    assert any("could not record a wait" in record.getMessage() for record in caplog.records)
 
 
 def test_a_new_attempt_starts_with_no_wait_of_its_own(app):
