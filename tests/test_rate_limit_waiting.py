@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from playwright.sync_api import Page, expect, sync_playwright
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from app.admin.timeline import timeline_svg
 from app.config import load_settings
@@ -22,15 +22,18 @@ from app.database import utcnow
 from app.extensions import db
 from app.jobs import claims
 from app.jobs.limiter import wait_for_slot, waits_reported_to
-from app.models import BuildJob, JobStep, LearningPath, Module, User, Workflow, WorkStatus
+from app.models import BuildJob, GeneratorCall, JobStep, LearningPath, Module, User, Workflow, WorkStatus
 from app.pipelines.build_status import estimated_seconds_left
 from app.pipelines.generation import RateLimitWaits
+from app.pipelines.learning_path import generate_concepts
 from app.pipelines.lesson_plans_status import estimated_seconds_left as module_seconds_left
 from tests.conftest import make_user
+from tests.fake_llm import FakeChatServer
 from tests.helpers import build_of, create_path, create_workflow, start_build, status_of, wait_for_build
 from tests.services import start_gunicorn, start_worker, wait_until
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, shot, sign_in
 from tests.test_browser import create_path as create_path_on_page
+from tests.test_openai_generator import llm_settings
 from tests.web_helpers import PASSWORD, csrf_token
 
 TIGHT = {"JOB_RATE_LIMIT_MAX": "2", "JOB_RATE_LIMIT_DURATION": "2000"}  # one call a second
@@ -143,6 +146,26 @@ def test_a_new_attempt_starts_with_no_wait_of_its_own(app):
 
         db.session.refresh(module)
         assert (module.rate_limit_waited_ms, module.rate_limit_next_slot_at) == (0, None)
+
+
+def test_a_providers_own_waits_are_kept_on_its_step_and_apart_from_work_in_its_call_record(app, client, auth):
+    with FakeChatServer() as fake:
+        app.config.update(llm_settings(fake), OPENAI_TIMEOUT_S=1.0, OPENAI_COOLDOWN_S=0.2)
+        app.config.update(JOB_RATE_LIMIT_MAX=1, JOB_RATE_LIMIT_DURATION=3000)
+        build_id = start_build(client, auth, create_path(client, auth, concepts=2))
+        with app.app_context():
+            wait_for_slot(app.config)  # the window's one slot is taken
+            (step_id,) = db.session.scalars(select(JobStep.id).where(JobStep.build_id == build_id))
+
+            generate_concepts(step_id)  # the openai generator waits inside its call
+
+            step = db.session.get(JobStep, step_id)
+            call = db.session.scalar(select(GeneratorCall).where(GeneratorCall.step_id == step_id))
+
+    assert step.status == "completed" and len(fake.log) == 1
+    assert step.rate_limit_waited_ms >= 500 and step.work_ms == step.duration_ms - step.rate_limit_waited_ms
+    assert abs(call.waited_ms - step.rate_limit_waited_ms) < 50
+    assert call.duration_ms < step.duration_ms - 400, "the call's duration is its work alone"
 
 
 # --- a build under a tight limit, with real workers ----------------------------------------

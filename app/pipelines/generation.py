@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -39,20 +38,30 @@ def call_generator(
     `work`, the claim on the step or module the call is for, is told of every wait."""
     config = current_app.config
     generator = build_generator(config, fresh=fresh)
-    with waits_reported_to(RateLimitWaits(work, kind)) if work is not None else nullcontext():
-        return _call_and_record(config, generator, kind, call, ids)
+    waits = RateLimitWaits(work, kind)
+    with waits_reported_to(waits):
+        return _call_and_record(config, generator, kind, call, ids, waits)
 
 
 def _call_and_record(
-    config: Any, generator: Generator, kind: str, call: Callable[[Generator], T], ids: dict[str, Any]
+    config: Any,
+    generator: Generator,
+    kind: str,
+    call: Callable[[Generator], T],
+    ids: dict[str, Any],
+    waits: RateLimitWaits,
 ) -> T:
     asked = time.time()
-    # A generator that talks to a provider takes a slot per HTTP request itself.
-    admitted = asked if getattr(generator, "self_limiting", False) else wait_for_slot(config)
+    # A generator that talks to a provider takes a slot per HTTP request itself: its waits are
+    # inside the call, and counted apart from its working time.
+    self_limiting = getattr(generator, "self_limiting", False)
+    admitted = asked if self_limiting else wait_for_slot(config)
+    waited_before_call_ms = waits.waited_ms
     started = time.monotonic()
     try:
         return call(generator)
     finally:
+        waited_in_call_ms = waits.waited_ms - waited_before_call_ms
         usage = getattr(generator, "usage", None)
         record = {
             "model": usage.model if usage else config["GENERATOR"],
@@ -65,8 +74,8 @@ def _call_and_record(
                 insert(GeneratorCall).values(
                     kind=kind,
                     called_at=datetime.fromtimestamp(admitted, UTC).replace(tzinfo=None),
-                    waited_ms=max(0, int((admitted - asked) * 1000)),
-                    duration_ms=int((time.monotonic() - started) * 1000),
+                    waited_ms=max(0, int((admitted - asked) * 1000)) + waited_in_call_ms,
+                    duration_ms=max(0, int((time.monotonic() - started) * 1000) - waited_in_call_ms),
                     **record,
                     **ids,
                 )
@@ -99,14 +108,16 @@ def _add_to_build_usage(
 
 
 class RateLimitWaits:
-    """Keeps a claimed row's waits for the limiter: `rate_limit_next_slot_at` while it waits,
-    `rate_limit_waited_ms` summed when it goes on. Writes in their own transactions, fenced by
-    the claim, like the lease renewals."""
+    """Counts one generation's waits for the limiter and logs each once; with `work`, also keeps
+    the claimed row's: `rate_limit_next_slot_at` while it waits, `rate_limit_waited_ms` summed
+    when it goes on. Writes in their own transactions, fenced by the claim, like the lease
+    renewals."""
 
-    def __init__(self, work: Claim, kind: str) -> None:
+    def __init__(self, work: Claim | None, kind: str) -> None:
         self.work, self.kind = work, kind
         self.since: float | None = None
         self.shown_slot_at: float | None = None
+        self.waited_ms = 0
 
     def waiting(self, next_slot_at: float) -> None:
         now = time.time()
@@ -128,14 +139,17 @@ class RateLimitWaits:
             return
         waited_ms = int((time.time() - self.since) * 1000)
         self.since = self.shown_slot_at = None
-        model = self.work.model
-        self._write(
-            rate_limit_next_slot_at=None,
-            rate_limit_waited_ms=model.rate_limit_waited_ms + waited_ms,
-        )
+        self.waited_ms += waited_ms
+        if self.work is not None:
+            self._write(
+                rate_limit_next_slot_at=None,
+                rate_limit_waited_ms=self.work.model.rate_limit_waited_ms + waited_ms,
+            )
 
     def _write(self, **values: Any) -> None:
         """Best effort: a database blip must not fail the call it reports on."""
+        if self.work is None:
+            return
         try:
             with db.engine.begin() as conn:
                 conn.execute(update(self.work.model).where(self.work.held).values(**values))
