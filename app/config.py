@@ -22,6 +22,8 @@ PUBLIC_SECRETS = frozenset({"dev-only-change-me", "change-me-in-production"})
 
 class InsecureSecretKey(RuntimeError):
     """SECRET_KEY is missing or public: the process must not start."""
+# JOB_RATE_LIMIT_MAX when unset, by GENERATOR: only a generator that calls a provider is limited.
+DEFAULT_RATE_LIMIT_MAX = {"openai": 10}
 
 
 def _int(name: str, default: int) -> int:
@@ -77,6 +79,7 @@ def load_settings() -> dict[str, Any]:
     for prefix in ("postgres://", "postgresql://"):  # Heroku's spelling; psycopg 3 is our driver
         if database_url.startswith(prefix):
             database_url = "postgresql+psycopg://" + database_url[len(prefix) :]
+    generator = os.environ.get("GENERATOR", "offline")
     return {
         # production (the default) or development: only development may run without SECRET_KEY.
         "APP_ENV": app_env,
@@ -117,8 +120,10 @@ def load_settings() -> dict[str, Any]:
         "JOB_LEASE_TTL_S": _float("JOB_LEASE_TTL_S", 30),
         "JOB_RECOVERY_INTERVAL_S": _float("JOB_RECOVERY_INTERVAL_S", 10),
         "JOB_MAX_WORKER_LOSSES": _int("JOB_MAX_WORKER_LOSSES", 2),
-        # The AI provider's rate limit, across every worker: calls per window (0: no limit).
-        "JOB_RATE_LIMIT_MAX": _int("JOB_RATE_LIMIT_MAX", 10),
+        # The AI provider's rate limit, across every worker: calls per window (0: no limit). Unset,
+        # it is 10 for a provider (GENERATOR=openai) and off for the offline generator, which
+        # calls none; set, it applies to any generator.
+        "JOB_RATE_LIMIT_MAX": _int("JOB_RATE_LIMIT_MAX", DEFAULT_RATE_LIMIT_MAX.get(generator, 0)),
         "JOB_RATE_LIMIT_DURATION": _int("JOB_RATE_LIMIT_DURATION", 60_000),
         "JOB_RATE_LIMIT_TOKENS": _int("JOB_RATE_LIMIT_TOKENS", 0),  # tokens per window (0: no cap)
         "JOB_CONCURRENCY_DECOMPOSE": _int("JOB_CONCURRENCY_DECOMPOSE", 3),
@@ -126,7 +131,7 @@ def load_settings() -> dict[str, Any]:
         "MAX_ACTIVE_BUILDS_PER_USER": _int("MAX_ACTIVE_BUILDS_PER_USER", 3),
         "WORKER_SHUTDOWN_TIMEOUT_S": _float("WORKER_SHUTDOWN_TIMEOUT_S", 25),
         "ESTIMATED_MODULE_MINUTES": _float("ESTIMATED_MODULE_MINUTES", 2),
-        "GENERATOR": os.environ.get("GENERATOR", "offline"),
+        "GENERATOR": generator,
         # GENERATOR=openai: any server that speaks the Chat Completions protocol.
         "OPENAI_BASE_URL": os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
         "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", ""),

@@ -67,6 +67,8 @@ def claim(model: type[TrackedWork], row_id: Any, *conditions: ColumnElement[bool
             started_at=now,
             completed_at=None,
             lease_expires_at=now + lease_ttl(),
+            rate_limit_next_slot_at=None,  # durations and waits are the new attempt's own
+            rate_limit_waited_ms=0,
         )
     ).rowcount
     db.session.commit()

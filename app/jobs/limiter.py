@@ -6,15 +6,21 @@ in a second moving window; a call first reserves its most (prompt estimate + max
 tokens), and is charged more after the call if the provider reported more, so no window ever
 holds more than the cap. A pause (a 429's Retry-After, or a provider that is down) stops every
 worker's calls until it ends. A call over a limit waits; it neither fails nor uses up an attempt.
+
+Whoever makes the calls may listen to the waits (`waits_reported_to`): it hears when a wait
+starts (with when the next slot should come) and when it ends, so the work that waits can say
+so; the generators need not know.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from limits import RateLimitItemPerSecond
 from limits.storage import RedisStorage
@@ -25,6 +31,54 @@ LIMIT_KEY = "generator-calls"
 TOKEN_KEY = "generator-tokens"
 PAUSE_KEY = "curriculum-builder:generator-paused-until"
 MIN_WAIT_S = 0.05
+
+
+class WaitListener(Protocol):
+    """Told about the waits of the calls made inside `waits_reported_to`."""
+
+    def waiting(self, next_slot_at: float) -> None:
+        """A call waits (again); `next_slot_at` is the wall-clock time its next slot should come."""
+
+    def done(self) -> None:
+        """The call goes on (admitted, or interrupted), whether or not it waited."""
+
+
+_listener: ContextVar[WaitListener | None] = ContextVar("rate_limit_wait_listener", default=None)
+
+
+@contextmanager
+def waits_reported_to(listener: WaitListener) -> Iterator[None]:
+    """Report every wait for a slot (or a pause) made inside the block to `listener`."""
+    token = _listener.set(listener)
+    try:
+        yield
+    finally:
+        _listener.reset(token)
+
+
+def _sleep_reported(sleep: Callable[[float], None], seconds: float) -> None:
+    listener = _listener.get()
+    if listener is not None:
+        listener.waiting(time.time() + seconds)
+    sleep(seconds)
+
+
+@contextmanager
+def _one_call() -> Iterator[None]:
+    """Tell the listener when the call goes on, so it knows where each wait ends."""
+    try:
+        yield
+    finally:
+        listener = _listener.get()
+        if listener is not None:
+            listener.done()
+
+
+def rate_limit_per_s(config: Mapping[str, Any]) -> float | None:
+    """The calls a second the limit lets through in the long run (None: no limit)."""
+    if config["JOB_RATE_LIMIT_MAX"] <= 0:
+        return None
+    return config["JOB_RATE_LIMIT_MAX"] / _window_s(config)
 
 
 @cache
@@ -63,7 +117,7 @@ def _take(
         if limiter.hit(item, key, cost=cost):
             return attempt_at
         reset_at = limiter.get_window_stats(item, key).reset_time
-        sleep(max(MIN_WAIT_S, min(reset_at - time.time(), item.get_expiry())))
+        _sleep_reported(sleep, max(MIN_WAIT_S, min(reset_at - time.time(), item.get_expiry())))
 
 
 def wait_for_slot(
@@ -71,16 +125,18 @@ def wait_for_slot(
 ) -> float:
     """Block until both windows admit one more call (reserving `tokens`); returns the wall-clock
     time of admission (read just before the admitting hit, as the limiter reads its own)."""
-    _wait_for_pause(config, sleep)  # a pause holds even when no limit is configured
-    _take(config, _item(config["JOB_RATE_LIMIT_TOKENS"], config), TOKEN_KEY, tokens, sleep)
-    return _take(config, _item(config["JOB_RATE_LIMIT_MAX"], config), LIMIT_KEY, 1, sleep)
+    with _one_call():
+        _wait_for_pause(config, sleep)  # a pause holds even when no limit is configured
+        _take(config, _item(config["JOB_RATE_LIMIT_TOKENS"], config), TOKEN_KEY, tokens, sleep)
+        return _take(config, _item(config["JOB_RATE_LIMIT_MAX"], config), LIMIT_KEY, 1, sleep)
 
 
 def charge_tokens(
     config: Mapping[str, Any], tokens: int, sleep: Callable[[float], None] = time.sleep
 ) -> None:
     """Charge tokens a call used beyond what it reserved (waiting for room, so later calls see them)."""
-    _take(config, _item(config["JOB_RATE_LIMIT_TOKENS"], config), TOKEN_KEY, tokens, sleep)
+    with _one_call():
+        _take(config, _item(config["JOB_RATE_LIMIT_TOKENS"], config), TOKEN_KEY, tokens, sleep)
 
 
 def pause_calls(config: Mapping[str, Any], seconds: float) -> None:
@@ -97,4 +153,4 @@ def _wait_for_pause(config: Mapping[str, Any], sleep: Callable[[float], None]) -
     if raw is not None:
         left = float(raw) - time.time()
         if left > 0:
-            sleep(left)
+            _sleep_reported(sleep, left)

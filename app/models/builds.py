@@ -163,6 +163,12 @@ class JobStep(TrackedWork, db.Model):
             "startedAt": isoformat(self.started_at),
             "completedAt": isoformat(self.completed_at),
             "durationMs": self.duration_ms,
+            "waitMs": self.rate_limit_waited_ms,
+            "workMs": self.work_ms,
+            "waitingForRateLimit": self.waiting_for_rate_limit,
+            "rateLimitNextSlotAt": isoformat(self.rate_limit_next_slot_at)
+            if self.waiting_for_rate_limit
+            else None,
         }
 
 

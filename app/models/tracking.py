@@ -44,3 +44,19 @@ class TrackedWork:
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     duration_ms: Mapped[int | None]
+    # The rate limit: while the attempt waits for a slot, when the next slot is expected (NULL
+    # when not waiting); and the time this attempt has waited in all, so durations split into
+    # waiting and working.
+    rate_limit_next_slot_at: Mapped[datetime | None]
+    rate_limit_waited_ms: Mapped[int] = mapped_column(default=0)
+
+    @property
+    def waiting_for_rate_limit(self) -> bool:
+        return self.status == WorkStatus.RUNNING and self.rate_limit_next_slot_at is not None
+
+    @property
+    def work_ms(self) -> int | None:
+        """The finished attempt's time spent working: its duration less its waits."""
+        return (
+            None if self.duration_ms is None else max(0, self.duration_ms - (self.rate_limit_waited_ms or 0))
+        )

@@ -1,18 +1,23 @@
 """What a person watching a build sees: exact counts, a progress that only goes up, the
-categories of what failed, and an estimate of the time left — in a constant number of
-queries however many steps the build has."""
+categories of what failed, whether it waits for the rate limit, and an estimate of the time
+left — in a constant number of queries however many steps the build has."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import Select, bindparam, case, func, select
 
+from app.database import isoformat, utcnow
 from app.extensions import db
+from app.jobs.limiter import rate_limit_per_s
 from app.models import BuildJob, BuildStatus, JobStep, StepType, WorkStatus
+from app.models.builds import FINAL_BUILD
 from app.models.tracking import DONE
 from app.pipelines.usage import build_usage
 
@@ -72,33 +77,95 @@ def error_categories(build_id: str) -> dict[str, int]:
     return {category or "error": count for category, count in rows}
 
 
-def estimated_seconds_left(build: BuildJob) -> int | None:
+@dataclass(frozen=True)
+class RateLimitWait:
+    """How many of a build's running steps wait for a slot, and when the first slot comes."""
+
+    steps: int
+    next_slot_at: datetime | None
+
+    @property
+    def seconds_to_next_slot(self) -> int | None:
+        if self.next_slot_at is None:
+            return None
+        return max(1, math.ceil((self.next_slot_at - utcnow()).total_seconds()))
+
+
+def rate_limit_wait(build: BuildJob) -> RateLimitWait:
+    """One query over the build's running steps (at most as many as there are workers); none
+    for a final build, which runs nothing (lists of builds stay cheap)."""
+    if build.status in FINAL_BUILD:
+        return RateLimitWait(0, None)
+    steps, next_slot_at = db.session.execute(
+        select(func.count(JobStep.id), func.min(JobStep.rate_limit_next_slot_at)).where(
+            JobStep.build_id == build.id,
+            JobStep.status == WorkStatus.RUNNING,
+            JobStep.rate_limit_next_slot_at.is_not(None),
+        )
+    ).one()
+    return RateLimitWait(int(steps), next_slot_at)
+
+
+def _calls_owed(build: BuildJob) -> int:
+    """Generator calls the build still owes, one per step, counted low where the tree is not
+    known yet (a concept not yet broken down owes at least one unit step)."""
+    if not build.total_concepts:
+        return 1 + 2 * build.path.concept_count
+    concepts_left = build.total_concepts - build.completed_concepts
+    per_concept = build.total_sub_concepts / build.completed_concepts if build.completed_concepts else 1
+    units_left = build.total_sub_concepts - build.completed_sub_concepts
+    return concepts_left + units_left + max(concepts_left, round(concepts_left * per_concept))
+
+
+def _measured_seconds_left(build: BuildJob) -> float | None:
     """Steps not yet done × their stage's measured mean duration ÷ the stage's workers, from the
     build's counters alone (no scan of its steps). Knowledge-unit steps of concepts not yet
     decomposed are guessed from the decomposed ones; None until both stages have a measurement."""
-    if build.status not in (BuildStatus.PROCESSING, BuildStatus.PAUSED, BuildStatus.PENDING):
-        return None
     if not build.completed_concepts or not build.completed_sub_concepts:
         return None
     config = current_app.config
     per_concept = build.total_sub_concepts / build.completed_concepts
     concepts_left = build.total_concepts - build.completed_concepts
     units_left = build.total_sub_concepts - build.completed_sub_concepts + round(concepts_left * per_concept)
-    seconds = (
+    return (
         concepts_left * build.sub_concepts_ms / build.completed_concepts / config["JOB_CONCURRENCY_DECOMPOSE"]
         + units_left
         * build.knowledge_units_ms
         / build.completed_sub_concepts
         / config["JOB_CONCURRENCY_GENERATE_KU"]
     ) / 1000
-    return math.ceil(seconds)
+
+
+def estimated_seconds_left(build: BuildJob) -> int | None:
+    """The measured estimate, but never less than the calls still owed ÷ the rate limit's calls
+    per second: steps that ran before the window filled are fast, the rest are not."""
+    if build.status not in (BuildStatus.PROCESSING, BuildStatus.PAUSED, BuildStatus.PENDING):
+        return None
+    measured = _measured_seconds_left(build)
+    rate = rate_limit_per_s(current_app.config)
+    floor = _calls_owed(build) / rate if rate else None
+    if measured is None and floor is None:
+        return None
+    return math.ceil(max(measured or 0.0, floor or 0.0))
 
 
 def build_summary(build: BuildJob) -> dict[str, Any]:
     """The build as the API shows it."""
-    return build.to_dict(progress_percent(build)) | {
-        "path": {"id": build.path_id, "name": build.path.name},
-        "errorCategories": error_categories(build.id),
-        "estimatedSecondsLeft": estimated_seconds_left(build),
-        "usage": build_usage(build),
+    return (
+        build.to_dict(progress_percent(build))
+        | {
+            "path": {"id": build.path_id, "name": build.path.name},
+            "errorCategories": error_categories(build.id),
+            "estimatedSecondsLeft": estimated_seconds_left(build),
+            "usage": build_usage(build),
+        }
+        | rate_limit_fields(rate_limit_wait(build))
+    )
+
+
+def rate_limit_fields(wait: RateLimitWait) -> dict[str, Any]:
+    return {
+        "waitingForRateLimit": wait.steps > 0,
+        "stepsWaitingForRateLimit": wait.steps,
+        "rateLimitNextSlotAt": isoformat(wait.next_slot_at),
     }

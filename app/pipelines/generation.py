@@ -1,7 +1,13 @@
-"""Every generator call goes through here: the shared limits, then a record of the call."""
+"""Every generator call goes through here: the shared limits, then a record of the call.
+
+While the claimed row (a step or a module) waits for a slot, the row says so and when the next
+slot should come; the time it waited is added to it, so its duration splits into waiting and
+working. One log line per wait.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -9,27 +15,53 @@ from typing import Any, TypeVar
 
 from flask import current_app
 from sqlalchemy import case, insert, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
 from app.generators import Generator, build_generator
-from app.jobs.limiter import wait_for_slot
+from app.jobs.claims import Claim
+from app.jobs.limiter import wait_for_slot, waits_reported_to
 from app.models import BuildJob, GeneratorCall
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
+# A new estimate of the next slot is written only when it moved this much: workers racing for
+# the same slot re-estimate often, and a poll shows whole seconds anyway.
+NEXT_SLOT_TOLERANCE_S = 1.0
 
 
-def call_generator(kind: str, call: Callable[[Generator], T], fresh: bool = False, **ids: Any) -> T:
+def call_generator(
+    kind: str, call: Callable[[Generator], T], fresh: bool = False, work: Claim | None = None, **ids: Any
+) -> T:
     """Make one generation with the configured generator, within the shared limits, and record
-    it with `ids` (build_id, step_id, workflow_id, module_id), the model and the tokens used."""
+    it with `ids` (build_id, step_id, workflow_id, module_id), the model and the tokens used.
+    `work`, the claim on the step or module the call is for, is told of every wait."""
     config = current_app.config
     generator = build_generator(config, fresh=fresh)
+    waits = RateLimitWaits(work, kind)
+    with waits_reported_to(waits):
+        return _call_and_record(config, generator, kind, call, ids, waits)
+
+
+def _call_and_record(
+    config: Any,
+    generator: Generator,
+    kind: str,
+    call: Callable[[Generator], T],
+    ids: dict[str, Any],
+    waits: RateLimitWaits,
+) -> T:
     asked = time.time()
-    # A generator that talks to a provider takes a slot per HTTP request itself.
-    admitted = asked if getattr(generator, "self_limiting", False) else wait_for_slot(config)
+    # A generator that talks to a provider takes a slot per HTTP request itself: its waits are
+    # inside the call, and counted apart from its working time.
+    self_limiting = getattr(generator, "self_limiting", False)
+    admitted = asked if self_limiting else wait_for_slot(config)
+    waited_before_call_ms = waits.waited_ms
     started = time.monotonic()
     try:
         return call(generator)
     finally:
+        waited_in_call_ms = waits.waited_ms - waited_before_call_ms
         usage = getattr(generator, "usage", None)
         record = {
             "model": usage.model if usage else config["GENERATOR"],
@@ -42,8 +74,8 @@ def call_generator(kind: str, call: Callable[[Generator], T], fresh: bool = Fals
                 insert(GeneratorCall).values(
                     kind=kind,
                     called_at=datetime.fromtimestamp(admitted, UTC).replace(tzinfo=None),
-                    waited_ms=max(0, int((admitted - asked) * 1000)),
-                    duration_ms=int((time.monotonic() - started) * 1000),
+                    waited_ms=max(0, int((admitted - asked) * 1000)) + waited_in_call_ms,
+                    duration_ms=max(0, int((time.monotonic() - started) * 1000) - waited_in_call_ms),
                     **record,
                     **ids,
                 )
@@ -73,3 +105,53 @@ def _add_to_build_usage(
             ),
         )
     )
+
+
+class RateLimitWaits:
+    """Counts one generation's waits for the limiter and logs each once; with `work`, also keeps
+    the claimed row's: `rate_limit_next_slot_at` while it waits, `rate_limit_waited_ms` summed
+    when it goes on. Writes in their own transactions, fenced by the claim, like the lease
+    renewals."""
+
+    def __init__(self, work: Claim | None, kind: str) -> None:
+        self.work, self.kind = work, kind
+        self.since: float | None = None
+        self.shown_slot_at: float | None = None
+        self.waited_ms = 0
+
+    def waiting(self, next_slot_at: float) -> None:
+        now = time.time()
+        if self.since is None:
+            self.since = now
+            log.info(
+                "%s: waiting for the AI provider's rate limit; next call in ~%.0f s",
+                self.kind,
+                max(0.0, next_slot_at - now),
+            )
+        if self.shown_slot_at is None or abs(next_slot_at - self.shown_slot_at) >= NEXT_SLOT_TOLERANCE_S:
+            self.shown_slot_at = next_slot_at
+            self._write(
+                rate_limit_next_slot_at=datetime.fromtimestamp(next_slot_at, UTC).replace(tzinfo=None)
+            )
+
+    def done(self) -> None:
+        if self.since is None:
+            return
+        waited_ms = int((time.time() - self.since) * 1000)
+        self.since = self.shown_slot_at = None
+        self.waited_ms += waited_ms
+        if self.work is not None:
+            self._write(
+                rate_limit_next_slot_at=None,
+                rate_limit_waited_ms=self.work.model.rate_limit_waited_ms + waited_ms,
+            )
+
+    def _write(self, **values: Any) -> None:
+        """Best effort: a database blip must not fail the call it reports on."""
+        if self.work is None:
+            return
+        try:
+            with db.engine.begin() as conn:
+                conn.execute(update(self.work.model).where(self.work.held).values(**values))
+        except SQLAlchemyError:
+            log.warning("could not record a wait for the rate limit", exc_info=True)

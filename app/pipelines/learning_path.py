@@ -170,6 +170,7 @@ def _generate(
             kind,
             lambda generator: call(generator, progress),
             fresh=bool(fresh),
+            work=work,
             build_id=step.build_id,
             step_id=step.id,
         ),

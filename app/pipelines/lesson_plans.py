@@ -209,7 +209,7 @@ def generate_module_lesson_plans(module_id: int) -> str:
     add_to_context(workflow=workflow_id, module=position, attempt=module.attempts)
     log.info("workflow %s module %s: attempt %s started", workflow_id, position, module.attempts)
     try:
-        drafts = claims.run_under_lease(work, lambda progress: _generate(module, progress))
+        drafts = claims.run_under_lease(work, lambda progress: _generate(module, progress, work))
     except WorkerShuttingDown:
         claims.release(work)
         log.info("workflow %s module %s: put back, the worker is shutting down", workflow_id, position)
@@ -223,7 +223,10 @@ def generate_module_lesson_plans(module_id: int) -> str:
     return f"{len(drafts)} lesson plans"
 
 
-def _generate(module: Module, progress: ProgressCallback) -> list[LessonPlanDraft]:
+def _generate(
+    module: Module, progress: ProgressCallback, work: claims.Claim | None = None
+) -> list[LessonPlanDraft]:
+    """Generate the module's lesson plans; `work`, its claim, hears of waits for the rate limit."""
     workflow = module.workflow
     brief = ModuleBrief(
         workflow_title=workflow.title,
@@ -243,6 +246,7 @@ def _generate(module: Module, progress: ProgressCallback) -> list[LessonPlanDraf
         "lesson-plans",
         lambda generator: generator.lesson_plans(brief, progress=progress),
         fresh=bool(fresh),
+        work=work,
         workflow_id=module.workflow_id,
         module_id=module.id,
     )

@@ -1,4 +1,5 @@
-"""What a person waiting on lesson plans sees: counts, per-module job state, and an estimate.
+"""What a person waiting on lesson plans sees: counts, per-module job state (waiting for the
+rate limit included), and an estimate.
 
 Read from the database alone (two queries), never from RQ `meta`, so it stays right after a
 restart and costs the same however long the workflow's history is.
@@ -12,7 +13,9 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select
 
+from app.database import isoformat, utcnow
 from app.extensions import db
+from app.jobs.limiter import rate_limit_per_s
 from app.models import GeneratorCall, LessonPlan, LessonPlanRun, Module, RunStatus, Workflow, WorkStatus
 from app.models.tracking import IN_FLIGHT
 from app.pipelines.usage import usage_of
@@ -55,32 +58,50 @@ def overall_status(modules: list[Module], run: LessonPlanRun | None) -> str:
     return "pending"
 
 
-def estimated_minutes(modules: list[Module]) -> int:
-    """Modules left × the mean measured module time (a configured guess before any finished)."""
+def estimated_seconds_left(modules: list[Module]) -> int:
+    """Modules left × the mean measured module time (a configured guess before any finished),
+    but never less than those modules' calls (one each) ÷ the rate limit's calls per second."""
+    config = current_app.config
     durations = [m.duration_ms for m in modules if m.duration_ms]
-    per_module_min = (
-        sum(durations) / len(durations) / 60_000
-        if durations
-        else current_app.config["ESTIMATED_MODULE_MINUTES"]
+    per_module_s = (
+        sum(durations) / len(durations) / 1000 if durations else config["ESTIMATED_MODULE_MINUTES"] * 60
     )
     left = sum(1 for m in modules if m.status != WorkStatus.COMPLETED)
-    return math.ceil(left * per_module_min)
+    rate = rate_limit_per_s(config)
+    return math.ceil(max(left * per_module_s, left / rate if rate else 0.0))
+
+
+def estimated_minutes(modules: list[Module]) -> int:
+    return math.ceil(estimated_seconds_left(modules) / 60)
+
+
+def seconds_to_next_slot(module: Module) -> int | None:
+    """For a module waiting for the rate limit: whole seconds until its next slot, at least 1."""
+    if not module.waiting_for_rate_limit:
+        return None
+    return max(1, math.ceil((module.rate_limit_next_slot_at - utcnow()).total_seconds()))
+
+
+def _job_details(module: Module) -> dict[str, Any]:
+    return {
+        "jobId": module.job_id,
+        "moduleIndex": module.position,
+        "state": JOB_STATE.get(WorkStatus(module.status), "waiting"),
+        "progress": module.progress,
+        "attemptsMade": module.failed_attempts,
+        "waitingForRateLimit": module.waiting_for_rate_limit,
+        "rateLimitNextSlotAt": isoformat(module.rate_limit_next_slot_at)
+        if module.waiting_for_rate_limit
+        else None,
+        "waitMs": module.rate_limit_waited_ms,
+    }
 
 
 def generation_status(workflow: Workflow) -> dict[str, Any]:
     modules = workflow.modules
     lessons, minutes = _lesson_totals(workflow.id)
-    details = [
-        {
-            "jobId": m.job_id,
-            "moduleIndex": m.position,
-            "state": JOB_STATE.get(WorkStatus(m.status), "waiting"),
-            "progress": m.progress,
-            "attemptsMade": m.failed_attempts,
-        }
-        for m in modules
-        if m.job_id
-    ]
+    details = [_job_details(m) for m in modules if m.job_id]
+    waiting = next((m for m in modules if m.waiting_for_rate_limit), None)
     states = [d["state"] for d in details]
     done = sum(1 for m in modules if m.status == WorkStatus.COMPLETED)
     failed = next((m for m in modules if m.status == WorkStatus.FAILED), None)
@@ -100,7 +121,12 @@ def generation_status(workflow: Workflow) -> dict[str, Any]:
         },
         "status": overall_status(modules, _latest_run(workflow.id)),
         "usage": usage_of(GeneratorCall.workflow_id == workflow.id),
+        "waitingForRateLimit": waiting is not None,
+        "rateLimitNextSlotAt": isoformat(waiting.rate_limit_next_slot_at) if waiting else None,
     }
+    body["estimatedSecondsLeft"] = (
+        estimated_seconds_left(modules) if body["status"] == "in_progress" else None
+    )
     if failed is not None:
         body["error"] = {
             "moduleIndex": failed.position,

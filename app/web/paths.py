@@ -17,7 +17,7 @@ from app.models import BuildJob, Concept, JobStep, LearningPath, StepType, SubCo
 from app.models.builds import FINAL_BUILD
 from app.pipelines import build_control
 from app.pipelines.build_events import recent_events
-from app.pipelines.build_status import estimated_seconds_left, progress_percent
+from app.pipelines.build_status import estimated_seconds_left, progress_percent, rate_limit_wait
 from app.pipelines.usage import build_usage
 from app.web import bp, page_or_fragment
 
@@ -61,6 +61,7 @@ def _panel(build: BuildJob | None) -> dict[str, Any]:
         "events": events,
         "activity": events[0] if events else None,
         "eta_s": estimated_seconds_left(build),
+        "rate_limit_wait": rate_limit_wait(build),
         "usage": build_usage(build),
         "live": build.status not in FINAL_BUILD,
     }

@@ -12,7 +12,7 @@ from werkzeug.exceptions import NotFound
 from app.access import owned_workflow
 from app.models import Module, Workflow
 from app.pipelines import lesson_plans
-from app.pipelines.lesson_plans_status import estimated_minutes, generation_status
+from app.pipelines.lesson_plans_status import estimated_minutes, generation_status, seconds_to_next_slot
 from app.web import bp, page_or_fragment
 
 
@@ -26,6 +26,7 @@ def _progress(workflow: Workflow) -> dict[str, Any]:
         "status": status,
         "overall": round(100 * (done + share) / len(modules)) if modules else 0,
         "current": running,
+        "next_slot_s": seconds_to_next_slot(running) if running else None,
         "eta_minutes": estimated_minutes(modules) if status["status"] == "in_progress" else None,
         "live": status["status"] == "in_progress",
     }

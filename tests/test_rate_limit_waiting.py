@@ -1,0 +1,511 @@
+"""Honest waiting: work that waits for the rate limit says so (API, pages, log) with its next
+slot, the time-left estimate accounts for the limit, durations split waiting from working, and
+the default limit holds back a provider, not the offline generator."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from playwright.sync_api import Page, expect, sync_playwright
+from sqlalchemy import select, text
+
+from app.admin.timeline import timeline_svg
+from app.config import load_settings
+from app.database import utcnow
+from app.extensions import db
+from app.jobs import claims
+from app.jobs.limiter import wait_for_slot, waits_reported_to
+from app.models import BuildJob, GeneratorCall, JobStep, LearningPath, Module, User, Workflow, WorkStatus
+from app.pipelines.build_status import estimated_seconds_left
+from app.pipelines.generation import RateLimitWaits
+from app.pipelines.learning_path import generate_concepts
+from app.pipelines.lesson_plans_status import estimated_seconds_left as module_seconds_left
+from tests.conftest import make_user
+from tests.fake_llm import FakeChatServer
+from tests.helpers import build_of, create_path, create_workflow, start_build, status_of, wait_for_build
+from tests.services import start_gunicorn, start_worker, wait_until
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, shot, sign_in
+from tests.test_browser import create_path as create_path_on_page
+from tests.test_openai_generator import llm_settings
+from tests.web_helpers import PASSWORD, csrf_token
+
+TIGHT = {"JOB_RATE_LIMIT_MAX": "2", "JOB_RATE_LIMIT_DURATION": "2000"}  # one call a second
+HX = {"HX-Request": "true"}
+WAIT_LINE = "waiting for the AI provider's rate limit"
+
+
+def _parse(timestamp: str) -> datetime:
+    assert timestamp.endswith("Z"), timestamp
+    return datetime.fromisoformat(timestamp[:-1])
+
+
+def _sign_in_as(client: FlaskClient, email: str) -> None:
+    response = client.post(
+        "/sign-in", data={"email": email, "password": PASSWORD, "csrf_token": csrf_token(client)}
+    )
+    assert response.status_code == 302
+
+
+# --- the limiter tells the row that waits --------------------------------------------------
+
+
+def _claimed_module(app: Flask) -> claims.Claim:
+    with app.app_context():
+        owner = User(email="owner@example.com")
+        owner.set_password(PASSWORD)
+        db.session.add(owner)
+        db.session.flush()
+        workflow = Workflow(owner_id=owner.id, title="W", topic="t")
+        workflow.modules = [Module(position=0, title="M", contact_hours=1, status=WorkStatus.QUEUED)]
+        db.session.add(workflow)
+        db.session.commit()
+        work = claims.claim(Module, workflow.modules[0].id)
+        assert work is not None
+        return work
+
+
+def test_a_row_waiting_for_a_slot_shows_its_next_slot_then_adds_up_its_wait(app):
+    work = _claimed_module(app)
+    with app.app_context():
+        config = {**app.config, "JOB_RATE_LIMIT_MAX": 1, "JOB_RATE_LIMIT_DURATION": 1000}
+        wait_for_slot(config)  # the one slot of this second is taken
+        seen: list[tuple[datetime | None, bool]] = []
+
+        def sleep_and_look(seconds: float) -> None:
+            module = db.session.get(Module, work.row_id)
+            db.session.refresh(module)
+            seen.append((module.rate_limit_next_slot_at, module.waiting_for_rate_limit))
+            time.sleep(seconds)
+
+        asked = utcnow()
+        with waits_reported_to(RateLimitWaits(work, "lesson-plans")):
+            wait_for_slot(config, sleep=sleep_and_look)
+        waited_ms = (utcnow() - asked).total_seconds() * 1000
+
+        next_slot_at, waiting = seen[0]
+        assert waiting and next_slot_at is not None
+        assert asked < next_slot_at <= asked + timedelta(seconds=1.1)
+        module = db.session.get(Module, work.row_id)
+        db.session.refresh(module)
+        assert module.rate_limit_next_slot_at is None and not module.waiting_for_rate_limit
+        assert 0.5 * waited_ms <= module.rate_limit_waited_ms <= waited_ms + 50
+
+
+def test_one_wait_logs_one_line_however_often_it_wakes(app, caplog):
+    work = _claimed_module(app)
+    with app.app_context():
+        config = {**app.config, "JOB_RATE_LIMIT_MAX": 1, "JOB_RATE_LIMIT_DURATION": 1000}
+        wait_for_slot(config)
+        naps: list[float] = []
+
+        def nap(seconds: float) -> None:  # wakes early, so the limiter checks and sleeps again
+            naps.append(seconds)
+            time.sleep(seconds / 4)
+
+        with caplog.at_level(logging.INFO), waits_reported_to(RateLimitWaits(work, "lesson-plans")):
+            wait_for_slot(config, sleep=nap)
+
+    assert len(naps) >= 3
+    assert sum(WAIT_LINE in record.getMessage() for record in caplog.records) == 1
+
+
+def test_a_wait_that_cannot_be_recorded_does_not_fail_the_call(app, caplog):
+    work = _claimed_module(app)
+    with app.app_context():
+        config = {**app.config, "JOB_RATE_LIMIT_MAX": 1, "JOB_RATE_LIMIT_DURATION": 1000}
+        wait_for_slot(config)
+        with db.engine.begin() as conn:  # the row's table is gone for a moment: every write fails
+            conn.execute(text("ALTER TABLE modules RENAME TO modules_away"))
+        try:
+            with caplog.at_level(logging.WARNING), waits_reported_to(RateLimitWaits(work, "lesson-plans")):
+                admitted = wait_for_slot(config)
+        finally:
+            with db.engine.begin() as conn:
+                conn.execute(text("ALTER TABLE modules_away RENAME TO modules"))
+
+    assert admitted > 0
+    assert any("could not record a wait" in record.getMessage() for record in caplog.records)
+
+
+def test_a_new_attempt_starts_with_no_wait_of_its_own(app):
+    work = _claimed_module(app)
+    with app.app_context():
+        module = db.session.get(Module, work.row_id)
+        module.rate_limit_waited_ms, module.rate_limit_next_slot_at = 1234, utcnow()
+        module.status = WorkStatus.RETRYING
+        db.session.commit()
+
+        assert claims.claim(Module, work.row_id) is not None
+
+        db.session.refresh(module)
+        assert (module.rate_limit_waited_ms, module.rate_limit_next_slot_at) == (0, None)
+
+
+def test_a_providers_own_waits_are_kept_on_its_step_and_apart_from_work_in_its_call_record(app, client, auth):
+    with FakeChatServer() as fake:
+        app.config.update(llm_settings(fake), OPENAI_TIMEOUT_S=1.0, OPENAI_COOLDOWN_S=0.2)
+        app.config.update(JOB_RATE_LIMIT_MAX=1, JOB_RATE_LIMIT_DURATION=3000)
+        build_id = start_build(client, auth, create_path(client, auth, concepts=2))
+        with app.app_context():
+            wait_for_slot(app.config)  # the window's one slot is taken
+            (step_id,) = db.session.scalars(select(JobStep.id).where(JobStep.build_id == build_id))
+
+            generate_concepts(step_id)  # the openai generator waits inside its call
+
+            step = db.session.get(JobStep, step_id)
+            call = db.session.scalar(select(GeneratorCall).where(GeneratorCall.step_id == step_id))
+
+    assert step.status == "completed" and len(fake.log) == 1
+    assert step.rate_limit_waited_ms >= 500 and step.work_ms == step.duration_ms - step.rate_limit_waited_ms
+    assert abs(call.waited_ms - step.rate_limit_waited_ms) < 50
+    assert call.duration_ms < step.duration_ms - 400, "the call's duration is its work alone"
+
+
+# --- a build under a tight limit, with real workers ----------------------------------------
+
+
+@pytest.mark.slow
+def test_a_build_under_a_tight_limit_shows_waiting_steps_and_an_estimate_the_limit_allows(
+    app, client, auth, workers
+):
+    app.config.update(JOB_RATE_LIMIT_MAX=2, JOB_RATE_LIMIT_DURATION=2000)  # the API's estimate knows it
+    worker = workers(**TIGHT)
+    path_id = create_path(client, auth, concepts=3)
+    build_id = start_build(client, auth, path_id)
+    samples: list[tuple[float, dict]] = []  # type: ignore[type-arg]
+    waiting_steps: list[dict] = []  # type: ignore[type-arg]
+
+    def sample() -> bool:
+        build = build_of(client, auth, build_id)
+        samples.append((time.monotonic(), build))
+        if build["waitingForRateLimit"] and not waiting_steps:
+            steps = client.get(f"/api/jobs/{build_id}/steps?status=running", headers=auth).get_json()
+            waiting_steps.extend(s for s in steps if s["waitingForRateLimit"])
+        return build["status"] == "completed"
+
+    wait_until(sample, timeout=120, interval=0.25, message="the build to complete")
+    finished = time.monotonic()
+
+    waiting = [b for _, b in samples if b["waitingForRateLimit"]]
+    assert waiting, "some poll should have seen the build waiting for the limit"
+    assert all(b["stepsWaitingForRateLimit"] >= 1 and b["rateLimitNextSlotAt"] for b in waiting)
+    assert waiting_steps and all(_parse(s["rateLimitNextSlotAt"]) for s in waiting_steps)
+    for at, build in samples[:-1]:
+        if build["totalConcepts"]:
+            owed = (
+                build["totalConcepts"]
+                - build["completedConcepts"]
+                + build["totalSubConcepts"]
+                - build["completedSubConcepts"]
+            )
+            left = build["estimatedSecondsLeft"]
+            assert left is not None and left >= owed / 1.0, (build, owed)
+            assert not (left <= 1 and finished - at > 5), (
+                f"'{left} s left' {finished - at:.1f} s before the end"
+            )
+    steps = client.get(f"/api/jobs/{build_id}/steps", headers=auth).get_json()
+    assert not any(s["waitingForRateLimit"] or s["rateLimitNextSlotAt"] for s in steps)
+    waited = [s for s in steps if s["waitMs"] > 0]
+    assert waited, "under one call a second, some steps must have waited"
+    assert all(s["workMs"] == s["durationMs"] - s["waitMs"] for s in steps if s["status"] == "completed")
+    assert worker.output().count(WAIT_LINE) == len(waited), "one log line per wait"
+
+
+@pytest.mark.slow
+def test_the_path_page_says_the_build_waits_for_the_rate_limit(app, client, workers):
+    headers = make_user(app, "ada@example.com")
+    _sign_in_as(client, "ada@example.com")
+    workers(JOB_RATE_LIMIT_MAX="1", JOB_RATE_LIMIT_DURATION="3000")
+    path_id = create_path(client, headers, concepts=2)
+    start_build(client, headers, path_id)
+
+    def page_says_waiting() -> str | None:
+        body = client.get(f"/paths/{path_id}", headers=HX).get_data(as_text=True)
+        return body if "Waiting for the AI provider" in body else None
+
+    body = wait_until(page_says_waiting, timeout=60, interval=0.2, message="the page to say it waits")
+    assert re.search(r"Waiting for the AI provider's rate limit — next call in ~[123] s", body), body
+
+
+@pytest.mark.slow
+def test_a_module_waiting_for_the_limit_says_so_in_the_status_and_on_the_page(app, client, workers):
+    headers = make_user(app, "ada@example.com")
+    _sign_in_as(client, "ada@example.com")
+    app.config.update(JOB_RATE_LIMIT_MAX=1, JOB_RATE_LIMIT_DURATION=3000)
+    workers(JOB_RATE_LIMIT_MAX="1", JOB_RATE_LIMIT_DURATION="3000")
+    workflow_id = create_workflow(client, headers, modules=3)
+    client.post(f"/api/v3/workflow/{workflow_id}/step10", headers=headers)
+
+    status = wait_until(
+        lambda: (s := status_of(client, headers, workflow_id))["waitingForRateLimit"] and s,
+        timeout=60,
+        interval=0.1,
+        message="a module to wait for the limit",
+    )
+    body = client.get(f"/workflows/{workflow_id}", headers=HX).get_data(as_text=True)
+
+    (waiting,) = [d for d in status["jobs"]["details"] if d["waitingForRateLimit"]]
+    assert waiting["state"] == "active" and waiting["rateLimitNextSlotAt"] == status["rateLimitNextSlotAt"]
+    assert _parse(status["rateLimitNextSlotAt"]) <= datetime.now(UTC).replace(tzinfo=None) + timedelta(
+        seconds=3.5
+    )
+    assert status["estimatedSecondsLeft"] >= 3 * (3 - status["modulesGenerated"]), status
+    if "Waiting for the AI provider" in body:  # the wait may have ended between the two requests
+        assert re.search(r"next call in ~[1-4] s", body), body
+    final = wait_until(
+        lambda: (s := status_of(client, headers, workflow_id))["status"] == "complete" and s,
+        timeout=60,
+        interval=0.2,
+        message="the run to complete",
+    )
+    assert not final["waitingForRateLimit"] and final["estimatedSecondsLeft"] is None
+    assert sum(d["waitMs"] > 0 for d in final["jobs"]["details"]) >= 2
+
+
+# --- estimates, with a limit and without ---------------------------------------------------
+
+
+def _build_row(app: Flask, **counters: int) -> str:
+    with app.app_context():
+        owner = User(email="owner@example.com")
+        owner.set_password(PASSWORD)
+        db.session.add(owner)
+        db.session.flush()
+        path = LearningPath(owner_id=owner.id, name="P", topic="t", concept_count=3)
+        db.session.add(path)
+        db.session.flush()
+        build = BuildJob(path_id=path.id, status="processing", **counters)
+        db.session.add(build)
+        db.session.commit()
+        return build.id
+
+
+def _estimate(app: Flask, build_id: str, **settings: int) -> int | None:
+    app.config.update(settings)
+    with app.app_context():
+        return estimated_seconds_left(db.session.get(BuildJob, build_id))
+
+
+def test_fast_early_steps_do_not_make_the_estimate_say_one_second_under_the_limit(app):
+    # Three concepts broken down and ten of twelve sub-concepts done, each in 10 ms: the window's
+    # free calls went fast, but the two calls left wait for the limit.
+    build_id = _build_row(
+        app,
+        total_concepts=3,
+        completed_concepts=3,
+        total_sub_concepts=12,
+        completed_sub_concepts=10,
+        sub_concepts_ms=30,
+        knowledge_units_ms=100,
+    )
+
+    assert _estimate(app, build_id, JOB_RATE_LIMIT_MAX=0) == 1, "without a limit: the measured 1 s"
+    assert _estimate(app, build_id, JOB_RATE_LIMIT_MAX=10, JOB_RATE_LIMIT_DURATION=60_000) == 12
+
+
+def test_a_build_before_its_concepts_is_estimated_from_the_limit(app):
+    build_id = _build_row(app)
+
+    assert _estimate(app, build_id, JOB_RATE_LIMIT_MAX=0) is None
+    # The concepts call, then at least a decomposition and one unit step per concept: 7 calls.
+    assert _estimate(app, build_id, JOB_RATE_LIMIT_MAX=10, JOB_RATE_LIMIT_DURATION=60_000) == 42
+
+
+def test_modules_left_are_estimated_no_faster_than_the_limit(app):
+    app.config.update(JOB_RATE_LIMIT_MAX=2, JOB_RATE_LIMIT_DURATION=60_000, ESTIMATED_MODULE_MINUTES=0.01)
+    with app.app_context():
+        modules = [
+            Module(position=i, title="M", contact_hours=1, status=WorkStatus.PENDING) for i in range(4)
+        ]
+
+        assert module_seconds_left(modules) == 120  # 4 calls at 2 a minute, not 4 × 0.6 s
+
+
+# --- durations: waiting and working --------------------------------------------------------
+
+
+def _finished_step(start: datetime, duration_ms: int, waited_ms: int) -> JobStep:
+    return JobStep(
+        type="knowledge-units",
+        entity_name="Means",
+        status="completed",
+        started_at=start,
+        completed_at=start + timedelta(milliseconds=duration_ms),
+        duration_ms=duration_ms,
+        rate_limit_waited_ms=waited_ms,
+    )
+
+
+def test_the_timeline_draws_the_wait_hatched_before_the_work():
+    start = datetime(2026, 11, 25, 12, 0, 0)
+    waited = _finished_step(start, 4000, 3000)
+    worked = _finished_step(start + timedelta(seconds=4), 1000, 0)
+
+    svg = timeline_svg([waited, worked])
+
+    (wait,) = re.findall(r'<rect class="wait" x="([\d.]+)" y="\d+" width="([\d.]+)"', svg)
+    works = re.findall(r'<rect class="work" x="([\d.]+)" y="\d+" width="([\d.]+)"', svg)
+    assert 'fill="url(#wait-hatch)"' in svg and '<pattern id="wait-hatch"' in svg
+    # 880 px for 5 s: the wait is 3 s (528 px) and the first step's work starts where it ends.
+    assert abs(float(wait[1]) - 528) < 1 and abs(float(works[0][0]) - float(wait[0]) - 528) < 1
+    assert "3.0 s waiting for the rate limit, 1.0 s working" in svg
+
+
+def test_the_admin_step_tree_splits_waiting_from_working_and_shows_a_waiting_step(app, client):
+    make_user(app, "root@example.com", admin=True)
+    _sign_in_as(client, "root@example.com")
+    build_id = _build_row(app, total_concepts=1)
+    with app.app_context():
+        finished = _finished_step(datetime(2026, 11, 25, 12, 0, 0), 4000, 3000)
+        finished.build_id = build_id
+        db.session.add(finished)
+        db.session.add(
+            JobStep(
+                build_id=build_id,
+                type="knowledge-units",
+                entity_id=2,
+                entity_name="Medians",
+                status="running",
+                started_at=utcnow(),
+                rate_limit_next_slot_at=utcnow() + timedelta(seconds=12),
+            )
+        )
+        db.session.commit()
+
+    body = client.get(f"/admin/builds/{build_id}").get_data(as_text=True)
+
+    assert "3000 ms waiting for the rate limit, 1000 ms working" in body
+    assert "waiting for the AI provider's rate limit — next slot at" in body
+    assert "1 running step waiting for the AI provider" in body
+
+
+def test_the_steps_api_splits_waiting_from_working(app, client, auth):
+    path_id = create_path(client, auth, concepts=1)
+    build_id = _build_row(app)
+    with app.app_context():
+        build = db.session.get(BuildJob, build_id)
+        build.path_id = path_id
+        step = _finished_step(datetime(2026, 11, 25, 12, 0, 0), 4000, 3000)
+        step.build_id = build_id
+        db.session.add(step)
+        db.session.commit()
+
+    (shown,) = client.get(f"/api/jobs/{build_id}/steps", headers=auth).get_json()
+
+    assert (shown["durationMs"], shown["waitMs"], shown["workMs"]) == (4000, 3000, 1000)
+    assert (shown["waitingForRateLimit"], shown["rateLimitNextSlotAt"]) == (False, None)
+
+
+# --- the default limit: a provider's, not the offline generator's --------------------------
+
+
+@pytest.mark.parametrize(
+    ("environment", "limit"),
+    [
+        pytest.param({}, 0, id="offline, unset: no limit"),
+        pytest.param({"GENERATOR": "openai"}, 10, id="openai, unset: 10 a window"),
+        pytest.param({"JOB_RATE_LIMIT_MAX": "4"}, 4, id="offline, set: the setting"),
+        pytest.param({"GENERATOR": "openai", "JOB_RATE_LIMIT_MAX": "0"}, 0, id="openai, set to 0: off"),
+    ],
+)
+def test_the_default_limit_holds_back_a_provider_and_a_set_limit_any_generator(
+    monkeypatch, environment, limit
+):
+    for name in ("GENERATOR", "JOB_RATE_LIMIT_MAX"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+
+    assert load_settings()["JOB_RATE_LIMIT_MAX"] == limit
+
+
+@pytest.mark.slow
+def test_a_first_offline_build_of_8_concepts_with_default_settings_takes_seconds(
+    app, client, auth, service_env, tmp_path
+):
+    defaults = {k: v for k, v in service_env.items() if k not in ("JOB_RATE_LIMIT_MAX", "GENERATOR")}
+    assert "JOB_RATE_LIMIT_MAX" not in defaults
+    worker = start_worker(defaults, tmp_path / "worker.log")
+    try:
+        path_id = create_path(client, auth, concepts=8)
+        started = time.monotonic()
+        build = wait_for_build(client, auth, start_build(client, auth, path_id), timeout=120)
+        took = time.monotonic() - started
+        log = worker.output()
+    finally:
+        worker.stop()
+
+    # 8 concepts make over 30 calls: at the provider's 10 a minute that would be 3 minutes.
+    assert build["totalSubConcepts"] + build["totalConcepts"] + 1 > 30
+    assert took < 60, f"{took:.1f} s"
+    print(f"8-concept offline build with the default settings: {took:.1f} s")
+    assert WAIT_LINE not in log
+
+
+def test_the_build_api_reports_no_wait_when_no_step_waits(app, client, auth):
+    path_id = create_path(client, auth, concepts=1)
+    build = build_of(client, auth, start_build(client, auth, path_id))
+
+    assert (
+        build["waitingForRateLimit"],
+        build["stepsWaitingForRateLimit"],
+        build["rateLimitNextSlotAt"],
+    ) == (
+        False,
+        0,
+        None,
+    )
+
+
+# --- in the browser ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tight_web(service_env, tmp_path, app):  # type: ignore[no-untyped-def]
+    """gunicorn that knows the tight limit too, so the page's estimate accounts for it."""
+    group, base = start_gunicorn({**service_env, **TIGHT}, tmp_path / "gunicorn.log", workers=2)
+    yield base
+    group.stop()
+
+
+@pytest.fixture
+def page() -> Iterator[Page]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.set_default_timeout(20_000)
+        yield page
+        browser.close()
+
+
+@pytest.mark.slow
+def test_in_the_browser_a_build_under_a_tight_limit_says_it_waits_and_never_one_second_left(
+    app, tight_web, workers, page
+):
+    make_user(app, "root@example.com", admin=True)
+    workers(**TIGHT)
+    sign_in(page, tight_web, "root@example.com")
+    create_path_on_page(page, "Waiting demo", 3)
+    page.click("button:has-text('Build learning path')")
+
+    notice = page.locator("#rate-limit-wait")
+    expect(notice).to_contain_text(
+        re.compile(r"Waiting for the AI provider's rate limit — next call in ~\d+ s"), timeout=30_000
+    )
+    eta = page.locator("#panel p.muted", has_text="left").first.inner_text()
+    shot(page, "build-waiting-for-rate-limit")
+    assert re.fullmatch(r"About \d+ (s|min) left", eta) and eta != "About 1 s left", eta
+    expect(page.locator("#percent")).to_have_text("100%", timeout=90_000)
+    expect(notice).to_have_count(0)
+
+    page.click("#panel a:has-text('Steps & timeline')")
+    expect(page.locator("svg.timeline rect.wait").first).to_be_visible()
+    expect(page.locator(".steps")).to_contain_text("waiting for the rate limit")
+    shot(page, "admin-build-waits")
