@@ -22,6 +22,8 @@ PUBLIC_SECRETS = frozenset({"dev-only-change-me", "change-me-in-production"})
 
 class InsecureSecretKey(RuntimeError):
     """SECRET_KEY is missing or public: the process must not start."""
+
+
 # JOB_RATE_LIMIT_MAX when unset, by GENERATOR: only a generator that calls a provider is limited.
 DEFAULT_RATE_LIMIT_MAX = {"openai": 10}
 
