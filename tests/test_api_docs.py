@@ -4,6 +4,7 @@ response is compared, key by key, with the real response to the same request."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -149,8 +150,38 @@ def test_every_documented_response_is_what_the_api_sends(app, client, auth, work
     assert not missing, f"documented but never answered so in the run: {missing}"
     undocumented = sorted(key for key in seen if key not in documented and key[2] < 400)
     assert not undocumented, f"answered but not documented: {undocumented}"
+    if os.environ.get("UPDATE_API_DOCS"):
+        _rewrite_examples(seen)
+        documented = documented_examples()
     for key, example in documented.items():
         assert_same_shape(example, seen[key], f"{key[0]} {key[1]} {key[2]}")
+
+
+def _reshaped(documented: Any, real: Any) -> Any:
+    """`real`'s keys (in the documented order, new ones last) with `documented`'s values where it
+    has them; lists cut to one item."""
+    if isinstance(real, dict):
+        known = documented if isinstance(documented, dict) else {}
+        order = [key for key in known if key in real] + [key for key in real if key not in known]
+        return {key: _reshaped(known.get(key), real[key]) for key in order}
+    if isinstance(real, list):
+        first = documented[0] if isinstance(documented, list) and documented else None
+        rest = documented[1:] if isinstance(documented, list) else []
+        return [_reshaped(first, real[0]), *rest] if real else []
+    return real if documented is None else documented
+
+
+def _rewrite_examples(seen: Responses) -> None:
+    """UPDATE_API_DOCS=1: bring the README's examples to the keys the API sends now."""
+
+    def rewrite(match: re.Match[str]) -> str:
+        key = (match[1], match[2], int(match[3]))
+        if key not in seen:
+            return match[0]
+        body = json.dumps(_reshaped(json.loads(match[4]), seen[key]), ensure_ascii=False)
+        return match[0][: match.start(4) - match.start(0)] + body + "\n```"
+
+    README.write_text(EXAMPLE.sub(rewrite, README.read_text()))
 
 
 def _without_names(text: str) -> str:
