@@ -38,4 +38,6 @@ def retry_dead_letter(letter_id: int):  # type: ignore[no-untyped-def]
         raise ApiError(400, "invalid_state", str(exc)) from None
     except build_control.BuildConflict as exc:
         raise ApiError(409, "build_in_progress", str(exc), {"jobId": exc.active_build_id}) from None
+    except build_control.QuotaExceeded as exc:
+        raise ApiError(429, "too_many_builds", str(exc)) from None
     return {"success": True, "stepId": letter.step_id, "jobId": letter.build_id}, 202

@@ -45,6 +45,8 @@ def start_build(path_id: str):  # type: ignore[no-untyped-def]
         build = build_control.start_build(path, g.user.id, fresh=body.fresh)
     except build_control.BuildConflict as exc:
         raise ApiError(409, "build_in_progress", str(exc), {"jobId": exc.active_build_id}) from None
+    except build_control.QuotaExceeded as exc:
+        raise ApiError(429, "too_many_builds", str(exc)) from None
     return {"jobId": build.id, "message": "Build job started"}, 202
 
 
@@ -114,6 +116,8 @@ def retry_job(job_id: str):  # type: ignore[no-untyped-def]
         raise ApiError(400, "invalid_state", str(exc)) from None
     except build_control.BuildConflict as exc:
         raise ApiError(409, "build_in_progress", str(exc), {"jobId": exc.active_build_id}) from None
+    except build_control.QuotaExceeded as exc:
+        raise ApiError(429, "too_many_builds", str(exc)) from None
     return {"jobId": retry.id}, 202
 
 

@@ -38,6 +38,10 @@ class InvalidTransition(Exception):
     """The build's status does not allow the change asked for."""
 
 
+class QuotaExceeded(Exception):
+    """The user already holds as many builds (waiting, or active) as a setting allows."""
+
+
 def active_build(path_id: str) -> BuildJob | None:
     return db.session.scalar(
         select(BuildJob).where(BuildJob.path_id == path_id, BuildJob.status.in_(ACTIVE_BUILD))
@@ -60,6 +64,7 @@ def start_build(
         path.concepts_generated_at = None  # the orchestrator regenerates, replacing the old tree
     try:
         db.session.flush()
+        _refuse_over_pending_quota(user_id)
         db.session.add(
             JobStep(
                 build_id=build.id, type=StepType.CONCEPTS, entity_name=path.name, status=WorkStatus.PENDING
@@ -73,6 +78,44 @@ def start_build(
         raise BuildConflict(existing.id if existing else "unknown") from None
     admit_waiting_builds(user_id)
     return build
+
+
+def _refuse_over_pending_quota(user_id: int) -> None:
+    """Counted after the new build is written, so that the write serializes concurrent starts
+    (SQLite's writer lock; PostgreSQL's row lock on the user) and none slips past the cap."""
+    _lock_user(user_id)
+    limit = current_app.config["MAX_PENDING_BUILDS_PER_USER"]
+    pending = db.session.scalar(
+        select(func.count(BuildJob.id)).where(
+            BuildJob.triggered_by == user_id, BuildJob.status == BuildStatus.PENDING
+        )
+    )
+    if pending > limit:
+        db.session.rollback()
+        raise QuotaExceeded(
+            f"You already have {limit} builds waiting to start (the most allowed); "
+            "start more when some of them have run."
+        )
+
+
+def _refuse_over_active_quota(user_id: int | None) -> None:
+    """Like the pending quota, for a build reopened to processing (a dead-letter retry)."""
+    if user_id is None:
+        return
+    _lock_user(user_id)
+    limit = current_app.config["MAX_ACTIVE_BUILDS_PER_USER"]
+    active = db.session.scalar(
+        select(func.count(BuildJob.id)).where(
+            BuildJob.triggered_by == user_id,
+            BuildJob.status.in_([BuildStatus.PROCESSING, BuildStatus.PAUSED]),
+        )
+    )
+    if active > limit:
+        db.session.rollback()
+        raise QuotaExceeded(
+            f"This build's owner already has {limit} builds running or paused (the most allowed); "
+            "retry the dead letter when one of them has finished."
+        )
 
 
 def _lock_user(user_id: int) -> None:
@@ -201,7 +244,8 @@ def retry_build(build: BuildJob, user_id: int) -> BuildJob:
 
 
 def retry_dead_letter(letter: DeadLetter) -> None:
-    """Run one dead step again; its build reopens if it had finished."""
+    """Run one dead step again; its build reopens if it had finished, within its owner's
+    MAX_ACTIVE_BUILDS_PER_USER (QuotaExceeded otherwise, and nothing changes)."""
     step = letter.step
     build = db.session.get(BuildJob, letter.build_id)
     if build.status == BuildStatus.CANCELLED or step.status != WorkStatus.FAILED:
@@ -219,6 +263,7 @@ def retry_dead_letter(letter: DeadLetter) -> None:
             db.session.rollback()
             existing = active_build(build.path_id)
             raise BuildConflict(existing.id if existing else "unknown") from None
+        _refuse_over_active_quota(build.triggered_by)
     requeued = db.session.execute(
         update(JobStep)
         .where(JobStep.id == step.id, JobStep.status == WorkStatus.FAILED)
