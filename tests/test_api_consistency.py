@@ -370,7 +370,7 @@ def test_each_step_names_its_own_rq_job_and_the_build_names_its_orchestrators(ap
     build_id = start_build(client, auth, create_path(client, auth))
 
     build = _get(client, f"/api/jobs/{build_id}", auth)
-    steps = _get(client, f"/api/jobs/{build_id}/steps", auth)
+    steps = _get(client, f"/api/jobs/{build_id}/steps", auth)["data"]
 
     assert [s["type"] for s in steps] == ["concepts"]
     assert steps[0]["bullJobId"] == f"step-{steps[0]['id']}" == build["bullJobId"]

@@ -12,7 +12,7 @@ from flask import current_app
 from sqlalchemy import Select, bindparam, case, func, select
 
 from app.extensions import db
-from app.models import BuildJob, BuildStatus, JobStep, StepType, WorkStatus
+from app.models import BuildJob, BuildStatus, JobStep, LearningPath, StepType, WorkStatus
 from app.models.tracking import DONE
 from app.pipelines.usage import build_usage
 
@@ -64,12 +64,23 @@ def progress_percent(build: BuildJob, unit_fraction_sum: float | None = None) ->
 
 
 def error_categories(build_id: str) -> dict[str, int]:
+    return error_categories_of([build_id]).get(build_id, {})
+
+
+def error_categories_of(build_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Per build, how many of its steps failed or were cancelled, by category (one query)."""
     rows = db.session.execute(
-        select(JobStep.error_category, func.count(JobStep.id))
-        .where(JobStep.build_id == build_id, JobStep.status.in_([WorkStatus.FAILED, WorkStatus.CANCELLED]))
-        .group_by(JobStep.error_category)
+        select(JobStep.build_id, JobStep.error_category, func.count(JobStep.id))
+        .where(
+            JobStep.build_id.in_(build_ids),
+            JobStep.status.in_([WorkStatus.FAILED, WorkStatus.CANCELLED]),
+        )
+        .group_by(JobStep.build_id, JobStep.error_category)
     ).all()
-    return {category or "error": count for category, count in rows}
+    categories: dict[str, dict[str, int]] = {}
+    for build_id, category, count in rows:
+        categories.setdefault(build_id, {})[category or "error"] = count
+    return categories
 
 
 def estimated_seconds_left(build: BuildJob) -> int | None:
@@ -96,9 +107,30 @@ def estimated_seconds_left(build: BuildJob) -> int | None:
 
 def build_summary(build: BuildJob) -> dict[str, Any]:
     """The build as the API shows it."""
-    return build.to_dict(progress_percent(build)) | {
-        "path": {"id": build.path_id, "name": build.path.name},
-        "errorCategories": error_categories(build.id),
-        "estimatedSecondsLeft": estimated_seconds_left(build),
-        "usage": build_usage(build),
-    }
+    return build_summaries([build])[0]
+
+
+def build_summaries(builds: list[BuildJob]) -> list[dict[str, Any]]:
+    """Each build as the API shows it, in three queries however many builds there are."""
+    if not builds:
+        return []
+    ids = [build.id for build in builds]
+    fractions = unit_fractions(ids)
+    categories = error_categories_of(ids)
+    names = dict(
+        db.session.execute(
+            select(LearningPath.id, LearningPath.name).where(
+                LearningPath.id.in_({build.path_id for build in builds})
+            )
+        ).all()
+    )
+    return [
+        build.to_dict(progress_percent(build, fractions.get(build.id, 0.0)))
+        | {
+            "path": {"id": build.path_id, "name": names.get(build.path_id)},
+            "errorCategories": categories.get(build.id, {}),
+            "estimatedSecondsLeft": estimated_seconds_left(build),
+            "usage": build_usage(build),
+        }
+        for build in builds
+    ]

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy import ColumnElement, exists, select, update
+from sqlalchemy import ColumnElement, exists, func, select, update
+from sqlalchemy.orm import selectinload
 
 from app.database import utcnow
 from app.extensions import db
@@ -215,8 +216,12 @@ def _fan_out_concepts(build: BuildJob, parent: JobStep) -> list[tuple[int, str]]
     """One sub-concepts step per concept; concepts decomposed before are `skipped`, and the
     knowledge-unit steps under them are created at once (skipped where done)."""
     concepts = db.session.scalars(
-        select(Concept).where(Concept.path_id == build.path_id).order_by(Concept.position)
+        select(Concept)
+        .where(Concept.path_id == build.path_id)
+        .order_by(Concept.position)
+        .options(selectinload(Concept.sub_concepts))  # not one query per concept
     ).all()
+    unit_counts = _unit_counts(build.path_id)
     status = child_status(build.id)
     rows = []
     for concept in concepts:
@@ -250,7 +255,7 @@ def _fan_out_concepts(build: BuildJob, parent: JobStep) -> list[tuple[int, str]]
         counters["completed_concepts"] += 1
         counters["total_sub_concepts"] += len(concept.sub_concepts)
         for sub in concept.sub_concepts:
-            units = len(sub.knowledge_units) if sub.units_generated_at else 0
+            units = unit_counts.get(sub.id, 0) if sub.units_generated_at else 0
             counters["completed_sub_concepts"] += bool(sub.units_generated_at)
             counters["total_knowledge_units"] += units
             counters["completed_knowledge_units"] += units
@@ -271,6 +276,18 @@ def _fan_out_concepts(build: BuildJob, parent: JobStep) -> list[tuple[int, str]]
     return queued
 
 
+def _unit_counts(path_id: str) -> dict[int, int]:
+    """Stored knowledge units per sub-concept of the path, counted in one query."""
+    rows = db.session.execute(
+        select(KnowledgeUnit.sub_concept_id, func.count(KnowledgeUnit.id))
+        .join(SubConcept, SubConcept.id == KnowledgeUnit.sub_concept_id)
+        .join(Concept, Concept.id == SubConcept.concept_id)
+        .where(Concept.path_id == path_id)
+        .group_by(KnowledgeUnit.sub_concept_id)
+    ).all()
+    return dict(rows)
+
+
 # --- decompose: one concept into sub-concepts --------------------------------------------
 
 
@@ -288,7 +305,7 @@ def _produce_sub_concepts(step: JobStep, work: claims.Claim) -> list[tuple[int, 
         concept_name=concept.name,
         concept_description=concept.description,
         position=concept.position,
-        total_concepts=len(path.concepts),
+        total_concepts=db.session.scalar(select(func.count(Concept.id)).where(Concept.path_id == path.id)),
     )
     drafts = _generate(work, step, "sub-concepts", lambda g, p: g.sub_concepts(brief, p))
     if not claims.mark_completed(work, children_total=len(drafts)):
