@@ -58,6 +58,7 @@ def start_build(
     Raises BuildConflict when the path has an active build (a partial unique index decides,
     so of twenty concurrent requests exactly one gets through).
     """
+    _lock_user(user_id)  # before the insert: its foreign-key lock on the user would deadlock
     build = BuildJob(path_id=path.id, triggered_by=user_id, retry_of=retry_of, force_fresh=fresh)
     db.session.add(build)
     if fresh:
@@ -81,9 +82,8 @@ def start_build(
 
 
 def _refuse_over_pending_quota(user_id: int) -> None:
-    """Counted after the new build is written, so that the write serializes concurrent starts
-    (SQLite's writer lock; PostgreSQL's row lock on the user) and none slips past the cap."""
-    _lock_user(user_id)
+    """Counted after the new build is written, under the user's row lock (PostgreSQL) or the
+    writer lock the insert took (SQLite), so concurrent starts serialize and none slips past."""
     limit = current_app.config["MAX_PENDING_BUILDS_PER_USER"]
     pending = db.session.scalar(
         select(func.count(BuildJob.id)).where(
@@ -102,7 +102,6 @@ def _refuse_over_active_quota(user_id: int | None) -> None:
     """Like the pending quota, for a build reopened to processing (a dead-letter retry)."""
     if user_id is None:
         return
-    _lock_user(user_id)
     limit = current_app.config["MAX_ACTIVE_BUILDS_PER_USER"]
     active = db.session.scalar(
         select(func.count(BuildJob.id)).where(
@@ -253,6 +252,8 @@ def retry_dead_letter(letter: DeadLetter) -> None:
             f"This step is {step.status} in a {build.status} build; it cannot be retried."
         )
     if build.status in FINAL_BUILD:
+        if build.triggered_by is not None:
+            _lock_user(build.triggered_by)
         try:
             db.session.execute(
                 update(BuildJob)
