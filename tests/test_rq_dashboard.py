@@ -118,6 +118,7 @@ def test_a_same_origin_post_requeues_the_failed_jobs(admin, redis_server, failed
         ("get", f"/admin/rq/0/data/jobs/{QUEUE}/queued/10/asc/0.json", 400),
         ("get", f"/admin/rq/0/data/jobs/{QUEUE}/queued/10/asc/%C2%B2.json", 400),
         ("get", f"/admin/rq/0/data/jobs/{QUEUE}/queued/10/asc/9223372036854775808.json", 400),
+        ("get", f"/admin/rq/0/data/jobs/{QUEUE}/queued/10/asc/{'9' * 5000}.json", 400),
         ("get", f"/admin/rq/0/data/jobs/{QUEUE}/queued/10/sideways/1.json", 400),
         ("get", f"/admin/rq/0/data/jobs/{QUEUE}/bogus/10/asc/1.json", 404),
         ("get", f"/admin/rq/0/view/jobs/{QUEUE}/bogus/10/asc/1", 404),

@@ -117,7 +117,8 @@ def _valid_listing(view: View) -> View:
 
 def _bounded_int(name: str, raw: int | str, high: int) -> int:
     text = str(raw)
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= high:
+    # Length first: int() refuses more than 4,300 digits with a ValueError (a 500).
+    if not (len(text) <= len(str(high)) and text.isascii() and text.isdigit()) or not 1 <= int(text) <= high:
         abort(400, f"{name}: must be a whole number from 1 to {high}.")
     return int(text)
 
