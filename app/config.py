@@ -131,6 +131,8 @@ def load_settings() -> dict[str, Any]:
         "JOB_CONCURRENCY_DECOMPOSE": _int("JOB_CONCURRENCY_DECOMPOSE", 3),
         "JOB_CONCURRENCY_GENERATE_KU": _int("JOB_CONCURRENCY_GENERATE_KU", 5),
         "MAX_ACTIVE_BUILDS_PER_USER": _int("MAX_ACTIVE_BUILDS_PER_USER", 3),
+        # Builds waiting for one of those slots; one more start is a 429.
+        "MAX_PENDING_BUILDS_PER_USER": _int("MAX_PENDING_BUILDS_PER_USER", 10),
         "WORKER_SHUTDOWN_TIMEOUT_S": _float("WORKER_SHUTDOWN_TIMEOUT_S", 25),
         "ESTIMATED_MODULE_MINUTES": _float("ESTIMATED_MODULE_MINUTES", 2),
         "GENERATOR": generator,

@@ -66,7 +66,7 @@ def test_starting_a_build_queues_its_orchestrator_and_a_second_start_is_a_409(
     assert build["status"] == "processing" and build["currentStage"] == "concepts"
     assert build["progressPercent"] == 0 and build["bullJobId"].startswith("step-")
     assert redis_server.client().llen("rq:queue:build-path") == 1
-    steps = client.get(f"/api/jobs/{build_id}/steps", headers=auth).get_json()
+    steps = client.get(f"/api/jobs/{build_id}/steps", headers=auth).get_json()["data"]
     assert [(s["type"], s["status"]) for s in steps] == [("concepts", "queued")]
 
 

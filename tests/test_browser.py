@@ -151,3 +151,25 @@ def test_an_admin_sees_the_queue_and_a_builds_timeline(app, web, workers, page, 
     expect(page.locator("svg.timeline rect").first).to_be_visible()
     assert page.locator("svg.timeline rect").count() >= 4
     shot(page, "admin-build")
+
+
+def test_lesson_plans_appear_module_by_module_without_reloading(app, web, workers, page):
+    make_user(app, "ada@example.com")
+    workers(GENERATOR_LATENCY_MS="400")
+    sign_in(page, web, "ada@example.com")
+    page.fill("#workflow-title", "Data literacy")
+    page.fill("#workflow-topic", "data")
+    page.fill("#workflow-modules", "Charts | 1\nTables | 1\nAverages | 1")
+    page.click("button:has-text('Create workflow')")
+    page.evaluate("window.__sameDocument = true")
+
+    page.click("button:has-text('Generate lesson plans')")
+    expect(page.locator("#lessons-0 .lessons li").first).to_be_visible(timeout=60_000)
+    expect(page.locator("#lessons-2 .lessons li").first).to_be_visible(timeout=60_000)
+    expect(page.locator("#progress .badge").first).to_have_text("complete", timeout=20_000)
+
+    assert page.evaluate("window.__sameDocument") is True, "the page was reloaded"
+    for position in range(3):
+        assert page.locator(f"#lessons-{position} .lessons > li").count() >= 1
+    assert page.locator("#progress .lessons").count() == 0, "the polled region holds no lesson plan"
+    shot(page, "workflow-lessons")

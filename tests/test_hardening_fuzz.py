@@ -49,14 +49,6 @@ FORM_NAMES = [
 ]
 FIELD_NAME = re.compile(r"<(?:input|textarea|select)\b[^>]*\bname=\"([^\"]+)\"")
 JSON_NAMES = ["title", "topic", "audience", "modules", "contactHours", "name", "conceptCount", "fresh"]
-# rq-dashboard's own 500s (unknown job ids, bad registry paths) are fixed by the rq-dashboard
-# work of the same issue, on another branch: until it is merged its routes are swept apart, in a
-# strict xfail. Once merged, empty this set and delete that xfail test.
-AWAITING_FIX = {"rq_dashboard"}
-# rq-dashboard's own 500s (unknown job ids, bad registry paths) are fixed by the rq-dashboard
-# work of the same issue, on another branch: until it is merged its routes are swept apart, in a
-# strict xfail. Once merged, empty this set and delete that xfail test.
-AWAITING_FIX = {"rq_dashboard"}
 # Columns a request may touch even when refused (e.g. a token's last use), left out of the check.
 VOLATILE_COLUMNS = {"last_used_at", "last_seen_at"}
 
@@ -77,13 +69,12 @@ class Target:
         self.client.post("/sign-in", data={"email": "root@example.com", "password": PASSWORD})
 
 
-def _rules(app: Flask, awaiting_fix: bool = False) -> list[tuple[Rule, str]]:
-    """Every (rule, method) of the app; those of AWAITING_FIX blueprints apart."""
+def _rules(app: Flask) -> list[tuple[Rule, str]]:
+    """Every (rule, method) of the app, the mounted rq-dashboard's included."""
     pairs = [
         (rule, method)
         for rule in app.url_map.iter_rules()
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"})
-        if (rule.endpoint.split(".")[0] in AWAITING_FIX) == awaiting_fix
     ]
     return sorted(pairs, key=lambda pair: (pair[0].rule, pair[1]))
 
@@ -213,12 +204,6 @@ def test_every_route_takes_the_known_killers_without_a_5xx_or_a_write(target: Ta
     routes = _rules(target.app)
     assert len(routes) >= 40, "the URL map lost its routes"
     problems = _sweep(target, routes)
-    assert problems == [], "\n".join(problems[:20])
-
-
-@pytest.mark.xfail(strict=True, reason="rq-dashboard's 500s are fixed on the rq-dashboard branch")
-def test_rq_dashboard_routes_take_the_known_killers_without_a_5xx(target: Target) -> None:
-    problems = _sweep(target, _rules(target.app, awaiting_fix=True))
     assert problems == [], "\n".join(problems[:20])
 
 

@@ -67,7 +67,7 @@ def test_a_build_stores_the_servers_tree_and_sums_its_tokens(app, client, auth, 
     assert calls == 1 + 2 + 4
     assert build["usage"]["promptTokens"] == calls * USAGE["prompt_tokens"]
     assert build["usage"]["completionTokens"] == calls * USAGE["completion_tokens"]
-    steps = client.get(f"/api/jobs/{build['id']}/steps", headers=auth).get_json()
+    steps = client.get(f"/api/jobs/{build['id']}/steps", headers=auth).get_json()["data"]
     assert sum(s["usage"]["promptTokens"] for s in steps) == calls * USAGE["prompt_tokens"]
     assert build["usage"]["calls"] == calls and build["usage"]["models"] == [MODEL]
 

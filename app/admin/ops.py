@@ -34,7 +34,11 @@ def retry_dead_letter(letter_id: int):  # type: ignore[no-untyped-def]
     try:
         build_control.retry_dead_letter(letter)
         flash(f"Dead letter {letter_id}: step queued again.")
-    except (build_control.InvalidTransition, build_control.BuildConflict) as exc:
+    except (
+        build_control.InvalidTransition,
+        build_control.BuildConflict,
+        build_control.QuotaExceeded,
+    ) as exc:
         flash(f"Dead letter {letter_id}: {exc}")
     return redirect(url_for("admin.dead_letters"))
 

@@ -1,30 +1,47 @@
 """rq-dashboard inside the app at /admin/rq, for admins only, on the app's own Redis.
 
-Two fixes to rq-dashboard 0.9 when embedded: its `before_request` swaps a process-wide Redis
-connection on every request (we connect once, at start, and drop that hook), and its job
-JSON decodes dependency ids that rq 2.x already returns as str (a 500 for any job with
-dependencies; the view below is the same without that bug). Its forms post without CSRF
-tokens, so instead of a token its POSTs must come from this site (Origin or Referer). Its
+Fixes to rq-dashboard 0.9 when embedded: its `before_request` swaps a process-wide Redis
+connection on every request (we connect once, at start, and drop that hook); its job JSON
+decodes dependency ids that rq 2.x already returns as str (a 500 for any job with
+dependencies; the view below is the same without that bug); an unknown job, queue or page
+size was a 500 (now 404 or 400). Its forms post without CSRF tokens, so instead of a token
+every state-changing route takes only POST, from this very origin (scheme included). Its
 pages get a link back to the app, added to its HTML as it leaves (none of its files is copied).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
 from urllib.parse import urlsplit
 
 import rq_dashboard
 from flask import Flask, Response, abort, current_app, redirect, request, url_for
 from flask_login import current_user
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
+from rq.queue import Queue
 from rq_dashboard import web as rq_web
+from werkzeug.exceptions import MethodNotAllowed
 
 from app.errors import QUEUE_DOWN, error_page
 from app.extensions import csrf
 from app.jobs.queues import connect_redis
 
 URL_PREFIX = "/admin/rq"
+# The dashboard's routes that change Redis: POST only, same origin only.
+STATE_CHANGING = frozenset(
+    f"rq_dashboard.{name}"
+    for name in ("delete_job_view", "requeue_job_view", "requeue_all", "empty_queue", "compact_queue")
+)
+REGISTRIES = ("queued", "failed", "deferred", "started", "finished", "scheduled", "canceled")
+ORDERS = ("asc", "dsc")
+MAX_PER_PAGE = 100
+MAX_PAGE = 100_000
+
+View = Callable[..., Any]
 
 
 def mount_rq_dashboard(app: Flask) -> None:
@@ -36,7 +53,13 @@ def mount_rq_dashboard(app: Flask) -> None:
     hooks = app.before_request_funcs.get("rq_dashboard", [])
     app.before_request_funcs["rq_dashboard"] = [h for h in hooks if h is not rq_web.push_rq_connection]
     app.before_request_funcs["rq_dashboard"].insert(0, _admins_only)
-    app.view_functions["rq_dashboard.job_info"] = _job_info
+    views = app.view_functions
+    views["rq_dashboard.job_info"] = _not_found_when_missing(_job_info)
+    for name in ("job_view", "requeue_job_view"):
+        views[f"rq_dashboard.{name}"] = _not_found_when_missing(views[f"rq_dashboard.{name}"])
+    views["rq_dashboard.list_jobs"] = _valid_listing(views["rq_dashboard.list_jobs"])
+    views["rq_dashboard.jobs_overview"] = _valid_listing(views["rq_dashboard.jobs_overview"])
+    views["rq_dashboard.compact_queue"] = _known_queue(views["rq_dashboard.compact_queue"])
     app.after_request_funcs.setdefault("rq_dashboard", []).extend([_link_back_to_the_app, _outage_page])
 
 
@@ -70,16 +93,75 @@ def _admins_only():  # type: ignore[no-untyped-def]
         return redirect(url_for("auth.sign_in", next=request.full_path))
     if not current_user.is_admin:
         abort(403)
-    if request.method == "POST" and not _same_origin():
-        abort(403, "Cross-site request refused.")
+    if request.endpoint in STATE_CHANGING:
+        if request.method != "POST":  # rq-dashboard's requeue_all takes GET too: a link could fire it
+            raise MethodNotAllowed(valid_methods=["POST"])
+        if not _same_origin():
+            abort(403, "Cross-site request refused.")
     return None
 
 
 def _same_origin() -> bool:
+    """The Origin (or else the Referer) names this site with this scheme: https://host is not
+    http://host. Behind a TLS proxy, gunicorn takes the scheme from X-Forwarded-Proto."""
     source = request.headers.get("Origin") or request.headers.get("Referer")
     if not source:
         return False
-    return urlsplit(source).netloc == request.host
+    parts = urlsplit(source)
+    return (parts.scheme, parts.netloc) == (request.scheme, request.host)
+
+
+def _not_found_when_missing(view: View) -> View:
+    """An unknown (or expired) job id is a 404, and an impossible operation on a job a 409."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except NoSuchJobError:
+            abort(404, f"No job {kwargs.get('job_id')!r}.")
+        except InvalidJobOperation as exc:
+            abort(409, str(exc))
+
+    return wrapped
+
+
+def _valid_listing(view: View) -> View:
+    """A job listing's registry, order, page size and page, checked before rq-dashboard divides
+    by the page size or picks a registry by name."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if kwargs["registry_name"] not in REGISTRIES:
+            abort(404, f"No registry {kwargs['registry_name']!r}: one of {', '.join(REGISTRIES)}.")
+        if kwargs["order"] not in ORDERS:
+            abort(400, "order: must be asc or dsc.")
+        kwargs["per_page"] = _bounded_int("per_page", kwargs["per_page"], MAX_PER_PAGE)
+        kwargs["page"] = _bounded_int("page", kwargs["page"], MAX_PAGE)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _bounded_int(name: str, raw: int | str, high: int) -> int:
+    text = str(raw)
+    # Length first: int() refuses more than 4,300 digits with a ValueError (a 500).
+    if not (len(text) <= len(str(high)) and text.isascii() and text.isdigit()) or not 1 <= int(text) <= high:
+        abort(400, f"{name}: must be a whole number from 1 to {high}.")
+    return int(text)
+
+
+def _known_queue(view: View) -> View:
+    """Compacting a queue Redis has never heard of is a 404, not a 'Redis unavailable'."""
+
+    @wraps(view)
+    def wrapped(queue_name: str) -> Any:
+        queue = Queue(queue_name, connection=current_app.redis_conn)
+        if not current_app.redis_conn.sismember(Queue.redis_queues_keys, queue.key):
+            abort(404, f"No queue {queue_name!r}.")
+        return view(queue_name)
+
+    return wrapped
 
 
 @rq_web.jsonify

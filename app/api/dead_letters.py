@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import g, jsonify
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from app.api import bp
 from app.api.schemas import query_int
@@ -22,7 +23,8 @@ def _visible_letters():  # type: ignore[no-untyped-def]
 def list_dead_letters():  # type: ignore[no-untyped-def]
     """List dead letters, newest first."""
     limit = query_int("limit", 100, 1, 500)
-    letters = db.session.scalars(_visible_letters().order_by(DeadLetter.id.desc()).limit(limit))
+    query = _visible_letters().options(joinedload(DeadLetter.step)).order_by(DeadLetter.id.desc())
+    letters = db.session.scalars(query.limit(limit))
     return jsonify([letter.to_dict() for letter in letters])
 
 
@@ -38,4 +40,6 @@ def retry_dead_letter(letter_id: int):  # type: ignore[no-untyped-def]
         raise ApiError(400, "invalid_state", str(exc)) from None
     except build_control.BuildConflict as exc:
         raise ApiError(409, "build_in_progress", str(exc), {"jobId": exc.active_build_id}) from None
+    except build_control.QuotaExceeded as exc:
+        raise ApiError(429, "too_many_builds", str(exc)) from None
     return {"success": True, "stepId": letter.step_id, "jobId": letter.build_id}, 202

@@ -8,13 +8,14 @@ from sqlalchemy import select
 from app.access import owned_build
 from app.api import bp
 from app.api.learning_paths import load_path
-from app.api.schemas import BuildStartIn, PieceIn, parse_optional_body, query_choice, query_int
+from app.api.schemas import BuildStartIn, PieceIn, parse_optional_body, query_choice, query_int, query_page
 from app.errors import ApiError
 from app.extensions import db
 from app.models import BuildJob, BuildStatus, Concept, JobStep, LearningPath, StepType, SubConcept, WorkStatus
 from app.pipelines import build_control
-from app.pipelines.build_status import build_summary
+from app.pipelines.build_status import build_summaries, build_summary
 from app.pipelines.build_steps import step_job_id
+from app.pipelines.listings import page_of
 from app.pipelines.path_tree import tree_is_complete
 from app.pipelines.usage import usage_by_step
 
@@ -47,6 +48,8 @@ def start_build(path_id: str):  # type: ignore[no-untyped-def]
         build = build_control.start_build(path, g.user.id, fresh=body.fresh, piece=piece)
     except build_control.BuildConflict as exc:
         raise ApiError(409, "build_in_progress", str(exc), {"jobId": exc.active_build_id}) from None
+    except build_control.QuotaExceeded as exc:
+        raise ApiError(429, "too_many_builds", str(exc)) from None
     return {"jobId": build.id, "message": "Build job started", "scope": build.scope}, 202
 
 
@@ -68,12 +71,16 @@ def get_job(job_id: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/jobs/path/<path_id>")
 def jobs_for_path(path_id: str):  # type: ignore[no-untyped-def]
-    """List the path's builds, newest first."""
+    """List one page of the path's builds, newest first."""
     path = load_path(path_id)
-    builds = db.session.scalars(
-        select(BuildJob).where(BuildJob.path_id == path.id).order_by(BuildJob.created_at.desc())
-    ).all()
-    return jsonify([build_summary(build) for build in builds])
+    page, limit = query_page()
+    query = (
+        select(BuildJob)
+        .where(BuildJob.path_id == path.id)
+        .order_by(BuildJob.created_at.desc(), BuildJob.id.desc())
+    )
+    builds = page_of(query, page, limit)
+    return {"data": build_summaries(builds.rows), "pagination": builds.pagination()}
 
 
 @bp.get("/jobs")
@@ -84,7 +91,7 @@ def list_jobs():  # type: ignore[no-untyped-def]
     query = _visible_builds().order_by(BuildJob.created_at.desc()).limit(limit)
     if status:
         query = query.where(BuildJob.status == status)
-    return jsonify([build_summary(build) for build in db.session.scalars(query)])
+    return jsonify(build_summaries(list(db.session.scalars(query))))
 
 
 def _control(job_id: str, action) -> None:  # type: ignore[no-untyped-def]
@@ -126,24 +133,28 @@ def retry_job(job_id: str):  # type: ignore[no-untyped-def]
         raise ApiError(400, "invalid_state", str(exc)) from None
     except build_control.BuildConflict as exc:
         raise ApiError(409, "build_in_progress", str(exc), {"jobId": exc.active_build_id}) from None
+    except build_control.QuotaExceeded as exc:
+        raise ApiError(429, "too_many_builds", str(exc)) from None
     return {"jobId": retry.id}, 202
 
 
 @bp.get("/jobs/<job_id>/steps")
 def job_steps(job_id: str):  # type: ignore[no-untyped-def]
-    """List a build's steps in tree order, optionally by status or type."""
+    """List one page of a build's steps in creation order, optionally by status or type
+    (the whole tree, however large, is the path's export)."""
     build = load_build(job_id)
     status = query_choice("status", [s.value for s in WorkStatus])
     kind = query_choice("type", [t.value for t in StepType])
+    page, limit = query_page()
     query = select(JobStep).where(JobStep.build_id == build.id).order_by(JobStep.id)
     if status:
         query = query.where(JobStep.status == status)
     if kind:
         query = query.where(JobStep.type == kind)
-    usage = usage_by_step(build.id)
-    return jsonify(
-        [
-            step.to_dict() | {"bullJobId": step_job_id(step.id), "usage": usage.get(step.id)}
-            for step in db.session.scalars(query)
-        ]
-    )
+    steps = page_of(query, page, limit)
+    usage = usage_by_step(build.id, [step.id for step in steps.rows])
+    data = [
+        step.to_dict() | {"bullJobId": step_job_id(step.id), "usage": usage.get(step.id)}
+        for step in steps.rows
+    ]
+    return {"data": data, "pagination": steps.pagination()}

@@ -26,6 +26,7 @@ from limits import RateLimitItemPerSecond
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 from redis import Redis
+from redis.commands.core import Script
 
 LIMIT_KEY = "generator-calls"
 TOKEN_KEY = "generator-tokens"
@@ -140,12 +141,30 @@ def charge_tokens(
 
 
 def pause_calls(config: Mapping[str, Any], seconds: float) -> None:
-    """Stop every worker's generator calls for `seconds` (never shortening a longer pause)."""
+    """Stop every worker's generator calls for `seconds` (never shortening a longer pause).
+
+    One Lua script compares and sets in Redis: a GET then a SET from Python let two workers
+    interleave, and the shorter pause could overwrite the longer one."""
     until = time.time() + seconds
-    redis = _redis(config["REDIS_URL"])
-    current = redis.get(PAUSE_KEY)
-    if current is None or float(current) < until:
-        redis.set(PAUSE_KEY, repr(until), px=max(1, int(seconds * 1000)))
+    _extend_pause_script(config["REDIS_URL"])(
+        keys=[PAUSE_KEY], args=[repr(until), max(1, int(seconds * 1000))]
+    )
+
+
+# Redis 7.0 (Debian's) has no SET ... GT, so the comparison runs server-side in Lua.
+_EXTEND_PAUSE = """
+local current = redis.call('GET', KEYS[1])
+if current and tonumber(current) >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+
+@cache
+def _extend_pause_script(redis_url: str) -> Script:
+    return _redis(redis_url).register_script(_EXTEND_PAUSE)
 
 
 def _wait_for_pause(config: Mapping[str, Any], sleep: Callable[[float], None]) -> None:

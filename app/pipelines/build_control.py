@@ -56,6 +56,10 @@ class UnknownPiece(Exception):
 SCOPE_KIND: dict[type, str] = {Concept: "concept", SubConcept: "sub-concept"}
 
 
+class QuotaExceeded(Exception):
+    """The user already holds as many builds (waiting, or active) as a setting allows."""
+
+
 def active_build(path_id: str) -> BuildJob | None:
     return db.session.scalar(
         select(BuildJob).where(BuildJob.path_id == path_id, BuildJob.status.in_(ACTIVE_BUILD))
@@ -92,6 +96,7 @@ def _create_build(
 ) -> BuildJob:
     """Insert the build and plan its steps in one transaction (rolled back, resets included,
     on a conflict), then admit waiting builds."""
+    _lock_user(user_id)  # before the insert: its foreign-key lock on the user would deadlock
     build = BuildJob(
         path_id=path.id,
         triggered_by=user_id,
@@ -103,6 +108,7 @@ def _create_build(
     db.session.add(build)
     try:
         db.session.flush()
+        _refuse_over_pending_quota(user_id)
         plan_build(build, piece)
         add_event(build.id, "progress", stage="concepts", status="queued")
         db.session.commit()
@@ -125,6 +131,42 @@ def find_piece(path: LearningPath, kind: str, entity_id: int) -> Concept | SubCo
     if piece is None:
         raise UnknownPiece(f"This learning path has no {kind} {entity_id}.")
     return piece
+
+
+def _refuse_over_pending_quota(user_id: int) -> None:
+    """Counted after the new build is written, under the user's row lock (PostgreSQL) or the
+    writer lock the insert took (SQLite), so concurrent starts serialize and none slips past."""
+    limit = current_app.config["MAX_PENDING_BUILDS_PER_USER"]
+    pending = db.session.scalar(
+        select(func.count(BuildJob.id)).where(
+            BuildJob.triggered_by == user_id, BuildJob.status == BuildStatus.PENDING
+        )
+    )
+    if pending > limit:
+        db.session.rollback()
+        raise QuotaExceeded(
+            f"You already have {limit} builds waiting to start (the most allowed); "
+            "start more when some of them have run."
+        )
+
+
+def _refuse_over_active_quota(user_id: int | None) -> None:
+    """Like the pending quota, for a build reopened to processing (a dead-letter retry)."""
+    if user_id is None:
+        return
+    limit = current_app.config["MAX_ACTIVE_BUILDS_PER_USER"]
+    active = db.session.scalar(
+        select(func.count(BuildJob.id)).where(
+            BuildJob.triggered_by == user_id,
+            BuildJob.status.in_([BuildStatus.PROCESSING, BuildStatus.PAUSED]),
+        )
+    )
+    if active > limit:
+        db.session.rollback()
+        raise QuotaExceeded(
+            f"This build's owner already has {limit} builds running or paused (the most allowed); "
+            "retry the dead letter when one of them has finished."
+        )
 
 
 def _lock_user(user_id: int) -> None:
@@ -264,7 +306,8 @@ def retry_build(build: BuildJob, user_id: int) -> BuildJob:
 
 
 def retry_dead_letter(letter: DeadLetter) -> None:
-    """Run one dead step again; its build reopens if it had finished."""
+    """Run one dead step again; its build reopens if it had finished, within its owner's
+    MAX_ACTIVE_BUILDS_PER_USER (QuotaExceeded otherwise, and nothing changes)."""
     step = letter.step
     build = db.session.get(BuildJob, letter.build_id)
     if build.status == BuildStatus.CANCELLED or step.status != WorkStatus.FAILED:
@@ -272,6 +315,8 @@ def retry_dead_letter(letter: DeadLetter) -> None:
             f"This step is {step.status} in a {build.status} build; it cannot be retried."
         )
     if build.status in FINAL_BUILD:
+        if build.triggered_by is not None:
+            _lock_user(build.triggered_by)
         try:
             db.session.execute(
                 update(BuildJob)
@@ -282,6 +327,7 @@ def retry_dead_letter(letter: DeadLetter) -> None:
             db.session.rollback()
             existing = active_build(build.path_id)
             raise BuildConflict(existing.id if existing else "unknown") from None
+        _refuse_over_active_quota(build.triggered_by)
     requeued = db.session.execute(
         update(JobStep)
         .where(JobStep.id == step.id, JobStep.status == WorkStatus.FAILED)

@@ -16,7 +16,7 @@ from sqlalchemy import Select, bindparam, case, func, select
 from app.database import isoformat, utcnow
 from app.extensions import db
 from app.jobs.limiter import rate_limit_per_s
-from app.models import BuildJob, BuildStatus, JobStep, StepType, WorkStatus
+from app.models import BuildJob, BuildStatus, JobStep, LearningPath, StepType, WorkStatus
 from app.models.builds import FINAL_BUILD
 from app.models.tracking import DONE
 from app.pipelines.usage import build_usage
@@ -69,12 +69,23 @@ def progress_percent(build: BuildJob, unit_fraction_sum: float | None = None) ->
 
 
 def error_categories(build_id: str) -> dict[str, int]:
+    return error_categories_of([build_id]).get(build_id, {})
+
+
+def error_categories_of(build_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Per build, how many of its steps failed or were cancelled, by category (one query)."""
     rows = db.session.execute(
-        select(JobStep.error_category, func.count(JobStep.id))
-        .where(JobStep.build_id == build_id, JobStep.status.in_([WorkStatus.FAILED, WorkStatus.CANCELLED]))
-        .group_by(JobStep.error_category)
+        select(JobStep.build_id, JobStep.error_category, func.count(JobStep.id))
+        .where(
+            JobStep.build_id.in_(build_ids),
+            JobStep.status.in_([WorkStatus.FAILED, WorkStatus.CANCELLED]),
+        )
+        .group_by(JobStep.build_id, JobStep.error_category)
     ).all()
-    return {category or "error": count for category, count in rows}
+    categories: dict[str, dict[str, int]] = {}
+    for build_id, category, count in rows:
+        categories.setdefault(build_id, {})[category or "error"] = count
+    return categories
 
 
 @dataclass(frozen=True)
@@ -91,19 +102,29 @@ class RateLimitWait:
         return max(1, math.ceil((self.next_slot_at - utcnow()).total_seconds()))
 
 
+NO_WAIT = RateLimitWait(0, None)
+
+
 def rate_limit_wait(build: BuildJob) -> RateLimitWait:
-    """One query over the build's running steps (at most as many as there are workers); none
-    for a final build, which runs nothing (lists of builds stay cheap)."""
-    if build.status in FINAL_BUILD:
-        return RateLimitWait(0, None)
-    steps, next_slot_at = db.session.execute(
-        select(func.count(JobStep.id), func.min(JobStep.rate_limit_next_slot_at)).where(
-            JobStep.build_id == build.id,
+    return rate_limit_waits([build]).get(build.id, NO_WAIT)
+
+
+def rate_limit_waits(builds: list[BuildJob]) -> dict[str, RateLimitWait]:
+    """Per build, its running steps that wait for a slot: one query over the running steps of
+    the builds still going (at most as many as there are workers); none when all are final."""
+    live = [build.id for build in builds if build.status not in FINAL_BUILD]
+    if not live:
+        return {}
+    rows = db.session.execute(
+        select(JobStep.build_id, func.count(JobStep.id), func.min(JobStep.rate_limit_next_slot_at))
+        .where(
+            JobStep.build_id.in_(live),
             JobStep.status == WorkStatus.RUNNING,
             JobStep.rate_limit_next_slot_at.is_not(None),
         )
-    ).one()
-    return RateLimitWait(int(steps), next_slot_at)
+        .group_by(JobStep.build_id)
+    ).all()
+    return {build_id: RateLimitWait(int(steps), next_slot_at) for build_id, steps, next_slot_at in rows}
 
 
 def _calls_owed(build: BuildJob) -> int:
@@ -151,16 +172,35 @@ def estimated_seconds_left(build: BuildJob) -> int | None:
 
 def build_summary(build: BuildJob) -> dict[str, Any]:
     """The build as the API shows it."""
-    return (
-        build.to_dict(progress_percent(build))
+    return build_summaries([build])[0]
+
+
+def build_summaries(builds: list[BuildJob]) -> list[dict[str, Any]]:
+    """Each build as the API shows it, in four queries however many builds there are."""
+    if not builds:
+        return []
+    ids = [build.id for build in builds]
+    fractions = unit_fractions(ids)
+    categories = error_categories_of(ids)
+    waits = rate_limit_waits(builds)
+    names = dict(
+        db.session.execute(
+            select(LearningPath.id, LearningPath.name).where(
+                LearningPath.id.in_({build.path_id for build in builds})
+            )
+        ).all()
+    )
+    return [
+        build.to_dict(progress_percent(build, fractions.get(build.id, 0.0)))
         | {
-            "path": {"id": build.path_id, "name": build.path.name},
-            "errorCategories": error_categories(build.id),
+            "path": {"id": build.path_id, "name": names.get(build.path_id)},
+            "errorCategories": categories.get(build.id, {}),
             "estimatedSecondsLeft": estimated_seconds_left(build),
             "usage": build_usage(build),
         }
-        | rate_limit_fields(rate_limit_wait(build))
-    )
+        | rate_limit_fields(waits.get(build.id, NO_WAIT))
+        for build in builds
+    ]
 
 
 def rate_limit_fields(wait: RateLimitWait) -> dict[str, Any]:

@@ -359,7 +359,7 @@ def _produce_sub_concepts(step: JobStep, work: claims.Claim) -> list[tuple[int, 
         concept_name=concept.name,
         concept_description=concept.description,
         position=concept.position,
-        total_concepts=len(path.concepts),
+        total_concepts=db.session.scalar(select(func.count(Concept.id)).where(Concept.path_id == path.id)),
     )
     drafts = _generate(work, step, "sub-concepts", lambda g, p: g.sub_concepts(brief, p))
     if not claims.mark_completed(work, children_total=len(drafts)):

@@ -64,6 +64,12 @@ class PathRow:
         return self.latest_build.status if self.latest_build else NEVER_BUILT
 
 
+def page_of(query: Select[Any], page: int, limit: int) -> Page[Any]:
+    """One page of a single-entity query's rows, with the total (two queries)."""
+    total, rows = _count_and_slice(query, page, limit)
+    return Page([row[0] for row in rows], page, limit, total)
+
+
 def _count_and_slice(query: Select[Any], page: int, limit: int) -> tuple[int, list[Any]]:
     total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     rows = db.session.execute(query.limit(limit).offset((page - 1) * limit)).all()

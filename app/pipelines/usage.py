@@ -58,8 +58,9 @@ def estimated_cost(prompt_tokens: int, completion_tokens: int) -> float | None:
     return round(prompt_tokens / 1000 * prompt_price + completion_tokens / 1000 * completion_price, 6)
 
 
-def usage_by_step(build_id: str) -> dict[int, dict[str, Any]]:
-    rows = db.session.execute(
+def usage_by_step(build_id: str, step_ids: list[int] | None = None) -> dict[int, dict[str, Any]]:
+    """Tokens and model per step of the build (only `step_ids`, when given: one page of steps)."""
+    query = (
         select(
             GeneratorCall.step_id,
             func.sum(GeneratorCall.prompt_tokens),
@@ -68,7 +69,10 @@ def usage_by_step(build_id: str) -> dict[int, dict[str, Any]]:
         )
         .where(GeneratorCall.build_id == build_id)
         .group_by(GeneratorCall.step_id)
-    ).all()
+    )
+    if step_ids is not None:
+        query = query.where(GeneratorCall.step_id.in_(step_ids))
+    rows = db.session.execute(query).all()
     return {
         step_id: {"promptTokens": int(p or 0), "completionTokens": int(c or 0), "model": model}
         for step_id, p, c, model in rows

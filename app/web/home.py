@@ -2,42 +2,61 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import redirect, render_template, url_for
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import Row, ScalarSelect, Select, func, select
 
 from app.extensions import db
 from app.forms import PathForm, WorkflowForm
 from app.models import BuildJob, LearningPath, LessonPlanRun, Module, Workflow
 from app.web import bp
 
+HOME_ROWS = 50  # the newest workflows and paths listed; the API's lists page through them all
 
-def _mine(model):  # type: ignore[no-untyped-def]
-    query = select(model).order_by(model.created_at.desc()).limit(50)
+
+def _mine(query: Select[Any], model: type[Workflow] | type[LearningPath]) -> Select[Any]:
+    query = query.order_by(model.created_at.desc(), model.id.desc()).limit(HOME_ROWS)
     return query if current_user.is_admin else query.where(model.owner_id == current_user.id)
 
 
-def _latest_by(model, key, ids: list[str]) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    """The newest row of `model` for each id, in one query."""
-    if not ids:
-        return {}
-    rows = db.session.scalars(select(model).where(key.in_(ids)).order_by(model.created_at)).all()
-    return {getattr(row, key.key): row for row in rows}
+def _newest(column: Any, key: Any, owner: Any) -> ScalarSelect[Any]:
+    """`column` of the newest row whose `key` is the outer row's id: one subquery, not one query
+    per row, and not every run or build of every listed item."""
+    model = column.class_
+    return (
+        select(column)
+        .where(key == owner.id)
+        .order_by(model.created_at.desc(), model.id.desc())
+        .limit(1)
+        .correlate(owner)
+        .scalar_subquery()
+    )
+
+
+def _workflow_rows() -> list[Row[Any]]:
+    """(workflow, module count, latest run status or None) for the newest workflows."""
+    modules = (
+        select(func.count(Module.id)).where(Module.workflow_id == Workflow.id).correlate(Workflow)
+    ).scalar_subquery()
+    run_status = _newest(LessonPlanRun.status, LessonPlanRun.workflow_id, Workflow)
+    return list(db.session.execute(_mine(select(Workflow, modules, run_status), Workflow)).all())
+
+
+def _path_rows() -> list[Row[Any]]:
+    """(path, latest build status or None) for the newest paths."""
+    build_status = _newest(BuildJob.status, BuildJob.path_id, LearningPath)
+    return list(db.session.execute(_mine(select(LearningPath, build_status), LearningPath)).all())
 
 
 def render_home(
     workflow_form: WorkflowForm | None = None, path_form: PathForm | None = None, status: int = 200
 ) -> tuple[str, int]:
-    workflows = db.session.scalars(_mine(Workflow)).all()
-    paths = db.session.scalars(_mine(LearningPath)).all()
-    runs = _latest_by(LessonPlanRun, LessonPlanRun.workflow_id, [w.id for w in workflows])
-    builds = _latest_by(BuildJob, BuildJob.path_id, [p.id for p in paths])
     body = render_template(
         "web/home.html",
-        workflows=workflows,
-        paths=paths,
-        runs=runs,
-        builds=builds,
+        workflows=_workflow_rows(),
+        paths=_path_rows(),
         workflow_form=workflow_form or WorkflowForm(prefix="workflow"),
         path_form=path_form or PathForm(prefix="path"),
     )

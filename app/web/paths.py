@@ -110,6 +110,8 @@ def build(path_id: str):  # type: ignore[no-untyped-def]
         build_control.start_build(path, current_user.id)
     except build_control.BuildConflict:
         return _render(path, "A build of this path is already running.", 409)
+    except build_control.QuotaExceeded as exc:
+        return _render(path, str(exc), 429)
     except RedisError:
         return _render(path, "The job queue is unavailable; the build will start when it is back.", 503)
     return _after_action(path)
@@ -130,6 +132,8 @@ def control(build_id: str, action: str):  # type: ignore[no-untyped-def]
         return _render(build.path, str(exc), 400)
     except build_control.BuildConflict:
         return _render(build.path, "A build of this path is already running.", 409)
+    except build_control.QuotaExceeded as exc:
+        return _render(build.path, str(exc), 429)
     return _after_action(build.path)
 
 

@@ -7,10 +7,13 @@ from typing import Any
 from flask import redirect, render_template, request, url_for
 from flask_login import current_user
 from redis.exceptions import RedisError
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import NotFound
 
 from app.access import owned_workflow
-from app.models import Module, Workflow
+from app.extensions import db
+from app.models import Module, Workflow, WorkStatus
 from app.pipelines import lesson_plans
 from app.pipelines.lesson_plans_status import estimated_minutes, generation_status, seconds_to_next_slot
 from app.web import bp, page_or_fragment
@@ -32,13 +35,46 @@ def _progress(workflow: Workflow) -> dict[str, Any]:
     }
 
 
+MAX_SHOWN_CHARS = 2000  # far more than 50 modules' positions; longer is not from our page
+
+
+def _shown_positions() -> set[int] | None:
+    """The modules whose lesson plans the polling page already shows (None: it did not say)."""
+    raw = request.args.get("shown")
+    if raw is None or len(raw) > MAX_SHOWN_CHARS:
+        return None
+    return {int(part) for part in raw.split(",") if part.isascii() and part.isdigit()}
+
+
+def _changed_lessons(workflow: Workflow, shown: set[int] | None) -> list[Module]:
+    """Modules completed since the page last showed them (their plans loaded in one query), and
+    modules it shows that are no longer completed (a regeneration: their place is emptied)."""
+    if shown is None:
+        return []
+    completed = {m.position for m in workflow.modules if m.status == WorkStatus.COMPLETED}
+    changed = [m for m in workflow.modules if (m.position in completed) != (m.position in shown)]
+    new_ids = [m.id for m in changed if m.position in completed]
+    if new_ids:
+        db.session.scalars(
+            select(Module)
+            .where(Module.id.in_(new_ids))
+            .options(selectinload(Module.lesson_plans))
+            .execution_options(populate_existing=True)
+        ).all()
+    return changed
+
+
 def _render(workflow_id: str, notice: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
-    workflow = owned_workflow(workflow_id, current_user, with_lessons=True)
+    """The page with every lesson plan, or (HTMX) the progress region and only the plans that
+    changed since the last poll: a poll's cost does not grow with the plans already shown."""
+    workflow = owned_workflow(workflow_id, current_user, with_lessons=not request.htmx)
     body = page_or_fragment(
         "web/workflow.html",
         "web/_workflow_progress.html",
         workflow=workflow,
         notice=notice,
+        shown=[m.position for m in workflow.modules if m.status == WorkStatus.COMPLETED],
+        changed_lessons=_changed_lessons(workflow, _shown_positions() if request.htmx else None),
         **_progress(workflow),
     )
     return body, status

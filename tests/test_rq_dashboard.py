@@ -1,0 +1,151 @@
+"""rq-dashboard mounted at /admin/rq: state changes only by same-origin POST, and unknown ids,
+queues and page sizes answered with a 4xx instead of a 500."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from redis import Redis
+from rq import Queue, SimpleWorker
+from rq.registry import FailedJobRegistry
+
+from app.admin.rq import STATE_CHANGING
+from tests.web_helpers import sign_in
+
+QUEUE = "lesson-plans"
+SAME_ORIGIN = {"Origin": "http://localhost"}
+
+
+@pytest.fixture
+def admin(app: Flask, client: FlaskClient) -> FlaskClient:
+    sign_in(app, client, "root@example.com", admin=True)
+    return client
+
+
+@pytest.fixture
+def failed_jobs(redis_server: Any) -> list[str]:
+    """Three jobs in the failed registry and one waiting in the queue, failed by a real worker."""
+    connection = redis_server.client()
+    queue = Queue(QUEUE, connection=connection)
+    failing = [queue.enqueue("builtins.int", "not a number") for _ in range(3)]
+    SimpleWorker([queue], connection=connection).work(burst=True)
+    queue.enqueue("builtins.print", "waiting")
+    assert sorted(FailedJobRegistry(QUEUE, connection=connection).get_job_ids()) == sorted(
+        job.id for job in failing
+    )
+    return [job.id for job in failing]
+
+
+def _state_changing_urls(job_id: str) -> list[str]:
+    return [
+        f"/admin/rq/job/{job_id}/delete",
+        f"/admin/rq/job/{job_id}/requeue",
+        f"/admin/rq/requeue/{QUEUE}",
+        f"/admin/rq/queue/{QUEUE}/failed/empty",
+        f"/admin/rq/queue/{QUEUE}/queued/empty",
+        f"/admin/rq/queue/{QUEUE}/compact",
+    ]
+
+
+def _snapshot(connection: Redis) -> dict[bytes, bytes | None]:
+    return {key: connection.dump(key) for key in connection.scan_iter("rq:*")}
+
+
+def test_every_post_route_of_the_dashboard_is_guarded_as_state_changing(app):
+    posting = {
+        rule.endpoint
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("rq_dashboard.") and "POST" in rule.methods
+    }
+    assert posting == STATE_CHANGING
+
+
+def test_a_get_to_any_state_changing_route_is_405_and_changes_nothing(admin, redis_server, failed_jobs):
+    connection = redis_server.client()
+    before = _snapshot(connection)
+
+    for url in _state_changing_urls(failed_jobs[0]):
+        response = admin.get(url, headers=SAME_ORIGIN)
+        assert response.status_code == 405, url
+        assert response.headers["Allow"].startswith("POST") or "POST" in response.headers["Allow"], url
+
+    assert _snapshot(connection) == before
+    assert len(FailedJobRegistry(QUEUE, connection=connection)) == 3
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "https://localhost"},  # the right host with the wrong scheme
+        {"Referer": "https://localhost/admin/rq/"},
+        {"Referer": "http://evil.example/admin/rq/"},
+        {"Origin": "null"},
+        {},
+    ],
+)
+def test_a_post_not_from_this_origin_is_403_and_changes_nothing(admin, redis_server, failed_jobs, headers):
+    connection = redis_server.client()
+    before = _snapshot(connection)
+
+    for url in _state_changing_urls(failed_jobs[0]):
+        assert admin.post(url, headers=headers).status_code == 403, url
+
+    assert _snapshot(connection) == before
+
+
+def test_a_same_origin_post_requeues_the_failed_jobs(admin, redis_server, failed_jobs):
+    connection = redis_server.client()
+
+    response = admin.post(f"/admin/rq/requeue/{QUEUE}", headers={"Referer": "http://localhost/admin/rq/"})
+
+    assert response.status_code == 200 and response.get_json() == {"status": "OK", "count": 3}
+    assert len(FailedJobRegistry(QUEUE, connection=connection)) == 0
+    assert set(failed_jobs) <= set(Queue(QUEUE, connection=connection).job_ids)
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "status"),
+    [
+        ("post", "/admin/rq/job/nonexistent-job/requeue", 404),
+        ("get", "/admin/rq/0/data/job/nonexistent-job.json", 404),
+        ("get", "/admin/rq/0/view/job/nonexistent-job", 404),
+        ("get", f"/admin/rq/0/data/jobs/{QUEUE}/queued/0/asc/1.json", 400),
+        ("get", f"/admin/rq/0/data/jobs/{QUEUE}/queued/ten/asc/1.json", 400),
+        ("get", f"/admin/rq/0/data/jobs/{QUEUE}/queued/10/asc/0.json", 400),
+        ("get", f"/admin/rq/0/data/jobs/{QUEUE}/queued/10/asc/%C2%B2.json", 400),
+        ("get", f"/admin/rq/0/data/jobs/{QUEUE}/queued/10/asc/9223372036854775808.json", 400),
+        ("get", f"/admin/rq/0/data/jobs/{QUEUE}/queued/10/asc/{'9' * 5000}.json", 400),
+        ("get", f"/admin/rq/0/data/jobs/{QUEUE}/queued/10/sideways/1.json", 400),
+        ("get", f"/admin/rq/0/data/jobs/{QUEUE}/bogus/10/asc/1.json", 404),
+        ("get", f"/admin/rq/0/view/jobs/{QUEUE}/bogus/10/asc/1", 404),
+        ("get", f"/admin/rq/0/view/jobs/{QUEUE}/queued/0/asc/1", 400),
+        ("post", "/admin/rq/queue/no-such-queue/compact", 404),
+    ],
+)
+def test_unknown_ids_queues_and_pages_are_4xx_not_500(admin, redis_server, method, url, status):
+    Queue(QUEUE, connection=redis_server.client()).enqueue("builtins.print", "known queue")
+
+    response = getattr(admin, method)(url, headers=SAME_ORIGIN)
+
+    assert response.status_code == status, (url, response.get_data(as_text=True)[:300])
+
+
+def test_a_requeue_of_a_job_that_has_not_failed_is_409(admin, redis_server):
+    job = Queue(QUEUE, connection=redis_server.client()).enqueue("builtins.print", "waiting")
+
+    response = admin.post(f"/admin/rq/job/{job.id}/requeue", headers=SAME_ORIGIN)
+
+    assert response.status_code == 409
+
+
+def test_listing_and_compacting_a_known_queue_still_work(admin, redis_server, failed_jobs):
+    listing = admin.get(f"/admin/rq/0/data/jobs/{QUEUE}/failed/2/asc/1.json")
+    compact = admin.post(f"/admin/rq/queue/{QUEUE}/compact", headers=SAME_ORIGIN)
+
+    assert listing.status_code == 200 and len(listing.get_json()["jobs"]) == 2
+    assert listing.get_json()["pagination"]["num_pages"] == 2
+    assert compact.status_code == 200 and compact.get_json() == {"status": "OK"}
