@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from app.emails import InvalidEmail, normalize_email
 from app.extensions import db
+from app.inputs import bounded_int
 from app.models import User
 
 users_cli = AppGroup("users", help="Manage users and their API tokens.")
@@ -154,9 +155,10 @@ DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 def parse_age(text: str) -> timedelta:
     """'30d', '12h', '90m' or '3600s' as a timedelta."""
     number, unit = text[:-1], text[-1:].lower()
-    if unit not in DURATION_UNITS or not number.isdigit() or int(number) <= 0:
+    count = bounded_int(number, low=1, high=10**9)
+    if unit not in DURATION_UNITS or count is None:
         raise click.BadParameter(f"{text!r}: give a positive whole number with s, m, h or d (e.g. 30d)")
-    return timedelta(seconds=int(number) * DURATION_UNITS[unit])
+    return timedelta(seconds=count * DURATION_UNITS[unit])
 
 
 @jobs_cli.command("prune")

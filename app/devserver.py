@@ -31,6 +31,7 @@ from sqlalchemy import func, make_url, select
 from app import create_app
 from app.config import INSTANCE_DIR, PROJECT_ROOT
 from app.extensions import db
+from app.inputs import bounded_int
 from app.models import User
 
 CREDENTIALS_FILE = INSTANCE_DIR / "first-admin.txt"
@@ -76,9 +77,9 @@ def free_port() -> int:
 def requested_port(env: Mapping[str, str]) -> int:
     """PORT (or 8000) if it is a port nobody listens on; otherwise stop with a sentence."""
     text = env.get("PORT") or str(DEFAULT_PORT)
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    port = bounded_int(text, low=1, high=65535)
+    if port is None:
         sys.exit(f"PORT={text!r} is not a port number (1 to 65535).")
-    port = int(text)
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
         try:

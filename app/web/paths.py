@@ -13,6 +13,7 @@ from werkzeug.exceptions import NotFound
 
 from app.access import owned_build, owned_path
 from app.extensions import db
+from app.inputs import bounded_int
 from app.models import BuildJob, Concept, JobStep, LearningPath, StepType, SubConcept, WorkStatus
 from app.models.builds import FINAL_BUILD
 from app.pipelines import build_control
@@ -143,10 +144,11 @@ def _requested_piece(path: LearningPath, values: Mapping[str, str]) -> Concept |
     for kind, field in (("concept", "concept"), ("sub-concept", "sub_concept")):
         raw = values.get(field)
         if raw is not None:
-            if not raw.isdigit():
+            entity_id = bounded_int(raw)
+            if entity_id is None:
                 raise NotFound(f"No {kind} {raw!r} in this path.")
             try:
-                return build_control.find_piece(path, kind, int(raw))
+                return build_control.find_piece(path, kind, entity_id)
             except build_control.UnknownPiece as exc:
                 raise NotFound(str(exc)) from None
     return None
@@ -170,6 +172,8 @@ def regenerate(path_id: str):  # type: ignore[no-untyped-def]
         build_control.start_build(path, current_user.id, fresh=True, piece=piece)
     except build_control.BuildConflict:
         return _render(path, "A build of this path is already running; regenerate once it has ended.", 409)
+    except build_control.QuotaExceeded as exc:
+        return _render(path, str(exc), 429)
     except RedisError:
         return _render(path, "The job queue is unavailable; the build will start when it is back.", 503)
     return redirect(url_for("web.path", path_id=path.id))

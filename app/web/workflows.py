@@ -13,6 +13,7 @@ from werkzeug.exceptions import NotFound
 
 from app.access import owned_workflow
 from app.extensions import db
+from app.inputs import bounded_int
 from app.models import Module, Workflow, WorkStatus
 from app.pipelines import lesson_plans
 from app.pipelines.lesson_plans_status import estimated_minutes, generation_status, seconds_to_next_slot
@@ -90,9 +91,10 @@ def _requested_module(workflow: Workflow, raw: str | None) -> Module | None:
     """The module at position `raw` (a 404 if there is none); None: every module."""
     if raw is None:
         return None
-    if not raw.isdigit() or int(raw) >= len(workflow.modules):
+    index = bounded_int(raw, high=len(workflow.modules) - 1)
+    if index is None:
         raise NotFound(f"No module {raw!r} in this workflow.")
-    return workflow.modules[int(raw)]
+    return workflow.modules[index]
 
 
 @bp.get("/workflows/<workflow_id>/regenerate")
