@@ -37,10 +37,17 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.05, message: 
 class RedisServer:
     """A redis-server with AOF on, in its own directory, that can be stopped and started again."""
 
-    def __init__(self, workdir: Path, password: str | None = None, tls: bool = False) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        password: str | None = None,
+        tls: bool = False,
+        extra_args: list[str] | None = None,
+    ) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.password, self.tls = password, tls
+        self.extra_args = extra_args or []
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -90,6 +97,7 @@ class RedisServer:
                 "--daemonize",
                 "no",
                 *self._security_args(),
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -112,6 +120,109 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url)
+
+
+SENTINEL_MASTER = "cb-master"
+DOWN_AFTER_MS = 1000
+FAILOVER_TIMEOUT_MS = 5000
+
+
+class SentinelCluster:
+    """A master, one replica and three Sentinels (quorum 2) on free ports: Redis as a
+    production deployment with high availability runs it, small timeouts so a failover
+    takes seconds."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.master = RedisServer(workdir / "master")
+        self.replica = RedisServer(
+            workdir / "replica", extra_args=["--replicaof", "127.0.0.1", str(self.master.port)]
+        )
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.sentinels: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The settings every process needs to find the master through the Sentinels."""
+        return {
+            "REDIS_SENTINELS": ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports),
+            "REDIS_SENTINEL_MASTER": SENTINEL_MASTER,
+            "REDIS_URL": "redis://unused-with-sentinels:6379/0",
+        }
+
+    def start(self) -> None:
+        self.master.start()
+        self.replica.start()
+        wait_until(self._replica_in_sync, timeout=30, message="the replica to sync")
+        for port in self.sentinel_ports:
+            self.sentinels.append(self._start_sentinel(port))
+        wait_until(self._sentinels_see_everyone, timeout=30, message="the Sentinels to find each other")
+
+    def _start_sentinel(self, port: int) -> subprocess.Popen[bytes]:
+        directory = self.workdir / f"sentinel-{port}"
+        directory.mkdir(parents=True, exist_ok=True)
+        config = directory / "sentinel.conf"
+        config.write_text(
+            f"port {port}\nbind 127.0.0.1\ndir {directory}\n"
+            f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {self.master.port} 2\n"
+            f"sentinel down-after-milliseconds {SENTINEL_MASTER} {DOWN_AFTER_MS}\n"
+            f"sentinel failover-timeout {SENTINEL_MASTER} {FAILOVER_TIMEOUT_MS}\n"
+            f"sentinel parallel-syncs {SENTINEL_MASTER} 1\n"
+        )
+        process = subprocess.Popen(
+            [redis_server_binary(), str(config), "--sentinel"],
+            stdout=open(directory / "sentinel.log", "ab"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+        )
+        return process
+
+    def sentinel_client(self, index: int = 0) -> redis.Redis:
+        return redis.Redis(port=self.sentinel_ports[index], socket_connect_timeout=0.5, decode_responses=True)
+
+    def _replica_in_sync(self) -> bool:
+        info = self.replica.client().info("replication")
+        return info.get("master_link_status") == "up"
+
+    def _sentinels_see_everyone(self) -> bool:
+        try:
+            return all(
+                len(client.sentinel_slaves(SENTINEL_MASTER)) == 1
+                and len(client.sentinel_sentinels(SENTINEL_MASTER)) == 2
+                for client in map(self.sentinel_client, range(3))
+            )
+        except redis.RedisError:
+            return False
+
+    def master_port(self) -> int | None:
+        """The master's port as the Sentinels now name it."""
+        try:
+            address = self.sentinel_client().sentinel_get_master_addr_by_name(SENTINEL_MASTER)
+        except redis.RedisError:
+            return None
+        return int(address[1]) if address else None
+
+    def wait_for_promotion(self, old_port: int, timeout: float = 60) -> RedisServer:
+        """Block until the Sentinels name a new master and it answers as one; return it."""
+
+        def promoted() -> RedisServer | None:
+            if self.master_port() in (None, old_port):
+                return None
+            server = self.master if self.master.port == self.master_port() else self.replica
+            try:
+                return server if server.client().info("replication")["role"] == "master" else None
+            except redis.RedisError:
+                return None
+
+        return wait_until(promoted, timeout=timeout, interval=0.05, message="a replica to be promoted")
+
+    def stop(self) -> None:
+        for process in self.sentinels:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=15)
+        self.sentinels.clear()
+        for server in (self.master, self.replica):
+            server.stop()
 
 
 def make_certificates(directory: Path) -> None:

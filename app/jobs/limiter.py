@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from functools import cache
 from typing import Any
 
 from limits import RateLimitItemPerSecond
@@ -21,20 +20,34 @@ from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 from redis import Redis
 
+from app.jobs.queues import connect_redis, redis_settings_key
+
 LIMIT_KEY = "generator-calls"
 TOKEN_KEY = "generator-tokens"
 PAUSE_KEY = "curriculum-builder:generator-paused-until"
 MIN_WAIT_S = 0.05
 
 
-@cache
-def _limiter(redis_url: str) -> MovingWindowRateLimiter:
-    return MovingWindowRateLimiter(RedisStorage(redis_url, socket_connect_timeout=2, socket_timeout=10))
+_clients: dict[tuple[str, ...], tuple[Redis, MovingWindowRateLimiter]] = {}
 
 
-@cache
-def _redis(redis_url: str) -> Redis:
-    return Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=10)
+def _connect(config: Mapping[str, Any]) -> tuple[Redis, MovingWindowRateLimiter]:
+    """One client per Redis setting, and the limiter's storage on its pool (so it follows a
+    Sentinel failover with it)."""
+    key = redis_settings_key(config)
+    if key not in _clients:
+        redis = connect_redis(config)
+        storage = RedisStorage(config["REDIS_URL"], connection_pool=redis.connection_pool)
+        _clients[key] = (redis, MovingWindowRateLimiter(storage))
+    return _clients[key]
+
+
+def _limiter(config: Mapping[str, Any]) -> MovingWindowRateLimiter:
+    return _connect(config)[1]
+
+
+def _redis(config: Mapping[str, Any]) -> Redis:
+    return _connect(config)[0]
 
 
 def _window_s(config: Mapping[str, Any]) -> int:
@@ -55,7 +68,7 @@ def _take(
     """Block until the window admits `cost`; returns the wall-clock time of admission."""
     if item is None or cost <= 0:
         return time.time()
-    limiter = _limiter(config["REDIS_URL"])
+    limiter = _limiter(config)
     cost = min(cost, item.amount)  # a single call larger than the whole cap still runs, alone
     while True:
         _wait_for_pause(config, sleep)
@@ -86,14 +99,14 @@ def charge_tokens(
 def pause_calls(config: Mapping[str, Any], seconds: float) -> None:
     """Stop every worker's generator calls for `seconds` (never shortening a longer pause)."""
     until = time.time() + seconds
-    redis = _redis(config["REDIS_URL"])
+    redis = _redis(config)
     current = redis.get(PAUSE_KEY)
     if current is None or float(current) < until:
         redis.set(PAUSE_KEY, repr(until), px=max(1, int(seconds * 1000)))
 
 
 def _wait_for_pause(config: Mapping[str, Any], sleep: Callable[[float], None]) -> None:
-    raw = _redis(config["REDIS_URL"]).get(PAUSE_KEY)
+    raw = _redis(config).get(PAUSE_KEY)
     if raw is not None:
         left = float(raw) - time.time()
         if left > 0:
