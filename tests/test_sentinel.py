@@ -4,6 +4,7 @@ mid-build and mid-run, the Sentinels promote the replica, and nothing is lost or
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from sqlalchemy import func, select
 
 from app.database import utcnow
 from app.extensions import db
+from app.jobs.limiter import wait_for_slot
 from app.jobs.queues import connect_redis
 from app.models import JobStep, KnowledgeUnit, LessonPlan, Module
 from chaos.checks import check_build
@@ -166,3 +168,16 @@ def test_a_pubsub_from_the_shared_client_follows_the_master_after_resubscribing(
 
     message = wait_until(_resubscribed, timeout=30, message="a message on the new master")
     assert message["data"] == b"ring"
+
+
+def test_a_generator_call_waits_for_the_rate_limit_through_a_failover_instead_of_failing(app, cluster):
+    config = {**app.config, "JOB_RATE_LIMIT_MAX": 1000}
+    wait_for_slot(config)
+    old_port = cluster.master.port
+    cluster.master.process.kill()
+    killed = time.monotonic()
+
+    wait_for_slot(config)  # asks Redis while no master is reachable: waits, does not raise
+
+    assert time.monotonic() - killed >= DOWN_AFTER_MS / 1000, "it answered before any promotion"
+    assert cluster.master_port() != old_port

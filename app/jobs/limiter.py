@@ -13,12 +13,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from limits import RateLimitItemPerSecond
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.jobs.queues import connect_redis, redis_settings_key
 
@@ -26,6 +28,11 @@ LIMIT_KEY = "generator-calls"
 TOKEN_KEY = "generator-tokens"
 PAUSE_KEY = "curriculum-builder:generator-paused-until"
 MIN_WAIT_S = 0.05
+# A Sentinel failover leaves no master for a few seconds; a call waits that out instead of
+# failing its step's attempt. A longer outage fails the attempt (and it is retried as usual).
+REDIS_OUTAGE_WAIT_S = 30.0
+OUTAGE_RETRY_S = 0.5
+T = TypeVar("T")
 
 
 _clients: dict[tuple[str, ...], tuple[Redis, MovingWindowRateLimiter]] = {}
@@ -79,30 +86,51 @@ def _take(
         sleep(max(MIN_WAIT_S, min(reset_at - time.time(), item.get_expiry())))
 
 
+def _through_outage(call: Callable[[], T], sleep: Callable[[float], None]) -> T:
+    """Run `call`, again while Redis is unreachable, for up to REDIS_OUTAGE_WAIT_S."""
+    deadline = time.monotonic() + REDIS_OUTAGE_WAIT_S
+    while True:
+        try:
+            return call()
+        except (RedisConnectionError, RedisTimeoutError):
+            if time.monotonic() >= deadline:
+                raise
+            sleep(OUTAGE_RETRY_S)
+
+
 def wait_for_slot(
     config: Mapping[str, Any], tokens: int = 0, sleep: Callable[[float], None] = time.sleep
 ) -> float:
     """Block until both windows admit one more call (reserving `tokens`); returns the wall-clock
     time of admission (read just before the admitting hit, as the limiter reads its own)."""
-    _wait_for_pause(config, sleep)  # a pause holds even when no limit is configured
-    _take(config, _item(config["JOB_RATE_LIMIT_TOKENS"], config), TOKEN_KEY, tokens, sleep)
-    return _take(config, _item(config["JOB_RATE_LIMIT_MAX"], config), LIMIT_KEY, 1, sleep)
+
+    def _admit() -> float:
+        _wait_for_pause(config, sleep)  # a pause holds even when no limit is configured
+        _take(config, _item(config["JOB_RATE_LIMIT_TOKENS"], config), TOKEN_KEY, tokens, sleep)
+        return _take(config, _item(config["JOB_RATE_LIMIT_MAX"], config), LIMIT_KEY, 1, sleep)
+
+    return _through_outage(_admit, sleep)
 
 
 def charge_tokens(
     config: Mapping[str, Any], tokens: int, sleep: Callable[[float], None] = time.sleep
 ) -> None:
     """Charge tokens a call used beyond what it reserved (waiting for room, so later calls see them)."""
-    _take(config, _item(config["JOB_RATE_LIMIT_TOKENS"], config), TOKEN_KEY, tokens, sleep)
+    item = _item(config["JOB_RATE_LIMIT_TOKENS"], config)
+    _through_outage(lambda: _take(config, item, TOKEN_KEY, tokens, sleep), sleep)
 
 
 def pause_calls(config: Mapping[str, Any], seconds: float) -> None:
     """Stop every worker's generator calls for `seconds` (never shortening a longer pause)."""
     until = time.time() + seconds
-    redis = _redis(config)
-    current = redis.get(PAUSE_KEY)
-    if current is None or float(current) < until:
-        redis.set(PAUSE_KEY, repr(until), px=max(1, int(seconds * 1000)))
+
+    def _pause() -> None:
+        redis = _redis(config)
+        current = redis.get(PAUSE_KEY)
+        if current is None or float(current) < until:
+            redis.set(PAUSE_KEY, repr(until), px=max(1, int(seconds * 1000)))
+
+    _through_outage(_pause, time.sleep)
 
 
 def _wait_for_pause(config: Mapping[str, Any], sleep: Callable[[float], None]) -> None:
