@@ -21,6 +21,7 @@ from app.models import JobStep, KnowledgeUnit, LessonPlan, Module
 from chaos.checks import check_build
 from tests.helpers import create_path, create_workflow, start_build, wait_for_build, wait_for_status
 from tests.services import DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS, ProcessGroup, SentinelCluster, wait_until
+from tests.web_helpers import csrf_token, sign_in
 
 
 @pytest.fixture
@@ -181,3 +182,28 @@ def test_a_generator_call_waits_for_the_rate_limit_through_a_failover_instead_of
 
     assert time.monotonic() - killed >= DOWN_AFTER_MS / 1000, "it answered before any promotion"
     assert cluster.master_port() != old_port
+
+
+def test_after_a_failover_metrics_the_cli_the_dashboard_and_the_sign_in_throttle_reach_the_new_master(
+    app, client, cluster
+):
+    old_port = cluster.master.port
+    cluster.master.process.kill()
+    promoted = cluster.wait_for_promotion(old_port)
+    wait_until(lambda: client.get("/readyz").status_code == 200, timeout=30, message="/readyz to be 200")
+
+    metrics = client.get("/metrics").get_data(as_text=True)
+    reconcile = app.test_cli_runner().invoke(args=["jobs", "reconcile"])
+    wrong = client.post(
+        "/sign-in",
+        data={"email": "nobody@example.com", "password": "wrong", "csrf_token": csrf_token(client)},
+    )
+    sign_in(app, client, "admin@example.com", admin=True)
+    promoted.client().sadd("rq:queues", "rq:queue:lesson-plans")  # RQ's list of queues, there only
+    dashboard = client.get("/admin/rq/0/data/queues.json")
+
+    assert 'cb_queue_depth{queue="lesson-plans"} 0.0' in metrics
+    assert reconcile.exit_code == 0 and "queued 0 job(s)" in reconcile.output
+    assert wrong.status_code == 422
+    assert promoted.client().keys("*throttle*"), "the failed sign-in was counted on the new master"
+    assert dashboard.status_code == 200 and "lesson-plans" in dashboard.get_data(as_text=True)
