@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -132,25 +133,51 @@ class SentinelCluster:
     production deployment with high availability runs it, small timeouts so a failover
     takes seconds."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.master = RedisServer(workdir / "master")
+    def __init__(
+        self,
+        workdir: Path,
+        password: str | None = None,
+        tls: bool = False,
+        sentinel_password: str | None = None,
+    ) -> None:
+        self.workdir, self.password, self.tls = workdir, password, tls
+        self.sentinel_password = sentinel_password
+        # Each server's own password and TLS, and what it needs to replicate from the other
+        # (either may be the replica after a failover).
+        link = (["--masterauth", password] if password else []) + (
+            ["--tls-replication", "yes"] if tls else []
+        )
+        self.master = RedisServer(workdir / "master", password, tls, extra_args=link)
         self.replica = RedisServer(
-            workdir / "replica", extra_args=["--replicaof", "127.0.0.1", str(self.master.port)]
+            workdir / "replica",
+            password,
+            tls,
+            extra_args=[*link, "--replicaof", "127.0.0.1", str(self.master.port)],
         )
         self.sentinel_ports = [free_port() for _ in range(3)]
         self.sentinels: list[subprocess.Popen[bytes]] = []
 
     @property
     def env(self) -> dict[str, str]:
-        """The settings every process needs to find the master through the Sentinels."""
+        """The settings every process needs to find the master through the Sentinels: their
+        addresses, and REDIS_URL for the master's password and TLS (its host is not used)."""
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        tls = f"?ssl_ca_certs={self.workdir / 'ca.crt'}" if self.tls else ""
         return {
             "REDIS_SENTINELS": ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports),
             "REDIS_SENTINEL_MASTER": SENTINEL_MASTER,
-            "REDIS_URL": "redis://unused-with-sentinels:6379/0",
+            "REDIS_URL": f"{'rediss' if self.tls else 'redis'}://{auth}unused-with-sentinels:6379/0{tls}",
+            "REDIS_SENTINEL_PASSWORD": self.sentinel_password or "",
         }
 
     def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.tls:  # one CA for every server, so a client trusts whichever is master
+            make_certificates(self.workdir)
+            for server in (self.master, self.replica):
+                server.workdir.mkdir(parents=True, exist_ok=True)
+                for name in ("ca.crt", "server.crt", "server.key"):
+                    shutil.copy(self.workdir / name, server.workdir / name)
         self.master.start()
         self.replica.start()
         wait_until(self._replica_in_sync, timeout=30, message="the replica to sync")
@@ -158,16 +185,32 @@ class SentinelCluster:
             self.sentinels.append(self._start_sentinel(port))
         wait_until(self._sentinels_see_everyone, timeout=30, message="the Sentinels to find each other")
 
+    def _sentinel_security(self) -> str:
+        lines = [f'sentinel auth-pass {SENTINEL_MASTER} "{self.password}"'] if self.password else []
+        if self.sentinel_password:
+            lines.append(f'requirepass "{self.sentinel_password}"')
+        if self.tls:
+            certs = self.workdir
+            lines += [
+                f"tls-cert-file {certs / 'server.crt'}",
+                f"tls-key-file {certs / 'server.key'}",
+                f"tls-ca-cert-file {certs / 'ca.crt'}",
+                "tls-replication yes",
+                "tls-auth-clients no",
+            ]
+        return "".join(line + "\n" for line in lines)
+
     def _start_sentinel(self, port: int) -> subprocess.Popen[bytes]:
         directory = self.workdir / f"sentinel-{port}"
         directory.mkdir(parents=True, exist_ok=True)
         config = directory / "sentinel.conf"
+        listen = f"port 0\ntls-port {port}\n" if self.tls else f"port {port}\n"
         config.write_text(
-            f"port {port}\nbind 127.0.0.1\ndir {directory}\n"
+            f"{listen}bind 127.0.0.1\ndir {directory}\n"
             f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {self.master.port} 2\n"
             f"sentinel down-after-milliseconds {SENTINEL_MASTER} {DOWN_AFTER_MS}\n"
             f"sentinel failover-timeout {SENTINEL_MASTER} {FAILOVER_TIMEOUT_MS}\n"
-            f"sentinel parallel-syncs {SENTINEL_MASTER} 1\n"
+            f"sentinel parallel-syncs {SENTINEL_MASTER} 1\n" + self._sentinel_security()
         )
         process = subprocess.Popen(
             [redis_server_binary(), str(config), "--sentinel"],
@@ -177,7 +220,15 @@ class SentinelCluster:
         return process
 
     def sentinel_client(self, index: int = 0) -> redis.Redis:
-        return redis.Redis(port=self.sentinel_ports[index], socket_connect_timeout=0.5, decode_responses=True)
+        tls = {"ssl": True, "ssl_ca_certs": str(self.workdir / "ca.crt")} if self.tls else {}
+        return redis.Redis(
+            "127.0.0.1",
+            self.sentinel_ports[index],
+            password=self.sentinel_password,
+            socket_connect_timeout=0.5,
+            decode_responses=True,
+            **tls,
+        )
 
     def _replica_in_sync(self) -> bool:
         info = self.replica.client().info("replication")

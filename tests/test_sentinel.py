@@ -13,6 +13,7 @@ from flask import Flask
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
+from app import create_app
 from app.database import utcnow
 from app.extensions import db
 from app.jobs.limiter import wait_for_slot
@@ -209,3 +210,28 @@ def test_after_a_failover_metrics_the_cli_the_dashboard_and_the_sign_in_throttle
     assert wrong.status_code == 422
     assert promoted.client().keys("*throttle*"), "the failed sign-in was counted on the new master"
     assert dashboard.status_code == 200 and "lesson-plans" in dashboard.get_data(as_text=True)
+
+
+def test_a_master_with_a_password_and_tls_behind_sentinels_with_a_password_is_followed_through_a_failover(
+    tmp_path, database_url, monkeypatch
+):
+    secure = SentinelCluster(
+        tmp_path / "secure-cluster", password="s3cret pass", tls=True, sentinel_password="sentinel pass"
+    )
+    secure.start()
+    try:
+        for name, value in {**secure.env, "DATABASE_URL": database_url}.items():
+            monkeypatch.setenv(name, value)
+        app = create_app({"TESTING": True})
+        client = app.test_client()
+        assert client.get("/readyz").status_code == 200
+        old_port = secure.master.port
+        secure.master.process.kill()
+
+        promoted = secure.wait_for_promotion(old_port)
+        wait_until(lambda: client.get("/readyz").status_code == 200, timeout=30, message="/readyz to be 200")
+        app.extensions["redis"].set("written-through-tls", "1")
+
+        assert promoted.client().get("written-through-tls") == b"1"
+    finally:
+        secure.stop()
