@@ -48,7 +48,7 @@ def register_extensions(app: Flask) -> None:
     database.configure_engine_options(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
-    app.extensions["redis"] = connect_redis(app.config["REDIS_URL"])
+    app.extensions["redis"] = connect_redis(app.config)
     csrf.init_app(app)
     htmx.init_app(app)
     login_manager.init_app(app)

@@ -6,6 +6,7 @@ import os
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from dotenv import load_dotenv
 
@@ -71,6 +72,18 @@ def check_secret_key(config: dict[str, Any]) -> None:
         )
 
 
+def _redis_url() -> str:
+    """REDIS_URL; else the seed's REDIS_HOST, REDIS_PORT and REDIS_PASSWORD; else localhost."""
+    if url := os.environ.get("REDIS_URL"):
+        return url
+    host, port = os.environ.get("REDIS_HOST") or "localhost", os.environ.get("REDIS_PORT") or "6379"
+    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"REDIS_PORT={port!r} is not a port number")
+    password = os.environ.get("REDIS_PASSWORD")
+    auth = f":{quote(password, safe='')}@" if password else ""
+    return f"redis://{auth}{host}:{port}/0"
+
+
 def load_settings() -> dict[str, Any]:
     """Read every setting from the environment; a .env file fills in what is unset."""
     load_dotenv(PROJECT_ROOT / ".env", override=False)
@@ -87,7 +100,12 @@ def load_settings() -> dict[str, Any]:
         "APP_ENV": app_env,
         "SECRET_KEY": _secret_key(app_env),
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "REDIS_URL": os.environ.get("REDIS_URL", "redis://localhost:6379/0"),
+        "REDIS_URL": _redis_url(),
+        # High availability: Sentinels (host:port,host:port) that know where the master named
+        # REDIS_SENTINEL_MASTER is; REDIS_URL then gives only the master's password, db and TLS.
+        "REDIS_SENTINELS": os.environ.get("REDIS_SENTINELS", ""),
+        "REDIS_SENTINEL_MASTER": os.environ.get("REDIS_SENTINEL_MASTER", ""),
+        "REDIS_SENTINEL_PASSWORD": os.environ.get("REDIS_SENTINEL_PASSWORD", ""),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 256 * 1024),
         # Sign-in sessions: HttpOnly and SameSite=Lax always; Secure wherever HTTPS is served.
         "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", False),

@@ -29,7 +29,7 @@ def _probe_redis():  # type: ignore[no-untyped-def]
     """A client that gives up within a second, so readiness answers fast when Redis is gone."""
     client = current_app.extensions.get("probe_redis")
     if client is None:
-        client = connect_redis(current_app.config["REDIS_URL"], socket_timeout=1)
+        client = connect_redis(current_app.config, socket_timeout=1)
         current_app.extensions["probe_redis"] = client
     return client
 

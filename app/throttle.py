@@ -15,6 +15,7 @@ from limits import RateLimitItem, parse, parse_many
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.extensions import limiter
+from app.jobs.queues import connect_redis
 
 LIMIT_SETTINGS = (
     "SIGNIN_FAILURE_LIMIT_PER_ACCOUNT",
@@ -26,7 +27,7 @@ TOKEN_FAILURE_SCOPE = "api-token-failure"
 
 
 def init_throttle(app: Flask) -> None:
-    """Point the limiter at REDIS_URL; a limit that does not parse stops the app with its name."""
+    """Point the limiter at the shared Redis; a limit that does not parse stops the app with its name."""
     for name in LIMIT_SETTINGS:
         try:
             parse_many(app.config[name])
@@ -34,8 +35,10 @@ def init_throttle(app: Flask) -> None:
             raise ValueError(
                 f"{name}={app.config[name]!r} is not a rate limit like '10 per 15 minutes'"
             ) from exc
+    # The storage runs on a pool from connect_redis, so it follows a Sentinel failover too.
     app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
-    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 2, "socket_timeout": 5}
+    redis = connect_redis(app.config, socket_timeout=5)
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": redis.connection_pool}
     app.config["RATELIMIT_KEY_PREFIX"] = KEY_PREFIX
     limiter.init_app(app)
     if app.config["TRUSTED_PROXY_HOPS"] > 0:  # else X-Forwarded-For is the client's word: ignored

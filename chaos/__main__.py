@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,11 +21,12 @@ from typing import Any
 import requests
 from sqlalchemy import func, select
 
+from app.database import utcnow
 from app.extensions import db
-from app.models import JobStep, LearningPath, LessonPlan, Workflow
+from app.models import JobStep, LearningPath, LessonPlan, Module, Workflow
 from bench.harness import Deployment, deployment, start_path_build, wait_build
 from chaos.checks import check_build
-from tests.services import wait_until
+from tests.services import DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS, SentinelCluster, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -125,6 +127,85 @@ def redis_flushall(quick: bool) -> dict[str, Any]:
         if not (status["totalLessons"] == lessons == 5):
             result["problems"].append(f"lesson-plan run: {status['totalLessons']} reported, {lessons} stored")
     return result
+
+
+def _first_step_after(run: Deployment, moment) -> float | None:  # type: ignore[no-untyped-def]
+    """Seconds from `moment` to the first step or module started after it and completed."""
+    with run.app.app_context():
+        ends = [
+            db.session.scalar(
+                select(func.min(model.completed_at)).where(
+                    model.started_at > moment, model.status == "completed"
+                )
+            )
+            for model in (JobStep, Module)
+        ]
+    ends = [end for end in ends if end is not None]
+    return (min(ends) - moment).total_seconds() if ends else None
+
+
+def _fail_over(cluster: SentinelCluster, run: Deployment) -> dict[str, float]:
+    """SIGKILL the master; time the promotion and the first step completed after it."""
+    dying = cluster.master if cluster.master.port == cluster.master_port() else cluster.replica
+    killed_at = utcnow()
+    dying.process.kill()  # type: ignore[union-attr]
+    dying.process.wait()  # type: ignore[union-attr]
+    cluster.wait_for_promotion(dying.port)
+    promoted_s = (utcnow() - killed_at).total_seconds()
+    recovered_s = wait_until(lambda: _first_step_after(run, killed_at), timeout=120, interval=0.1)
+    dying.process = None
+    dying.start()  # back as a replica of the new master (the Sentinels reconfigure it)
+    return {"promoted_s": round(promoted_s, 1), "first_step_after_s": round(recovered_s, 1)}
+
+
+def sentinel_failover(quick: bool) -> dict[str, Any]:
+    """Master, replica and three Sentinels; the master is SIGKILLed mid-build and mid-run."""
+    cluster = SentinelCluster(Path(tempfile.mkdtemp(prefix="cb-sentinel-")))
+    cluster.start()
+    modules = 5 if quick else 12
+    try:
+        with deployment(GENERATOR_LATENCY_MS=300, **cluster.env) as run:
+            run.worker()
+            time.sleep(2)
+            client = run.app.test_client()
+            build_id = start_path_build(run, 3 if quick else 8, name="Chaos")
+            workflow = client.post(
+                "/api/v3/workflows",
+                json={
+                    "title": "W",
+                    "topic": "t",
+                    "modules": [{"title": f"M{i}", "contactHours": 1} for i in range(modules)],
+                },
+                headers=run.auth,
+            ).get_json()["data"]
+            client.post(f"/api/v3/workflow/{workflow['id']}/step10", headers=run.auth)
+            wait_until(lambda: _units_done(run, build_id) >= 2, timeout=120, interval=0.2)
+            failovers = [_fail_over(cluster, run) for _ in range(1 if quick else 2)]
+            wait_build(client, run.auth, build_id, timeout=600)
+            status_url = f"/api/v3/workflow/{workflow['id']}/step10/status"
+            wait_until(
+                lambda: client.get(status_url, headers=run.auth).get_json()["data"]["status"] == "complete",
+                timeout=300,
+                interval=0.3,
+            )
+            problems = check_build(run.app, build_id)
+            with run.app.app_context():
+                lessons = db.session.scalar(select(func.count(LessonPlan.id)))
+                failed = db.session.scalar(
+                    select(func.coalesce(func.sum(JobStep.failed_attempts), 0))
+                ) + db.session.scalar(select(func.coalesce(func.sum(Module.failed_attempts), 0)))
+            if lessons != modules:
+                problems.append(f"lesson-plan run: {lessons} lesson plans stored, {modules} expected")
+            if failed:
+                problems.append(f"{failed} failed attempts during the failover")
+            return {
+                "down_after_ms": DOWN_AFTER_MS,
+                "failover_timeout_ms": FAILOVER_TIMEOUT_MS,
+                "failovers": failovers,
+                "problems": problems,
+            }
+    finally:
+        cluster.stop()
 
 
 def sigterm_all_workers(quick: bool) -> dict[str, Any]:
@@ -316,6 +397,7 @@ SCENARIOS = {
     "sigkill_workers": sigkill_workers,
     "redis_restart": redis_restart,
     "redis_flushall": redis_flushall,
+    "sentinel_failover": sentinel_failover,
     "sigterm_all_workers": sigterm_all_workers,
     "transient_failures": transient_failures,
     "permanent_failure": permanent_failure,

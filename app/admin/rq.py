@@ -28,7 +28,7 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from app.errors import QUEUE_DOWN, error_page
 from app.extensions import csrf
-from app.jobs.queues import connect_redis
+from app.jobs.queues import connect_redis, redis_location
 
 URL_PREFIX = "/admin/rq"
 # The dashboard's routes that change Redis: POST only, same origin only.
@@ -45,9 +45,9 @@ View = Callable[..., Any]
 
 
 def mount_rq_dashboard(app: Flask) -> None:
-    app.config.setdefault("RQ_DASHBOARD_REDIS_URL", app.config["REDIS_URL"])
-    app.config["RQ_DASHBOARD_REDIS_URL"] = (app.config["RQ_DASHBOARD_REDIS_URL"],)
-    app.redis_conn = connect_redis(app.config["REDIS_URL"])  # type: ignore[attr-defined]
+    # Shown on its pages only: the connection is ours, from connect_redis (Sentinel or URL).
+    app.config["RQ_DASHBOARD_REDIS_URL"] = (redis_location(app.config),)
+    app.redis_conn = connect_redis(app.config)  # type: ignore[attr-defined]
     csrf.exempt(rq_dashboard.blueprint)
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=URL_PREFIX)
     hooks = app.before_request_funcs.get("rq_dashboard", [])

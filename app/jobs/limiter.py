@@ -19,19 +19,27 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from functools import cache
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from limits import RateLimitItemPerSecond
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 from redis import Redis
 from redis.commands.core import Script
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from app.jobs.queues import connect_redis, redis_settings_key
 
 LIMIT_KEY = "generator-calls"
 TOKEN_KEY = "generator-tokens"
 PAUSE_KEY = "curriculum-builder:generator-paused-until"
 MIN_WAIT_S = 0.05
+# A Sentinel failover leaves no master for a few seconds; a call waits that out instead of
+# failing its step's attempt. A longer outage fails the attempt (and it is retried as usual).
+REDIS_OUTAGE_WAIT_S = 30.0
+OUTAGE_RETRY_S = 0.5
+T = TypeVar("T")
 
 
 class WaitListener(Protocol):
@@ -82,14 +90,26 @@ def rate_limit_per_s(config: Mapping[str, Any]) -> float | None:
     return config["JOB_RATE_LIMIT_MAX"] / _window_s(config)
 
 
-@cache
-def _limiter(redis_url: str) -> MovingWindowRateLimiter:
-    return MovingWindowRateLimiter(RedisStorage(redis_url, socket_connect_timeout=2, socket_timeout=10))
+_clients: dict[tuple[str, ...], tuple[Redis, MovingWindowRateLimiter]] = {}
 
 
-@cache
-def _redis(redis_url: str) -> Redis:
-    return Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=10)
+def _connect(config: Mapping[str, Any]) -> tuple[Redis, MovingWindowRateLimiter]:
+    """One client per Redis setting, and the limiter's storage on its pool (so it follows a
+    Sentinel failover with it)."""
+    key = redis_settings_key(config)
+    if key not in _clients:
+        redis = connect_redis(config)
+        storage = RedisStorage(config["REDIS_URL"], connection_pool=redis.connection_pool)
+        _clients[key] = (redis, MovingWindowRateLimiter(storage))
+    return _clients[key]
+
+
+def _limiter(config: Mapping[str, Any]) -> MovingWindowRateLimiter:
+    return _connect(config)[1]
+
+
+def _redis(config: Mapping[str, Any]) -> Redis:
+    return _connect(config)[0]
 
 
 def _window_s(config: Mapping[str, Any]) -> int:
@@ -110,7 +130,7 @@ def _take(
     """Block until the window admits `cost`; returns the wall-clock time of admission."""
     if item is None or cost <= 0:
         return time.time()
-    limiter = _limiter(config["REDIS_URL"])
+    limiter = _limiter(config)
     cost = min(cost, item.amount)  # a single call larger than the whole cap still runs, alone
     while True:
         _wait_for_pause(config, sleep)
@@ -121,23 +141,40 @@ def _take(
         _sleep_reported(sleep, max(MIN_WAIT_S, min(reset_at - time.time(), item.get_expiry())))
 
 
+def _through_outage(call: Callable[[], T], sleep: Callable[[float], None]) -> T:
+    """Run `call`, again while Redis is unreachable, for up to REDIS_OUTAGE_WAIT_S."""
+    deadline = time.monotonic() + REDIS_OUTAGE_WAIT_S
+    while True:
+        try:
+            return call()
+        except (RedisConnectionError, RedisTimeoutError):
+            if time.monotonic() >= deadline:
+                raise
+            sleep(OUTAGE_RETRY_S)
+
+
 def wait_for_slot(
     config: Mapping[str, Any], tokens: int = 0, sleep: Callable[[float], None] = time.sleep
 ) -> float:
     """Block until both windows admit one more call (reserving `tokens`); returns the wall-clock
     time of admission (read just before the admitting hit, as the limiter reads its own)."""
-    with _one_call():
+
+    def _admit() -> float:
         _wait_for_pause(config, sleep)  # a pause holds even when no limit is configured
         _take(config, _item(config["JOB_RATE_LIMIT_TOKENS"], config), TOKEN_KEY, tokens, sleep)
         return _take(config, _item(config["JOB_RATE_LIMIT_MAX"], config), LIMIT_KEY, 1, sleep)
+
+    with _one_call():
+        return _through_outage(_admit, sleep)
 
 
 def charge_tokens(
     config: Mapping[str, Any], tokens: int, sleep: Callable[[float], None] = time.sleep
 ) -> None:
     """Charge tokens a call used beyond what it reserved (waiting for room, so later calls see them)."""
+    item = _item(config["JOB_RATE_LIMIT_TOKENS"], config)
     with _one_call():
-        _take(config, _item(config["JOB_RATE_LIMIT_TOKENS"], config), TOKEN_KEY, tokens, sleep)
+        _through_outage(lambda: _take(config, item, TOKEN_KEY, tokens, sleep), sleep)
 
 
 def pause_calls(config: Mapping[str, Any], seconds: float) -> None:
@@ -146,8 +183,9 @@ def pause_calls(config: Mapping[str, Any], seconds: float) -> None:
     One Lua script compares and sets in Redis: a GET then a SET from Python let two workers
     interleave, and the shorter pause could overwrite the longer one."""
     until = time.time() + seconds
-    _extend_pause_script(config["REDIS_URL"])(
-        keys=[PAUSE_KEY], args=[repr(until), max(1, int(seconds * 1000))]
+    script = _extend_pause_script(config)
+    _through_outage(
+        lambda: script(keys=[PAUSE_KEY], args=[repr(until), max(1, int(seconds * 1000))]), time.sleep
     )
 
 
@@ -160,15 +198,18 @@ end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
+_scripts: dict[tuple[str, ...], Script] = {}
 
 
-@cache
-def _extend_pause_script(redis_url: str) -> Script:
-    return _redis(redis_url).register_script(_EXTEND_PAUSE)
+def _extend_pause_script(config: Mapping[str, Any]) -> Script:
+    key = redis_settings_key(config)
+    if key not in _scripts:
+        _scripts[key] = _redis(config).register_script(_EXTEND_PAUSE)
+    return _scripts[key]
 
 
 def _wait_for_pause(config: Mapping[str, Any], sleep: Callable[[float], None]) -> None:
-    raw = _redis(config["REDIS_URL"]).get(PAUSE_KEY)
+    raw = _redis(config).get(PAUSE_KEY)
     if raw is not None:
         left = float(raw) - time.time()
         if left > 0:

@@ -7,6 +7,8 @@ from typing import Any
 
 from flask import current_app
 from redis import Redis
+from redis.connection import SSLConnection, parse_url
+from redis.sentinel import Sentinel
 from rq import Queue, Retry
 
 LESSON_PLANS_QUEUE = "lesson-plans"
@@ -23,14 +25,72 @@ ALL_QUEUES = (
 )
 
 
-def connect_redis(url: str, socket_timeout: float = 10) -> Redis:
+def sentinel_addresses(config: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """REDIS_SENTINELS as (host, port) pairs; a malformed one stops the process with its name."""
+    text = (config.get("REDIS_SENTINELS") or "").strip()
+    if not text:
+        return []
+    addresses = []
+    for item in text.split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"REDIS_SENTINELS={text!r}: {item.strip()!r} is not host:port")
+        addresses.append((host.strip("[]"), int(port)))
+    if not (config.get("REDIS_SENTINEL_MASTER") or "").strip():
+        raise ValueError("REDIS_SENTINELS is set but REDIS_SENTINEL_MASTER (the monitored name) is not")
+    return addresses
+
+
+def redis_settings_key(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """The settings that decide which Redis a client reaches (a cache key for clients)."""
+    names = ("REDIS_URL", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER", "REDIS_SENTINEL_PASSWORD")
+    return tuple(str(config.get(name) or "") for name in names)
+
+
+def redis_location(config: Mapping[str, Any]) -> str:
+    """Where Redis is, for people to read: no password."""
+    if addresses := sentinel_addresses(config):
+        hosts = ",".join(f"{host}:{port}" for host, port in addresses)
+        return f"redis+sentinel://{hosts}/{config['REDIS_SENTINEL_MASTER'].strip()}"
+    options = parse_url(config["REDIS_URL"])
+    scheme = "rediss" if options.get("connection_class") is SSLConnection else "redis"
+    return f"{scheme}://{options.get('host', 'localhost')}:{options.get('port', 6379)}/{options.get('db', 0)}"
+
+
+def _master_options(url: str) -> dict[str, Any]:
+    """What REDIS_URL says about the master besides where it is: password, database, TLS."""
+    options = parse_url(url)
+    for where in ("host", "port", "path"):
+        options.pop(where, None)
+    if options.pop("connection_class", None) is SSLConnection:
+        options["ssl"] = True
+    return options
+
+
+def _sentinel(config: Mapping[str, Any], timeouts: dict[str, float]) -> Sentinel:
+    master = _master_options(config["REDIS_URL"])
+    tls = {k: v for k, v in master.items() if k.startswith("ssl")}
+    password = config.get("REDIS_SENTINEL_PASSWORD") or None
+    return Sentinel(
+        sentinel_addresses(config),
+        sentinel_kwargs={**timeouts, **tls, "password": password},
+        **timeouts,
+        **master,
+    )
+
+
+def connect_redis(config: Mapping[str, Any], socket_timeout: float = 10) -> Redis:
     """A client that fails fast when Redis is away, so requests answer instead of hanging.
 
-    A worker's own client needs a socket timeout longer than its blocking dequeue.
+    With REDIS_SENTINELS set, the client asks the Sentinels where the master is on every new
+    connection, so after a failover it (and a pub/sub taken from it) reconnects to the new
+    master. A worker's own client needs a socket timeout longer than its blocking dequeue.
     """
-    return Redis.from_url(
-        url, socket_connect_timeout=2, socket_timeout=socket_timeout, health_check_interval=15
-    )
+    timeouts = {"socket_connect_timeout": 2, "socket_timeout": socket_timeout}
+    if not sentinel_addresses(config):
+        return Redis.from_url(config["REDIS_URL"], health_check_interval=15, **timeouts)
+    sentinel = _sentinel(config, timeouts)
+    return sentinel.master_for(config["REDIS_SENTINEL_MASTER"].strip(), health_check_interval=15)
 
 
 def get_redis() -> Redis:

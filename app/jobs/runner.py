@@ -90,7 +90,7 @@ def run_worker(
 
 
 def _new_worker(app: Flask, queue_names: tuple[str, ...]) -> AppWorker:
-    redis = connect_redis(app.config["REDIS_URL"], socket_timeout=WORKER_SOCKET_TIMEOUT_S)
+    redis = connect_redis(app.config, socket_timeout=WORKER_SOCKET_TIMEOUT_S)
     worker = AppWorker(
         [Queue(name, connection=redis) for name in queue_names],
         connection=redis,

@@ -38,7 +38,7 @@ def start_scheduler_thread(app: Flask, stop: threading.Event) -> threading.Threa
         while not stop.is_set():
             try:
                 if scheduler is None:
-                    redis = connect_redis(app.config["REDIS_URL"])
+                    redis = connect_redis(app.config)
                     scheduler = RQScheduler(
                         ALL_QUEUES, connection=redis, interval=SCHEDULER_INTERVAL_S, name=name
                     )
