@@ -19,14 +19,15 @@ import time
 from app.config import INSTANCE_DIR, PROJECT_ROOT
 
 CREDENTIALS_FILE = INSTANCE_DIR / "first-admin.txt"
-# As in the Procfile: threads, so a Server-Sent Events stream does not hold a whole process.
+# As in the Procfile: gevent workers, so an idle Server-Sent Events stream holds no thread
+# (docs/PERFORMANCE.md); each process takes up to 1,000 connections at once.
 GUNICORN_OPTIONS = [
     "--workers",
     "2",
     "--worker-class",
-    "gthread",
-    "--threads",
-    "8",
+    "gevent",
+    "--worker-connections",
+    "1000",
     "--graceful-timeout",
     "25",
 ]
