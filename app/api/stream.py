@@ -48,12 +48,14 @@ def _last_event_id() -> int:
     return int(raw)
 
 
-def _read(build_id: str, after_id: int) -> tuple[bool, list[BuildEvent]]:
-    """Whether the build is final, then its events after `after_id`: read in that order, so a
-    final build's events are all there."""
+def _read(build_id: str, after_id: int) -> tuple[bool, list[tuple[int, str]]]:
+    """Whether the build is final, then its events after `after_id` as (id, text): read in that
+    order, so a final build's events are all there."""
     status = db.session.scalar(select(BuildJob.status).where(BuildJob.id == build_id))
-    events = events_after(build_id, after_id, limit=PAGE)
-    db.session.commit()  # end the read, so the next one sees new rows
+    events = [(event.id, _format(event)) for event in events_after(build_id, after_id, limit=PAGE)]
+    # End the read, so the next one sees new rows, and give the connection back: nothing read
+    # is touched after this, or an expired row would take a connection for the whole wait.
+    db.session.commit()
     return status is None or status in FINAL_BUILD, events
 
 
@@ -75,9 +77,9 @@ class _BuildStream:
                 while True:
                     bell.clear()
                     final, events = _read(self.build_id, self.last_id)
-                    for event in events:
-                        yield _format(event)
-                        self.last_id = event.id
+                    for event_id, text in events:
+                        yield text
+                        self.last_id = event_id
                     if events:
                         self.quiet_since = time.monotonic()
                     if len(events) == PAGE:
@@ -123,10 +125,10 @@ def _quietly(action: Any) -> None:
         log.warning("stream slot not updated: %s", exc)
 
 
-def _claim_slot() -> StreamSlot | Response:
+def _claim_slot(user_id: int) -> StreamSlot | Response:
     """A place among the user's open streams, or the 429 to answer."""
     config = current_app.config
-    slot = StreamSlot(get_redis(), g.user.id, lapse_s=3 * config["SSE_KEEPALIVE_S"])
+    slot = StreamSlot(get_redis(), user_id, lapse_s=3 * config["SSE_KEEPALIVE_S"])
     cap = config["SSE_MAX_STREAMS_PER_USER"]
     if slot.claim(cap):
         return slot
@@ -143,15 +145,15 @@ def _claim_slot() -> StreamSlot | Response:
 @bp.get("/jobs/<job_id>/stream")
 def stream_job(job_id: str):  # type: ignore[no-untyped-def]
     """Stream the build's events; Last-Event-ID (or ?lastEventId=) resumes after that id."""
-    build = load_build(job_id)
+    build_id, user_id = load_build(job_id).id, g.user.id  # read before _read's commit expires them
     last_id = _last_event_id()
-    final, missed = _read(build.id, last_id)
+    final, missed = _read(build_id, last_id)
     if final and not missed:
         return Response(status=204)  # nothing more will come: EventSource stops reconnecting
-    slot = None if final else _claim_slot()
+    slot = None if final else _claim_slot(user_id)
     if isinstance(slot, Response):
         return slot
-    stream = _BuildStream(build.id, last_id, slot, current_app.config)
+    stream = _BuildStream(build_id, last_id, slot, current_app.config)
     doorbell = current_app.extensions["build_doorbell"]
     response = Response(stream_with_context(stream.run(doorbell)), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
