@@ -20,14 +20,14 @@ from app.config import INSTANCE_DIR, PROJECT_ROOT
 
 CREDENTIALS_FILE = INSTANCE_DIR / "first-admin.txt"
 # As in the Procfile: gevent workers, so an idle Server-Sent Events stream holds no thread
-# (docs/PERFORMANCE.md); each process takes up to 1,000 connections at once.
+# (docs/PERFORMANCE.md); each process takes up to 2,000 connections at once.
 GUNICORN_OPTIONS = [
     "--workers",
     "2",
     "--worker-class",
     "gevent",
     "--worker-connections",
-    "1000",
+    "2000",
     "--graceful-timeout",
     "25",
 ]
