@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 from collections.abc import Generator, Iterator
 from typing import Any
@@ -67,7 +68,9 @@ class _BuildStream:
         self.keepalive_s = config["SSE_KEEPALIVE_S"]
         self.safety_poll_s = config["SSE_SAFETY_POLL_S"]
         now = time.monotonic()
-        self.deadline = now + config["SSE_MAX_STREAM_S"]
+        # Spread over the last quarter of the lifetime, so viewers who all came at once (after a
+        # deploy) do not all reconnect at once.
+        self.deadline = now + config["SSE_MAX_STREAM_S"] * random.uniform(0.75, 1.0)
         self.quiet_since = self.renewed_at = now
 
     def run(self, doorbell: BuildDoorbell) -> Iterator[str]:
