@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import BuildJob, JobStep, Module
 from bench.harness import deployment, median, percentile, rss_peak_kb, start_path_build, wait_build
+from bench.sse import sse_viewers
 from tests.services import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -295,6 +296,7 @@ BENCHMARKS = {
     "status_cost": status_cost,
     "parallelism": parallelism,
     "scale": scale,
+    "sse_viewers": sse_viewers,
 }
 
 
