@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Generator, Iterator
 from typing import Any
@@ -96,7 +97,7 @@ class _BuildStream:
             if self.slot is not None:
                 _quietly(self.slot.release)
 
-    def _wait(self, bell: Any) -> Generator[str, None, bool]:
+    def _wait(self, bell: threading.Event) -> Generator[str, None, bool]:
         """Keep-alives until the bell rings or the safety poll is due (True), or the stream's
         lifetime is over (False)."""
         poll_due = time.monotonic() + self.safety_poll_s
