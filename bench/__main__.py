@@ -1,5 +1,6 @@
 """`python -m bench [--quick] [--output FILE]`: pipeline overhead against bare RQ, chain
-latency, status cost, parallel speed-up and a large build; prints a table, writes JSON."""
+latency, status cost, parallel speed-up, a large build and 1,000 live SSE viewers (bench/sse.py);
+prints figures, writes JSON."""
 
 from __future__ import annotations
 
