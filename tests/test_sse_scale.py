@@ -265,3 +265,16 @@ def test_a_last_event_id_that_is_not_an_event_id_is_refused_with_400(client, aut
     response = client.get(f"/api/jobs/{build_id}/stream{query}", headers={**auth, **header})
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "invalid_last_event_id"
+
+
+def test_a_live_stream_ends_by_itself_once_its_build_turns_final(client, auth, procfile_web):
+    base = procfile_web(SSE_SAFETY_POLL_S="600")
+    build_id = _paused_build(client, auth)
+    reader = _open(base, build_id, auth)
+    wait_until(lambda: reader.events, timeout=10, message="the stream's first events")
+
+    assert client.post(f"/api/jobs/{build_id}/cancel", headers=auth).status_code == 200
+
+    assert reader.ended.wait(10), "the stream must end after the build's final event"
+    assert reader.events[-1]["event"] == "completed"
+    assert reader.events[-1]["data"]["data"]["status"] == "cancelled"

@@ -50,11 +50,11 @@ def _last_event_id() -> int:
     return int(raw)
 
 
-def _read(build_id: str, after_id: int) -> tuple[bool, list[tuple[int, str]]]:
-    """Whether the build is final, then its events after `after_id` as (id, text): read in that
-    order, so a final build's events are all there."""
-    status = db.session.scalar(select(BuildJob.status).where(BuildJob.id == build_id))
-    events = [(event.id, _format(event)) for event in events_after(build_id, after_id, limit=PAGE)]
+def _read(build_id: str, after_id: int, with_status: bool = True) -> tuple[bool, list[tuple[int, str, str]]]:
+    """Whether the build is final (if asked), then its events after `after_id` as (id, type,
+    text): read in that order, so a final build's events are all there."""
+    status = db.session.scalar(select(BuildJob.status).where(BuildJob.id == build_id)) if with_status else ""
+    events = [(e.id, e.type, _format(e)) for e in events_after(build_id, after_id, limit=PAGE)]
     # End the read, so the next one sees new rows, and give the connection back: nothing read
     # is touched after this, or an expired row would take a connection for the whole wait.
     db.session.commit()
@@ -78,39 +78,47 @@ class _BuildStream:
         try:
             yield f"retry: {RETRY_MS}\n\n"
             with doorbell.bell(self.build_id) as bell:  # before the first read: no ring is missed
+                with_status = True
                 while True:
                     bell.clear()
-                    final, events = _read(self.build_id, self.last_id)
-                    for event_id, text in events:
+                    final, events = _read(self.build_id, self.last_id, with_status)
+                    for event_id, _, text in events:
                         yield text
                         self.last_id = event_id
                     if events:
                         self.quiet_since = time.monotonic()
                     if len(events) == PAGE:
+                        with_status = True  # one query more is nothing beside 500 events
                         continue
                     if final:
                         return
+                    # A build turns final with a `completed` event: only then (and at the first
+                    # read, and at each safety poll) is its status worth a query.
+                    with_status = any(kind == "completed" for _, kind, _ in events)
+                    if with_status:
+                        continue
                     woke = yield from self._wait(bell)
-                    if not woke:
+                    if woke is None:
                         return  # lifetime over: the browser reconnects with Last-Event-ID
+                    with_status = woke == "safety poll"
         finally:
             if self.slot is not None:
                 _quietly(self.slot.release)
 
-    def _wait(self, bell: threading.Event) -> Generator[str, None, bool]:
-        """Keep-alives until the bell rings or the safety poll is due (True), or the stream's
-        lifetime is over (False)."""
+    def _wait(self, bell: threading.Event) -> Generator[str, None, str | None]:
+        """Keep-alives until the bell rings or the safety poll is due (which of them), or the
+        stream's lifetime is over (None)."""
         poll_due = time.monotonic() + self.safety_poll_s
         while True:
             now = time.monotonic()
             self._renew_slot(now)
             if now >= self.deadline:
-                return False
+                return None
             if now >= poll_due:
-                return True
+                return "safety poll"
             wake_at = min(self.deadline, poll_due, self.quiet_since + self.keepalive_s)
             if bell.wait(max(0.0, wake_at - now)):
-                return True
+                return "bell"
             if time.monotonic() >= self.quiet_since + self.keepalive_s:
                 yield ": keep-alive\n\n"  # also how a gone client is noticed
                 self.quiet_since = time.monotonic()
