@@ -10,6 +10,7 @@ tree (gunicorn's master and workers), read from /proc at the end of the hold.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import re
 import shlex
@@ -220,6 +221,11 @@ def _phase(
     }
 
 
+def _ms(value: float) -> float | None:
+    """None where no answer came in time (JSON has no infinity)."""
+    return round(value, 1) if math.isfinite(value) else None
+
+
 def _summary(load: Load, memory_mb: float, seconds: float) -> dict[str, Any]:
     probes = {}
     for name, latencies in load.probes.items():
@@ -228,8 +234,8 @@ def _summary(load: Load, memory_mb: float, seconds: float) -> dict[str, Any]:
         probes[name] = {
             "answered": len(latencies),
             "failed_or_over_2s": failed,
-            "p50_ms": round(percentile(every, 0.5), 1),
-            "p99_ms": round(percentile(every, 0.99), 1),
+            "p50_ms": _ms(percentile(every, 0.5)),
+            "p99_ms": _ms(percentile(every, 0.99)),
             "max_ms": round(max(latencies), 1) if latencies else None,
         }
     return {
