@@ -20,6 +20,8 @@ from sqlalchemy import select
 from app.extensions import db
 from app.jobs.queues import get_redis
 from app.models import BuildEvent
+from app.pipelines.build_doorbell import BuildDoorbell
+from app.pipelines.build_events import DOORBELL_CHANNEL
 from app.pipelines.stream_slots import StreamSlot
 from tests.conftest import make_user
 from tests.helpers import create_path, start_build, wait_for_build
@@ -278,3 +280,23 @@ def test_a_live_stream_ends_by_itself_once_its_build_turns_final(client, auth, p
     assert reader.ended.wait(10), "the stream must end after the build's final event"
     assert reader.events[-1]["event"] == "completed"
     assert reader.events[-1]["data"]["data"]["status"] == "cancelled"
+
+
+def test_the_doorbell_subscribes_again_after_losing_redis_and_then_wakes_every_stream(app):
+    with app.app_context():
+        redis = get_redis()
+        doorbell = BuildDoorbell(redis)
+        with doorbell.bell("some-build") as bell:
+            wait_until(lambda: redis.pubsub_numsub(DOORBELL_CHANNEL)[0][1] == 1, message="the subscription")
+            time.sleep(0.3)
+            bell.clear()
+
+            redis.client_kill_filter(_type="pubsub")
+
+            assert bell.wait(10), "a message may have been lost in the gap: every stream must read again"
+            wait_until(lambda: redis.pubsub_numsub(DOORBELL_CHANNEL)[0][1] == 1, message="a new subscription")
+            bell.clear()
+            redis.publish(DOORBELL_CHANNEL, "another-build")
+            assert not bell.wait(0.5), "another build's ring wakes only that build's streams"
+            redis.publish(DOORBELL_CHANNEL, "some-build")
+            assert bell.wait(5)

@@ -35,7 +35,6 @@ class BuildDoorbell:
         self._bells: dict[str, set[threading.Event]] = {}
         self._lock = threading.Lock()
         self._listener_pid: int | None = None
-        self.subscribed = threading.Event()
 
     @contextmanager
     def bell(self, build_id: str) -> Iterator[threading.Event]:
@@ -53,10 +52,6 @@ class BuildDoorbell:
                 if not waiting:
                     self._bells.pop(build_id, None)
 
-    def waiting_streams(self) -> int:
-        with self._lock:
-            return sum(len(bells) for bells in self._bells.values())
-
     def ring(self, build_id: str | None = None) -> None:
         """Wake the streams of one build, or of every build (after a gap in the subscription)."""
         with self._lock:
@@ -73,7 +68,6 @@ class BuildDoorbell:
             if self._listener_pid == os.getpid():
                 return
             self._listener_pid = os.getpid()
-            self.subscribed.clear()
         threading.Thread(target=self._listen_forever, name="build-doorbell", daemon=True).start()
 
     def _listen_forever(self) -> None:
@@ -82,14 +76,12 @@ class BuildDoorbell:
                 self._listen()
             except (RedisError, OSError) as exc:
                 log.warning("build doorbell lost its Redis subscription (%s); reconnecting", exc)
-            self.subscribed.clear()
             time.sleep(RECONNECT_DELAY_S)
 
     def _listen(self) -> None:
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(DOORBELL_CHANNEL)
-            self.subscribed.set()
             self.ring()  # anything published while not subscribed was missed: everyone reads
             while True:
                 message = pubsub.get_message(timeout=LISTEN_TIMEOUT_S)
