@@ -80,7 +80,9 @@ def procfile_web(service_env: dict[str, str], tmp_path: Path) -> Iterator[Callab
         port = free_port()
         line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
         command = shlex.split(line.removeprefix("web:"), comments=True)
-        argv = [sys.executable, "-m", *command, "--bind", f"127.0.0.1:{port}"]
+        # A short graceful timeout only so teardown does not wait 25 s on the streams still open
+        # (test_web_shutdown.py tests the Procfile's own).
+        argv = [sys.executable, "-m", *command, "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "3"]
         env = {**service_env, "WEB_CONCURRENCY": "1", **extra}
         started.append(ProcessGroup(argv, env, tmp_path / f"web-{len(started)}.log"))
         base = f"http://127.0.0.1:{port}"
