@@ -43,12 +43,14 @@ def _configure_logging(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     from app import database
     from app.jobs.queues import connect_redis
+    from app.pipelines.build_doorbell import BuildDoorbell
     from app.throttle import init_throttle
 
     database.configure_engine_options(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     app.extensions["redis"] = connect_redis(app.config)
+    app.extensions["build_doorbell"] = BuildDoorbell(app.extensions["redis"])
     csrf.init_app(app)
     htmx.init_app(app)
     login_manager.init_app(app)

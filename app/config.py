@@ -128,6 +128,13 @@ def load_settings() -> dict[str, Any]:
         # Proxies in front of gunicorn whose X-Forwarded-For is believed (0: the socket's address).
         "TRUSTED_PROXY_HOPS": _int("TRUSTED_PROXY_HOPS", 0),
         "POLL_INTERVAL_S": _float("POLL_INTERVAL_S", 3),
+        # Build event streams (SSE): how long one stream lives before the browser reconnects
+        # (Last-Event-ID, nothing lost), the database re-read when no doorbell rang, keep-alives,
+        # and how many streams one user may hold open across every web process.
+        "SSE_MAX_STREAM_S": _float("SSE_MAX_STREAM_S", 300),
+        "SSE_SAFETY_POLL_S": _float("SSE_SAFETY_POLL_S", 20),
+        "SSE_KEEPALIVE_S": _float("SSE_KEEPALIVE_S", 15),
+        "SSE_MAX_STREAMS_PER_USER": _int("SSE_MAX_STREAMS_PER_USER", 20),
         # Retry policy (the seed documents' names): attempts in all, first retry delay in ms.
         "JOB_MAX_ATTEMPTS": _int("JOB_MAX_ATTEMPTS", 3),
         "JOB_BACKOFF_TYPE": os.environ.get("JOB_BACKOFF_TYPE", "exponential"),

@@ -37,15 +37,16 @@ from app.models import User
 CREDENTIALS_FILE = INSTANCE_DIR / "first-admin.txt"
 FIRST_ADMIN_EMAIL = "admin@localhost"
 DEFAULT_PORT = 8000
-# As in the Procfile: threads, so a Server-Sent Events stream does not hold a whole process.
+# As in the Procfile: gevent workers, so an idle Server-Sent Events stream holds no thread
+# (docs/PERFORMANCE.md); each process takes up to 2,000 connections at once.
 # Its start-up lines are left out: the announcement below says what matters.
 GUNICORN_OPTIONS = [
     "--workers",
     "2",
     "--worker-class",
-    "gthread",
-    "--threads",
-    "8",
+    "gevent",
+    "--worker-connections",
+    "2000",
     "--graceful-timeout",
     "25",
     "--log-level",

@@ -1,5 +1,6 @@
 """`python -m bench [--quick] [--output FILE]`: pipeline overhead against bare RQ, chain
-latency, status cost, parallel speed-up and a large build; prints a table, writes JSON."""
+latency, status cost, parallel speed-up, a large build and 1,000 live SSE viewers (bench/sse.py);
+prints figures, writes JSON."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import BuildJob, JobStep, Module
 from bench.harness import deployment, median, percentile, rss_peak_kb, start_path_build, wait_build
+from bench.sse import sse_viewers
 from tests.services import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -295,6 +297,7 @@ BENCHMARKS = {
     "status_cost": status_cost,
     "parallelism": parallelism,
     "scale": scale,
+    "sse_viewers": sse_viewers,
 }
 
 

@@ -167,6 +167,32 @@ def rss_peak_kb(pid: int) -> int:
     return total
 
 
+def pss_kb(pid: int) -> int:
+    """Proportional set size of a process and its children, from /proc: pages shared between
+    gunicorn's master and workers are counted once, not once a process as RSS counts them."""
+    total = 0
+    for candidate in [pid, *_children(pid)]:
+        try:
+            for line in Path(f"/proc/{candidate}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time used so far by a process and its children (those alive)."""
+    total = 0
+    for candidate in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{candidate}/stat").read_text().split(")")[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shlex
 import signal
-import socket
 import sqlite3
 import sys
 import threading
@@ -33,11 +32,12 @@ def _procfile_web(port: int) -> list[str]:
     return [sys.executable, "-m", *command, "--bind", f"127.0.0.1:{port}"]
 
 
-def _listening(port: int) -> bool:
+def _answering(port: int) -> bool:
+    """The worker has loaded the app: the master listening is not enough, as a request
+    that waits in the backlog when SIGTERM comes is never read."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
+        return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except requests.RequestException:
         return False
 
 
@@ -68,7 +68,7 @@ def test_sigterm_lets_the_request_in_flight_finish_before_the_web_process_exits(
     web = ProcessGroup(_procfile_web(port), service_env, tmp_path / "web.log")
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _listening(port), timeout=30, message="gunicorn to listen")
+        wait_until(lambda: _answering(port), timeout=30, message="gunicorn to answer")
         answer: dict[str, requests.Response] = {}
 
         def create_path() -> None:

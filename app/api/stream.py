@@ -1,31 +1,42 @@
 """Server-Sent Events for a build: progress, error and completed events, replayable by id.
 
-The event log lives in the database; Redis pub/sub only rings when a worker (on any machine)
-appends to it, so a browser on any web process hears at once, and a reconnect with
-Last-Event-ID replays exactly what it missed. The stream ends after the final event.
+The event log lives in the database. A stream reads it when the process's one doorbell
+subscription says its build changed (plus a slow safety poll), so an idle stream costs neither
+queries nor a thread (gunicorn runs gevent workers: see docs/PERFORMANCE.md). A stream of a build
+already final sends what was missed and ends; any other ends after SSE_MAX_STREAM_S, and the
+browser reconnects with Last-Event-ID (after `retry:` ms) without losing an event.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import random
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from typing import Any
 
-from flask import Response, request, stream_with_context
+from flask import Response, current_app, g, request, stream_with_context
 from redis.exceptions import RedisError
+from sqlalchemy import select
 
 from app.api import bp
 from app.api.jobs import load_build
-from app.errors import ApiError
+from app.errors import ApiError, error_response
 from app.extensions import db
 from app.inputs import bounded_int
 from app.jobs.queues import get_redis
 from app.models import BuildEvent, BuildJob
 from app.models.builds import FINAL_BUILD
-from app.pipelines.build_events import channel, events_after
+from app.pipelines.build_doorbell import BuildDoorbell
+from app.pipelines.build_events import events_after
+from app.pipelines.stream_slots import StreamSlot
 
-KEEPALIVE_S = 15.0
-POLL_S = 2.0  # the database is read this often even if no doorbell rang
+log = logging.getLogger(__name__)
+
+RETRY_MS = 2000  # how long a browser waits before it reconnects
+PAGE = 500  # events read at a time
 
 
 def _format(event: BuildEvent) -> str:
@@ -40,57 +51,124 @@ def _last_event_id() -> int:
     return last_id
 
 
-def _is_final(build_id: str) -> bool:
-    return db.session.get(BuildJob, build_id, populate_existing=True).status in FINAL_BUILD
+def _read(build_id: str, after_id: int, with_status: bool = True) -> tuple[bool, list[tuple[int, str, str]]]:
+    """Whether the build is final (if asked), then its events after `after_id` as (id, type,
+    text): read in that order, so a final build's events are all there."""
+    status = db.session.scalar(select(BuildJob.status).where(BuildJob.id == build_id)) if with_status else ""
+    events = [(e.id, e.type, _format(e)) for e in events_after(build_id, after_id, limit=PAGE)]
+    # End the read, so the next one sees new rows, and give the connection back: nothing read
+    # is touched after this, or an expired row would take a connection for the whole wait.
+    db.session.commit()
+    return status is None or status in FINAL_BUILD, events
 
 
-def _events(build_id: str, last_id: int) -> Iterator[str]:
-    pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
-    try:
-        pubsub.subscribe(channel(build_id))  # before the first read, so no append is missed
-    except RedisError:
-        pubsub = None
-    idle = 0.0
-    try:
+class _BuildStream:
+    """One viewer's stream: its position in the log, its bell, its slot and its deadlines."""
+
+    def __init__(self, build_id: str, last_id: int, slot: StreamSlot | None, config: dict[str, Any]) -> None:
+        self.build_id, self.last_id, self.slot = build_id, last_id, slot
+        self.keepalive_s = config["SSE_KEEPALIVE_S"]
+        self.safety_poll_s = config["SSE_SAFETY_POLL_S"]
+        now = time.monotonic()
+        # Spread over the last quarter of the lifetime, so viewers who all came at once (after a
+        # deploy) do not all reconnect at once.
+        self.deadline = now + config["SSE_MAX_STREAM_S"] * random.uniform(0.75, 1.0)
+        self.quiet_since = self.renewed_at = now
+
+    def run(self, doorbell: BuildDoorbell) -> Iterator[str]:
+        try:
+            yield f"retry: {RETRY_MS}\n\n"
+            with doorbell.bell(self.build_id) as bell:  # before the first read: no ring is missed
+                with_status = True
+                while True:
+                    bell.clear()
+                    final, events = _read(self.build_id, self.last_id, with_status)
+                    for event_id, _, text in events:
+                        yield text
+                        self.last_id = event_id
+                    if events:
+                        self.quiet_since = time.monotonic()
+                    if len(events) == PAGE:
+                        with_status = True  # one query more is nothing beside 500 events
+                        continue
+                    if final:
+                        return
+                    # A build turns final with a `completed` event: only then (and at the first
+                    # read, and at each safety poll) is its status worth a query.
+                    with_status = any(kind == "completed" for _, kind, _ in events)
+                    if with_status:
+                        continue
+                    woke = yield from self._wait(bell)
+                    if woke is None:
+                        return  # lifetime over: the browser reconnects with Last-Event-ID
+                    with_status = woke == "safety poll"
+        finally:
+            if self.slot is not None:
+                _quietly(self.slot.release)
+
+    def _wait(self, bell: threading.Event) -> Generator[str, None, str | None]:
+        """Keep-alives until the bell rings or the safety poll is due (which of them), or the
+        stream's lifetime is over (None)."""
+        poll_due = time.monotonic() + self.safety_poll_s
         while True:
-            events = events_after(build_id, last_id)
-            db.session.commit()  # end the read, so the next one sees new rows
-            for event in events:
-                yield _format(event)
-                last_id = event.id
-                if event.type == "completed" and _is_final(build_id):
-                    return
-            if events:
-                idle = 0.0
-                continue
-            rang = _wait(pubsub)
-            idle = 0.0 if rang else idle + POLL_S
-            if idle >= KEEPALIVE_S:
-                idle = 0.0
-                yield ": keep-alive\n\n"
-    finally:
-        if pubsub is not None:
-            pubsub.close()
+            now = time.monotonic()
+            self._renew_slot(now)
+            if now >= self.deadline:
+                return None
+            if now >= poll_due:
+                return "safety poll"
+            wake_at = min(self.deadline, poll_due, self.quiet_since + self.keepalive_s)
+            if bell.wait(max(0.0, wake_at - now)):
+                return "bell"
+            if time.monotonic() >= self.quiet_since + self.keepalive_s:
+                yield ": keep-alive\n\n"  # also how a gone client is noticed
+                self.quiet_since = time.monotonic()
+
+    def _renew_slot(self, now: float) -> None:
+        if self.slot is not None and now - self.renewed_at >= self.keepalive_s:
+            _quietly(self.slot.renew)
+            self.renewed_at = now
 
 
-def _wait(pubsub) -> bool:  # type: ignore[no-untyped-def]
-    """Wait up to POLL_S for the doorbell; True if it rang."""
-    if pubsub is None:
-        time.sleep(POLL_S)
-        return False
+def _quietly(action: Any) -> None:
+    """A slot left behind lapses on its own: Redis being away must not end a stream."""
     try:
-        return pubsub.get_message(timeout=POLL_S) is not None
-    except RedisError:
-        return False
+        action()
+    except RedisError as exc:
+        log.warning("stream slot not updated: %s", exc)
+
+
+def _claim_slot(user_id: int) -> StreamSlot | Response:
+    """A place among the user's open streams, or the 429 to answer."""
+    config = current_app.config
+    slot = StreamSlot(get_redis(), user_id, lapse_s=3 * config["SSE_KEEPALIVE_S"])
+    cap = config["SSE_MAX_STREAMS_PER_USER"]
+    if slot.claim(cap):
+        return slot
+    response, _ = error_response(
+        429,
+        "too_many_streams",
+        f"You already have {cap} event streams open; close one before opening another.",
+    )
+    response.status_code = 429
+    response.headers["Retry-After"] = str(RETRY_MS // 1000)
+    return response
 
 
 @bp.get("/jobs/<job_id>/stream")
 def stream_job(job_id: str):  # type: ignore[no-untyped-def]
     """Stream the build's events; Last-Event-ID (or ?lastEventId=) resumes after that id."""
-    build = load_build(job_id)
-    response = Response(
-        stream_with_context(_events(build.id, _last_event_id())), mimetype="text/event-stream"
-    )
+    build_id, user_id = load_build(job_id).id, g.user.id  # read before _read's commit expires them
+    last_id = _last_event_id()
+    final, missed = _read(build_id, last_id)
+    if final and not missed:
+        return Response(status=204)  # nothing more will come: EventSource stops reconnecting
+    slot = None if final else _claim_slot(user_id)
+    if isinstance(slot, Response):
+        return slot
+    stream = _BuildStream(build_id, last_id, slot, current_app.config)
+    doorbell = current_app.extensions["build_doorbell"]
+    response = Response(stream_with_context(stream.run(doorbell)), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"
     return response

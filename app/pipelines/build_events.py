@@ -17,8 +17,8 @@ from app.models import BuildEvent
 log = logging.getLogger(__name__)
 
 
-def channel(build_id: str) -> str:
-    return f"build-events:{build_id}"
+# One channel for every build: a web process holds one subscription, whatever it streams.
+DOORBELL_CHANNEL = "build-events"
 
 
 def add_event(build_id: str, type_: str, **data: Any) -> None:
@@ -29,7 +29,7 @@ def add_event(build_id: str, type_: str, **data: Any) -> None:
 def ring(build_id: str) -> None:
     """After a commit that added events: tell listeners to read the log again."""
     try:
-        get_redis().publish(channel(build_id), "1")
+        get_redis().publish(DOORBELL_CHANNEL, build_id)
     except RedisError:  # listeners also poll the database now and then
         log.debug("could not publish build %s events", build_id)
 

@@ -1,0 +1,304 @@
+"""Build event streams at scale, against the Procfile's own `web` command: idle streams hold no
+thread, one Redis subscription per process, streams end (final build, bounded lifetime) and a
+reconnect loses nothing, and a per-user cap on open streams."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from app.extensions import db
+from app.jobs.queues import get_redis
+from app.models import BuildEvent
+from app.pipelines.build_doorbell import BuildDoorbell
+from app.pipelines.build_events import DOORBELL_CHANNEL
+from app.pipelines.stream_slots import StreamSlot
+from tests.conftest import make_user
+from tests.helpers import create_path, start_build, wait_for_build
+from tests.services import ROOT, ProcessGroup, free_port, wait_until
+
+pytestmark = pytest.mark.slow
+
+PASSWORD = "correct horse battery staple"  # make_user's
+# More than the 8 threads the web process had before, and than its 15 database connections
+# (an idle stream must hold neither); within the per-user cap of 20.
+STREAMS = 20
+
+
+class EventReader:
+    """Reads one SSE response on a thread: its events, its `retry:` and whether it ended."""
+
+    def __init__(self, response: requests.Response) -> None:
+        self.response = response
+        self.events: list[dict[str, Any]] = []
+        self.retry: int | None = None
+        self.ended = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        current: dict[str, Any] = {}
+        try:
+            for line in self.response.iter_lines(chunk_size=1, decode_unicode=True):
+                if line.startswith("retry: "):
+                    self.retry = int(line[7:])
+                elif line.startswith("id: "):
+                    current["id"] = int(line[4:])
+                elif line.startswith("event: "):
+                    current["event"] = line[7:]
+                elif line.startswith("data: "):
+                    current["data"] = json.loads(line[6:])
+                elif line == "" and current:
+                    self.events.append(current)
+                    current = {}
+        except (requests.RequestException, OSError, ValueError, AttributeError):  # closed by the test
+            pass
+        self.ended.set()
+
+    def ids(self) -> list[int]:
+        return [event["id"] for event in self.events]
+
+    def close(self) -> None:
+        self.response.close()
+
+
+@pytest.fixture
+def procfile_web(service_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """Start the Procfile's `web` command (one process, as the Procfile sets no count)."""
+    started: list[ProcessGroup] = []
+
+    def _start(**extra: str) -> str:
+        port = free_port()
+        line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+        command = shlex.split(line.removeprefix("web:"), comments=True)
+        # A short graceful timeout only so teardown does not wait 25 s on the streams still open
+        # (test_web_shutdown.py tests the Procfile's own).
+        argv = [sys.executable, "-m", *command, "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "3"]
+        env = {**service_env, "WEB_CONCURRENCY": "1", **extra}
+        started.append(ProcessGroup(argv, env, tmp_path / f"web-{len(started)}.log"))
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _answers(f"{base}/healthz"), timeout=30, message="gunicorn to answer")
+        return base
+
+    yield _start
+    for group in started:
+        group.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _paused_build(client, auth) -> str:  # type: ignore[no-untyped-def]
+    """A build that will not move: no worker runs, and it is paused."""
+    build_id = start_build(client, auth, create_path(client, auth, concepts=2))
+    response = client.post(f"/api/jobs/{build_id}/pause", headers=auth)
+    assert response.status_code == 200, response.get_json()
+    return build_id
+
+
+def _open(base: str, build_id: str, headers: dict[str, str]) -> EventReader:
+    response = requests.get(f"{base}/api/jobs/{build_id}/stream", headers=headers, stream=True, timeout=10)
+    assert response.status_code == 200, response.text
+    return EventReader(response)
+
+
+def _sign_in(base: str) -> int:
+    session = requests.Session()
+    page = session.get(f"{base}/sign-in", timeout=10).text
+    token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+    return session.post(
+        f"{base}/sign-in",
+        data={"email": "designer@example.com", "password": PASSWORD, "csrf_token": token},
+        allow_redirects=False,
+        timeout=10,
+    ).status_code
+
+
+def test_healthz_and_sign_in_answer_while_more_streams_than_threads_are_open(client, auth, procfile_web):
+    base = procfile_web()
+    build_id = _paused_build(client, auth)
+
+    readers = [_open(base, build_id, auth) for _ in range(STREAMS)]
+    wait_until(lambda: all(reader.events for reader in readers), timeout=30, message="every stream's events")
+
+    assert requests.get(f"{base}/healthz", timeout=10).json() == {"status": "ok"}
+    assert _sign_in(base) == 302
+    assert requests.get(f"{base}/api/jobs/{build_id}", headers=auth, timeout=10).json()["status"] == "paused"
+    assert not any(reader.ended.is_set() for reader in readers), "a paused build's streams stay open"
+    for reader in readers:
+        reader.close()
+
+
+def test_one_redis_subscription_serves_every_stream_of_a_process(app, client, auth, procfile_web):
+    base = procfile_web()
+    builds = [_paused_build(client, auth) for _ in range(3)]
+
+    readers = [_open(base, builds[n % 3], auth) for n in range(STREAMS)]
+    wait_until(lambda: all(reader.events for reader in readers), timeout=30, message="every stream's events")
+
+    with app.app_context():
+        redis = get_redis()
+        subscribers = [c for c in redis.client_list() if int(c["sub"]) + int(c["psub"]) > 0]
+        assert len(subscribers) == 1, subscribers
+        assert redis.pubsub_numsub("build-events") == [(b"build-events", 1)]
+    for reader in readers:
+        reader.close()
+
+
+def test_the_doorbell_brings_a_change_to_the_stream_with_the_safety_poll_far_away(
+    app, client, auth, procfile_web
+):
+    base = procfile_web(SSE_SAFETY_POLL_S="600")
+    build_id = _paused_build(client, auth)
+    reader = _open(base, build_id, auth)
+    wait_until(lambda: reader.events, timeout=10, message="the stream's first events")
+    seen = len(reader.events)
+
+    assert client.post(f"/api/jobs/{build_id}/resume", headers=auth).status_code == 200
+
+    wait_until(lambda: len(reader.events) > seen, timeout=5, message="the resumed event on the stream")
+    assert reader.events[-1]["data"]["data"]["status"] == "resumed"
+    reader.close()
+
+
+def test_a_stream_of_a_final_build_sends_what_was_missed_and_ends_at_once(
+    app, client, auth, workers, procfile_web
+):
+    base = procfile_web()
+    workers()
+    build_id = start_build(client, auth, create_path(client, auth, concepts=1))
+    wait_for_build(client, auth, build_id)
+    with app.app_context():
+        ids = list(db.session.scalars(select(BuildEvent.id).where(BuildEvent.build_id == build_id)))
+
+    everything = _open(base, build_id, auth)
+    assert everything.ended.wait(10), "a final build's stream must end by itself"
+    assert everything.ids() == ids and everything.events[-1]["event"] == "completed"
+
+    middle = ids[len(ids) // 2]
+    rest = _open(base, build_id, {**auth, "Last-Event-ID": str(middle)})
+    assert rest.ended.wait(10)
+    assert rest.ids() == [i for i in ids if i > middle]
+
+    started = time.monotonic()
+    after_final = requests.get(
+        f"{base}/api/jobs/{build_id}/stream", headers={**auth, "Last-Event-ID": str(ids[-1])}, timeout=10
+    )
+    assert after_final.status_code == 204 and after_final.content == b""
+    assert time.monotonic() - started < 5
+
+
+def test_a_stream_ends_after_its_lifetime_and_a_reconnect_gets_exactly_what_it_missed(
+    app, client, auth, procfile_web
+):
+    base = procfile_web(SSE_MAX_STREAM_S="2")
+    build_id = _paused_build(client, auth)
+
+    first = _open(base, build_id, auth)
+    assert first.ended.wait(10), "the stream must end once its lifetime is over"
+    assert first.retry == 2000, "the stream tells the browser when to reconnect"
+    assert client.post(f"/api/jobs/{build_id}/resume", headers=auth).status_code == 200
+
+    second = _open(base, build_id, {**auth, "Last-Event-ID": str(first.ids()[-1])})
+    assert second.ended.wait(10)
+
+    with app.app_context():
+        ids = list(db.session.scalars(select(BuildEvent.id).where(BuildEvent.build_id == build_id)))
+    assert first.ids() + second.ids() == ids
+    assert second.events[-1]["data"]["data"]["status"] == "resumed"
+
+
+def test_a_user_past_the_cap_on_open_streams_gets_a_429_and_other_users_do_not(
+    app, client, auth, procfile_web
+):
+    base = procfile_web(SSE_MAX_STREAMS_PER_USER="2", SSE_KEEPALIVE_S="1")
+    build_id = _paused_build(client, auth)
+    held = [_open(base, build_id, auth), _open(base, build_id, auth)]
+
+    refused = requests.get(f"{base}/api/jobs/{build_id}/stream", headers=auth, timeout=10)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "too_many_streams"
+    assert refused.json()["success"] is False
+    assert refused.headers["Retry-After"] == "2"
+
+    admin = make_user(app, "admin@example.com", admin=True)
+    _open(base, build_id, admin).close()  # another user's count is their own
+
+    held[0].close()  # the server notices at its next keep-alive and frees the slot
+    wait_until(
+        lambda: (
+            requests.get(
+                f"{base}/api/jobs/{build_id}/stream", headers=auth, stream=True, timeout=10
+            ).status_code
+            == 200
+        ),
+        timeout=10,
+        interval=0.5,
+        message="the closed stream's slot to be freed",
+    )
+
+
+def test_a_slot_left_by_a_crashed_process_lapses_on_its_own(app, auth):
+    with app.app_context():
+        redis = get_redis()
+        assert StreamSlot(redis, 1, lapse_s=1).claim(cap=1)  # never released: its process "died"
+        assert not StreamSlot(redis, 1, lapse_s=1).claim(cap=1)
+        time.sleep(1.2)
+        assert StreamSlot(redis, 1, lapse_s=1).claim(cap=1)
+
+
+@pytest.mark.parametrize(
+    ("header", "query"),
+    [({"Last-Event-ID": "9223372036854775808"}, ""), ({}, "?lastEventId=²"), ({"Last-Event-ID": "-1"}, "")],
+)
+def test_a_last_event_id_that_is_not_an_event_id_is_refused_with_400(client, auth, header, query):
+    build_id = _paused_build(client, auth)
+    response = client.get(f"/api/jobs/{build_id}/stream{query}", headers={**auth, **header})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_last_event_id"
+
+
+def test_a_live_stream_ends_by_itself_once_its_build_turns_final(client, auth, procfile_web):
+    base = procfile_web(SSE_SAFETY_POLL_S="600")
+    build_id = _paused_build(client, auth)
+    reader = _open(base, build_id, auth)
+    wait_until(lambda: reader.events, timeout=10, message="the stream's first events")
+
+    assert client.post(f"/api/jobs/{build_id}/cancel", headers=auth).status_code == 200
+
+    assert reader.ended.wait(10), "the stream must end after the build's final event"
+    assert reader.events[-1]["event"] == "completed"
+    assert reader.events[-1]["data"]["data"]["status"] == "cancelled"
+
+
+def test_the_doorbell_subscribes_again_after_losing_redis_and_then_wakes_every_stream(app):
+    with app.app_context():
+        redis = get_redis()
+        doorbell = BuildDoorbell(redis)
+        with doorbell.bell("some-build") as bell:
+            wait_until(lambda: redis.pubsub_numsub(DOORBELL_CHANNEL)[0][1] == 1, message="the subscription")
+            time.sleep(0.3)
+            bell.clear()
+
+            redis.client_kill_filter(_type="pubsub")
+
+            assert bell.wait(10), "a message may have been lost in the gap: every stream must read again"
+            wait_until(lambda: redis.pubsub_numsub(DOORBELL_CHANNEL)[0][1] == 1, message="a new subscription")
+            bell.clear()
+            redis.publish(DOORBELL_CHANNEL, "another-build")
+            assert not bell.wait(0.5), "another build's ring wakes only that build's streams"
+            redis.publish(DOORBELL_CHANNEL, "some-build")
+            assert bell.wait(5)
