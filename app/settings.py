@@ -8,6 +8,7 @@ the variable's name and what it accepts. To add a setting, add one line to `Sett
 
 from __future__ import annotations
 
+import os
 import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -140,7 +141,7 @@ class Settings(BaseSettings):
         "",
         "signs sessions; the same long random value for every web and worker process, e.g. "
         "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`",
-        shown_default="– (required unless APP_ENV=development)",
+        shown_default="none: required unless APP_ENV=development",
     )
     DATABASE_URL: DatabaseUrl | None = setting(
         None,
@@ -220,7 +221,7 @@ class Settings(BaseSettings):
         "offline: deterministic content, no key, no network; openai: OpenAI or any Chat Completions server",
     )
     OPENAI_BASE_URL: HttpUrl = setting("https://api.openai.com/v1", "the Chat Completions server")
-    OPENAI_API_KEY: SecretText = setting("", "its key (a local server may need none)", shown_default="–")
+    OPENAI_API_KEY: SecretText = setting("", "its key (a local server may need none)")
     OPENAI_MODEL: str = setting("gpt-4o-mini", "the model")
     OPENAI_TIMEOUT_S: Number = setting(120.0, "a request taking longer is a timeout (transient)", gt=0)
     OPENAI_RESPONSE_FORMAT: Literal["auto", "json_schema", "json_object", "none"] = setting(
@@ -243,11 +244,9 @@ class Settings(BaseSettings):
     GENERATOR_FAILURE_RATE: Number = setting(
         0.0, "offline: the share of generations that fail (transient)", ge=0, le=1
     )
-    GENERATOR_FAIL_ON: str = setting(
-        "", "offline: a title fragment whose generation always fails", shown_default="–"
-    )
+    GENERATOR_FAIL_ON: str = setting("", "offline: a title fragment whose generation always fails")
     ALERT_WEBHOOK_URL: HttpUrlOrBlank = setting(
-        "", "dead letters and failed builds are POSTed here (Slack-compatible)", shown_default="–"
+        "", "dead letters and failed builds are POSTed here (Slack-compatible)"
     )
     ALERT_TIMEOUT_S: Number = setting(5.0, "how long an alert's POST may take", gt=0)
     LOG_LEVEL: LogLevel = setting("INFO", "the lowest level logged (under `make run`: WARNING)")
@@ -284,11 +283,12 @@ def read_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
     try:
         return Settings(**given)
     except ValidationError as exc:
-        raise InvalidSettings("\n".join(_refusals(exc))) from None
+        raise InvalidSettings("\n".join(_refusals(exc, {**os.environ, **given}))) from None
 
 
-def _refusals(exc: ValidationError) -> Iterator[str]:
-    """One sentence per refused variable: its name, its value (unless hidden) and what it accepts."""
+def _refusals(exc: ValidationError, given: Mapping[str, Any]) -> Iterator[str]:
+    """One sentence per refused variable: its name, its value as given (unless hidden) and what it
+    accepts."""
     seen: set[str] = set()
     for error in exc.errors():
         name = str(error["loc"][0]) if error["loc"] else ""
@@ -296,7 +296,7 @@ def _refusals(exc: ValidationError) -> Iterator[str]:
             continue
         seen.add(name)
         field = Settings.model_fields[name]
-        shown = name if _markers(field, Hidden) else f"{name}={error['input']!r}"
+        shown = name if _markers(field, Hidden) else f"{name}={given.get(name, error['input'])!r}"
         yield f"{shown} is not accepted: {name} takes {accepted(field)}."
 
 
