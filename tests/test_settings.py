@@ -18,7 +18,7 @@ from app import create_app
 from app.config import INSTANCE_DIR, load_settings
 from app.settings import InvalidSettings, Settings
 from app.settings_docs import ENV_EXAMPLE, README, TABLE_END, env_example, main, stale_documents
-from tests.services import ROOT
+from tests.services import ROOT, free_port
 
 # app.config as it was before the settings were typed, with nothing set: every key and default.
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -217,16 +217,34 @@ def test_the_worker_says_it_refused_to_start_in_one_line_without_a_traceback(ser
     )
 
 
+def test_make_run_refuses_a_bad_setting_in_one_sentence_before_starting_anything(tmp_path):
+    env = {name: value for name, value in os.environ.items() if name not in ("REDIS_URL", "DATABASE_URL")}
+    env.update(INSTANCE_DIR=str(tmp_path / "instance"), PORT=str(free_port()), JOB_BACKOFF_TYPE="fixd")
+
+    finished = subprocess.run(
+        [sys.executable, "-m", "app.devserver"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert finished.returncode == 1
+    assert finished.stderr.strip() == (
+        "make run refused to start: JOB_BACKOFF_TYPE='fixd' is not accepted: "
+        "JOB_BACKOFF_TYPE takes exponential or fixed."
+    )
+    assert not (tmp_path / "instance" / "redis").exists(), "no Redis was started"
+
+
 # --- good values: read, typed, and kept as they always were --------------------------------
 
 
-def test_with_nothing_set_app_config_holds_every_old_key_with_its_old_default(environment):
+def test_with_nothing_set_app_config_holds_every_old_key_with_its_old_default_and_type(environment):
     loaded = load_settings()
 
-    assert loaded == DEFAULT_CONFIG
-    assert {name: type(value) for name, value in loaded.items()} == {
+    kept = {name: loaded.get(name, "<missing>") for name in DEFAULT_CONFIG}
+    assert kept == DEFAULT_CONFIG
+    assert {name: type(loaded[name]) for name in DEFAULT_CONFIG} == {
         name: type(value) for name, value in DEFAULT_CONFIG.items()
     }
+    assert set(loaded) - set(DEFAULT_CONFIG) <= set(Settings.model_fields), "new keys come from the registry"
 
 
 def test_values_from_the_environment_arrive_typed(environment):
@@ -382,6 +400,7 @@ def test_an_env_example_line_uncommented_is_read_as_its_default(environment, tmp
     lines = re.findall(r"^# ([A-Z0-9_]+=.*)$", env_example(), re.MULTILINE)
     assert len(lines) == len(Settings.model_fields)
     dotenv.write_text("\n".join(lines) + "\n")
+    defaults = load_settings()
     environment.setattr(config, "DOTENV_FILE", dotenv)
 
-    assert load_settings() == DEFAULT_CONFIG
+    assert load_settings() == defaults
