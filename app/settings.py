@@ -12,12 +12,20 @@ import os
 import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 import annotated_types
 from limits import parse_many
-from pydantic import AfterValidator, AllowInfNan, BeforeValidator, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    AllowInfNan,
+    BeforeValidator,
+    Field,
+    JsonValue,
+    ValidationError,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
@@ -30,6 +38,9 @@ DEFAULT_RATE_LIMIT_MAX = {"openai": 10}
 
 class InvalidSettings(ValueError):
     """One or more variables hold a value their setting does not accept: the process must not start."""
+
+
+Marker = TypeVar("Marker")
 
 
 @dataclass(frozen=True)
@@ -123,7 +134,7 @@ def setting(
     `shown_default` replaces the default in the docs where it is computed; `in_app_config=False`
     keeps a variable read by something other than the app (make run's PORT) out of `app.config`.
     """
-    extra = {"shown_default": shown_default, "in_app_config": in_app_config}
+    extra: dict[str, JsonValue] = {"shown_default": shown_default, "in_app_config": in_app_config}
     return Field(default, description=meaning, json_schema_extra=extra, **limits)
 
 
@@ -222,7 +233,7 @@ class Settings(BaseSettings):
     )
     OPENAI_BASE_URL: HttpUrl = setting("https://api.openai.com/v1", "the Chat Completions server")
     OPENAI_API_KEY: SecretText = setting("", "its key (a local server may need none)")
-    OPENAI_MODEL: str = setting("gpt-4o-mini", "the model")
+    OPENAI_MODEL: str = setting("gpt-4o-mini", "the model to ask, as the server names it")
     OPENAI_TIMEOUT_S: Number = setting(120.0, "a request taking longer is a timeout (transient)", gt=0)
     OPENAI_RESPONSE_FORMAT: Literal["auto", "json_schema", "json_object", "none"] = setting(
         "auto", "auto finds what the server takes (structured output, stepping down where refused); or fix it"
@@ -327,7 +338,7 @@ def _value_type(annotation: Any) -> Any:
     return annotation
 
 
-def _markers(field: FieldInfo, marker: type[Any]) -> list[Any]:
+def _markers(field: FieldInfo, marker: type[Marker]) -> list[Marker]:
     """Metadata of type `marker`, on the field or on the Annotated type inside its `X | None`."""
     found = list(field.metadata)
     if get_origin(field.annotation) in (Union, types.UnionType):

@@ -376,6 +376,11 @@ def test_readme_and_env_example_say_what_the_registry_says():
     assert main(["--check"]) == 0
 
 
+def test_every_setting_says_what_it_means():
+    for name, field in Settings.model_fields.items():
+        assert field.description and field.description.strip(), f"{name} needs a meaning"
+
+
 def test_every_setting_has_a_row_in_readme_and_a_line_in_env_example():
     table = README.read_text().split(TABLE_END)[0]
 
