@@ -127,7 +127,7 @@ LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], B
 
 
 def setting(
-    default: Any, meaning: str, *, shown_default: str | None = None, in_app_config: bool = True, **limits: Any
+    default: Any, meaning: str, *, shown_default: str | None = None, in_app_config: bool = True, **bounds: Any
 ) -> Any:
     """A variable's entry: its default, what it means (the docs' words) and any bounds (ge=, le=, ...).
 
@@ -135,7 +135,7 @@ def setting(
     keeps a variable read by something other than the app (make run's PORT) out of `app.config`.
     """
     extra: dict[str, JsonValue] = {"shown_default": shown_default, "in_app_config": in_app_config}
-    return Field(default, description=meaning, json_schema_extra=extra, **limits)
+    return Field(default, description=meaning, json_schema_extra=extra, **bounds)
 
 
 class Settings(BaseSettings):
