@@ -11,6 +11,7 @@ from app import create_app
 from app.config import InsecureSecretKey
 from app.jobs.runner import run_worker, wait_for_redis
 from app.jobs.supervisor import run_supervisor, stop_with_parent
+from app.settings import InvalidSettings
 
 
 def main() -> None:
@@ -24,7 +25,7 @@ def main() -> None:
         stop_with_parent(args.parent)
     try:
         app = create_app()
-    except InsecureSecretKey as exc:
+    except (InsecureSecretKey, InvalidSettings) as exc:
         sys.exit(f"worker refused to start: {exc}")
     wait_for_redis(app)
     if args.queues:

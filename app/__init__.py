@@ -20,8 +20,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         template_folder="../templates",
         static_folder="../static",
     )
-    app.config.update(load_settings())
-    app.config.update(overrides or {})
+    app.config.update(load_settings(overrides))  # overrides of a setting are checked like the environment
     check_secret_key(app.config)
     INSTANCE_DIR.mkdir(exist_ok=True)
     _configure_logging(app)

@@ -33,6 +33,7 @@ from app.config import INSTANCE_DIR, PROJECT_ROOT
 from app.extensions import db
 from app.inputs import bounded_int
 from app.models import User
+from app.settings import InvalidSettings, read_settings
 
 CREDENTIALS_FILE = INSTANCE_DIR / "first-admin.txt"
 FIRST_ADMIN_EMAIL = "admin@localhost"
@@ -175,6 +176,10 @@ def main() -> None:
     use_development_settings()
     env = dict(os.environ)
     port = requested_port(env)
+    try:
+        read_settings()  # a bad value stops `make run` in one sentence, before anything starts
+    except InvalidSettings as exc:
+        sys.exit(f"make run refused to start: {exc}")
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
     INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
