@@ -173,7 +173,8 @@ def main() -> None:
     use_development_settings()
     env = dict(os.environ)
     port = requested_port(env)
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    # SIGINT too: started as a script's background job (`make run &`), Python leaves it ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
     INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
     redis: subprocess.Popen[bytes] | None = None
