@@ -180,7 +180,8 @@ def main() -> None:
         read_settings()  # a bad value stops `make run` in one sentence, before anything starts
     except InvalidSettings as exc:
         sys.exit(f"make run refused to start: {exc}")
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    # SIGINT too: started as a script's background job (`make run &`), Python leaves it ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
     INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
     redis: subprocess.Popen[bytes] | None = None

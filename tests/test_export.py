@@ -240,6 +240,21 @@ def test_the_markdown_export_of_lesson_plans_reads_as_headings_objectives_activi
     assert "## Module 3: Module title 3\n\n2 contact hours\n\n_No lesson plans generated yet._" in text
 
 
+def test_the_markdown_export_says_one_contact_hour_in_the_singular(app, client, auth):
+    workflow_id = seed_workflow(app, _user_id(app, "designer@example.com"))
+    with app.app_context():
+        module = db.session.scalar(
+            select(Module).where(Module.workflow_id == workflow_id, Module.position == 2)
+        )
+        module.contact_hours = 1.0
+        db.session.commit()
+
+    text = download(client, f"/api/v3/workflow/{workflow_id}/export?format=md", auth).get_data(as_text=True)
+
+    assert "## Module 3: Module title 3\n\n1 contact hour\n\n" in text
+    assert "## Module 1: Module title 1\n\n2 contact hours\n\n" in text
+
+
 def test_a_generated_workflows_export_matches_what_the_run_stored(app, client, auth, workers):
     workers()
     workflow_id = create_workflow(client, auth, modules=3, hours=1.5)

@@ -240,6 +240,26 @@ def _gone(pid: int) -> bool:
 
 
 @pytest.mark.slow
+def test_ctrl_c_stops_a_dev_server_that_a_script_started_in_the_background(
+    devservers, devserver_env, tmp_path
+):
+    """A shell script's `make run &` starts it with SIGINT ignored (POSIX, for background jobs);
+    a SIGINT to its group still stops it, as Ctrl-C does in a terminal."""
+    ignoring_sigint = [
+        sys.executable,
+        "-c",
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'app.devserver'])",
+    ]
+    server = _start(devservers, ignoring_sigint, devserver_env, tmp_path / "devserver.log")
+    server.announcement()
+
+    returncode, said = server.ctrl_c(timeout=60)
+
+    assert returncode == 0, said
+    assert "Stopped." in said and "Traceback" not in said
+
+
 def test_a_child_that_dies_is_named_and_the_rest_are_stopped(devservers, devserver_env, tmp_path):
     server = _start(devservers, DEVSERVER, devserver_env, tmp_path / "devserver.log")
     server.announcement()

@@ -1,5 +1,5 @@
 """The README's commands work as written: each `flask …` line is run here, from a shell that
-only did what the README says (enter .venv once), and every other command is either run by a
+only did what the README says (enter .venv once, set APP_ENV), and every other command is either run by a
 named test or by CI, or is listed below with the reason it cannot run here."""
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from tests.services import ROOT
 
 README = ROOT / "README.md"
 ENTER_THE_ENVIRONMENT = ". .venv/bin/activate"
+# A new terminal has no SECRET_KEY: the README says to choose development (make run's own key).
+CHOOSE_DEVELOPMENT = "export APP_ENV=development"
+SET_UP = (ENTER_THE_ENVIRONMENT, CHOOSE_DEVELOPMENT)
 # Commands run somewhere else exactly as written: where, checked below.
 RUN_ELSEWHERE = {
     "make run": "tests/test_first_run.py",
@@ -46,18 +49,28 @@ def readme_commands() -> list[str]:
     return commands
 
 
+def readme_set_up() -> list[str]:
+    """What the README has a reader type before its first `flask` command: entering .venv and
+    each `export`, run here only because the README shows them."""
+    commands = readme_commands()
+    first_flask = next(i for i, command in enumerate(commands) if command.startswith("flask "))
+    return [c for c in commands[:first_flask] if c == ENTER_THE_ENVIRONMENT or c.startswith("export ")]
+
+
 def _outside_the_environment(env: dict[str, str]) -> dict[str, str]:
-    """A shell as a new terminal opens it: .venv is neither active nor on PATH."""
+    """A shell as a new terminal opens it: .venv is neither active nor on PATH, and neither
+    SECRET_KEY nor APP_ENV is set."""
     venv_bin = str(ROOT / ".venv" / "bin")
     path = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p != venv_bin)
-    return {**{k: v for k, v in env.items() if k != "VIRTUAL_ENV"}, "PATH": path}
+    unset = ("VIRTUAL_ENV", "SECRET_KEY", "APP_ENV")
+    return {**{k: v for k, v in env.items() if k not in unset}, "PATH": path}
 
 
 def test_the_readme_says_how_to_enter_the_environment_before_its_first_flask_command():
     commands = readme_commands()
     first_flask = next(i for i, command in enumerate(commands) if command.startswith("flask "))
 
-    assert ENTER_THE_ENVIRONMENT in commands[:first_flask]
+    assert all(step in commands[:first_flask] for step in SET_UP), commands[:first_flask]
 
 
 @pytest.mark.slow
@@ -66,11 +79,12 @@ def test_every_flask_command_in_the_readme_works_as_written(service_env, tmp_pat
         dict.fromkeys(c for c in readme_commands() if c.startswith("flask ") or c == "deactivate")
     )
     env = {**_outside_the_environment(service_env), "INSTANCE_DIR": str(tmp_path / "instance")}
+    set_up = readme_set_up()
     assert len(commands) >= 9, commands
 
     for command in commands:  # in the README's order: one database, as a reader goes along
         result = subprocess.run(
-            ["bash", "-c", f"{ENTER_THE_ENVIRONMENT} && {command}"],
+            ["bash", "-c", " && ".join((*set_up, command))],
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -83,11 +97,7 @@ def test_every_flask_command_in_the_readme_works_as_written(service_env, tmp_pat
 
 def test_every_other_command_in_the_readme_is_run_somewhere_or_says_why_not():
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
-    others = [
-        c
-        for c in readme_commands()
-        if not c.startswith("flask ") and c not in (ENTER_THE_ENVIRONMENT, "deactivate")
-    ]
+    others = [c for c in readme_commands() if not c.startswith("flask ") and c not in (*SET_UP, "deactivate")]
 
     for command in others:
         assert command in RUN_ELSEWHERE or command in NOT_RUN_HERE, (

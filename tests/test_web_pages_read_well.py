@@ -73,6 +73,13 @@ def test_rq_dashboard_links_back_to_the_app(app, client):
     assert page.count('id="app-link"') == 1
 
 
+def test_rq_dashboard_pages_link_our_favicon(app, client):
+    sign_in(app, client, "root@example.com", admin=True)
+    page = _page(client, "/admin/rq/")
+    head = page.split("</head>")[0]
+    assert head.count('<link rel="icon" type="image/svg+xml" href="/static/favicon.svg">') == 1
+
+
 def test_rq_dashboard_data_stays_untouched(app, client):
     sign_in(app, client, "root@example.com", admin=True)
     response = client.get("/admin/rq/0/data/queues.json")

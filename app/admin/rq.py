@@ -75,7 +75,8 @@ def _outage_page(response: Response) -> Response:
 
 
 def _link_back_to_the_app(response: Response) -> Response:
-    """Put a bar with links to the app's home and job queue at the top of each dashboard page."""
+    """Put a bar with links to the app's home and job queue at the top of each dashboard page,
+    and our favicon in its head (it has none: browsers asked for /favicon.ico, a 404)."""
     if response.mimetype != "text/html" or response.direct_passthrough or response.status_code != 200:
         return response
     bar = (
@@ -83,7 +84,8 @@ def _link_back_to_the_app(response: Response) -> Response:
         f'<a href="{url_for("web.home")}">← Curriculum Builder</a> · '
         f'<a href="{url_for("admin.queue")}">Job queue</a></nav>'
     )
-    html = response.get_data(as_text=True)
+    icon = f'<link rel="icon" type="image/svg+xml" href="{url_for("static", filename="favicon.svg")}">'
+    html = response.get_data(as_text=True).replace("</head>", f"{icon}</head>", 1)
     response.set_data(html.replace("<body>", f"<body>{bar}", 1))
     return response
 

@@ -123,13 +123,18 @@ def _markdown(header: dict[str, Any], workflow_id: str) -> Iterator[str]:
     yield f"Lesson plans · {one_line(header['topic'])}{audience}\n\nExported {isoformat(utcnow())}\n"
     for module, rows in _modules(workflow_id):
         yield f"\n## Module {module.position + 1}: {one_line(module.title)}\n\n"
-        yield f"{module.contact_hours:g} contact hours\n"
+        yield f"{_contact_hours(module.contact_hours)}\n"
         empty = True
         for lesson_number, row in enumerate(rows, start=1):
             empty = False
             yield _lesson_markdown(lesson_number, row)
         if empty:
             yield "\n_No lesson plans generated yet._\n"
+
+
+def _contact_hours(hours: float) -> str:
+    """'1 contact hour', '2.5 contact hours': the pages' plural, for the people reading the file."""
+    return f"{hours:g} contact hour" + ("" if hours == 1 else "s")
 
 
 def _lesson_markdown(number: int, row: Row[Any]) -> str:
