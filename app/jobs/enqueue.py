@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import current_app
 from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.executions import ExecutionRegistry
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 
@@ -74,6 +75,17 @@ class StrandedJobs:
         return self._on_queue[queue_name]
 
 
+def _delete_finished(job: Job) -> None:
+    """Delete a finished job so its id can be used again. RQ lists its runs in an executions
+    registry and reads each one back on delete; a run whose record already expired (or that
+    another worker deleted first) makes that read fail, so the registry is dropped first then."""
+    try:
+        job.delete()
+    except ValueError:  # "Execution … not found in Redis"
+        job.connection.delete(ExecutionRegistry(job_id=job.id, connection=job.connection).key)
+        job.delete()
+
+
 def enqueue_unique(queue_name: str, func: Callable[..., Any], *args: Any, job_id: str) -> bool:
     """Enqueue `func(*args)` as `job_id` unless a job with that id is alive; True if enqueued.
 
@@ -84,7 +96,7 @@ def enqueue_unique(queue_name: str, func: Callable[..., Any], *args: Any, job_id
     if job is not None:
         if job.get_status(refresh=False) in LIVE_STATES:
             return False
-        job.delete()
+        _delete_finished(job)
     config = current_app.config
     try:
         get_queue(queue_name).enqueue(
