@@ -186,7 +186,7 @@ def test_the_path_page_shows_carried_over_counts_and_keeps_the_tree_marked_as_up
     page = client.get(f"/paths/{path_id}").get_data(as_text=True)
     poll = client.get(f"/paths/{path_id}", headers={"HX-Request": "true"}).get_data(as_text=True)
 
-    assert "3/3 concepts broken down" in page and "5/6 sub-concepts done" in page
+    assert "3 of 3 concepts broken down" in page and "5 of 6 sub-concepts done" in page
     assert "Concept 2" in page and "Sub 2.1" in page, "the tree stays visible while the build runs"
     assert "Being updated" in page and "Nothing generated yet" not in page
     assert 'id="tree-note" hx-swap-oob="true"' in poll and "Being updated" in poll
@@ -596,3 +596,28 @@ def test_a_complete_workflow_offers_regenerate_all_and_per_module_not_generate(a
     assert "Regenerate all…" in page and page.count('class="regenerate"') == 3
     assert "Generate lesson plans</button>" not in page and "Resume generation</button>" not in page
     assert "asks the model" in page
+
+
+def test_retry_of_a_build_whose_path_was_completed_since_is_refused_and_writes_nothing(app, client, auth):
+    path_id = create_path(client, auth, concepts=2)
+    _store_tree(app, path_id, concepts=2)
+    with app.app_context():  # the one owed sub-concept was generated since, by a later build
+        db.session.execute(
+            SubConcept.__table__.update()
+            .values(units_generated_at=utcnow())
+            .where(SubConcept.units_generated_at.is_(None))
+        )
+        db.session.commit()
+    cancelled = _ended_build(app, path_id, "cancelled")
+    before = _count(app, BuildJob)
+
+    response = client.post(f"/api/jobs/{cancelled}/retry", headers=auth)
+
+    assert response.status_code == 400
+    assert "Nothing is left to retry" in response.get_json()["error"]["message"]
+    assert _count(app, BuildJob) == before
+
+
+def _count(app, model) -> int:  # type: ignore[no-untyped-def]
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(model))

@@ -33,6 +33,7 @@ from app.pipelines.build_events import add_event, ring
 from app.pipelines.build_finalize import maybe_finalize
 from app.pipelines.build_steps import step_job_id
 from app.pipelines.learning_path import plan_build, queue_owed_steps
+from app.pipelines.path_tree import tree_is_complete
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +302,11 @@ def retry_build(build: BuildJob, user_id: int) -> BuildJob:
             raise InvalidTransition(
                 f"The {build.scope_kind} this build regenerated is gone (the path was regenerated since)."
             ) from None
+    if piece is None and not build.force_fresh and tree_is_complete(build.path):
+        raise InvalidTransition(
+            "Nothing is left to retry: every part of this path has been generated since. "
+            "Regenerate asks the model again."
+        )
     # The same scope and the same freshness: a retried regenerate must not reuse old answers.
     return _create_build(build.path, user_id, build.id, build.force_fresh, piece)
 
