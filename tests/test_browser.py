@@ -166,7 +166,7 @@ def test_lesson_plans_appear_module_by_module_without_reloading(app, web, worker
     page.click("button:has-text('Generate lesson plans')")
     expect(page.locator("#lessons-0 .lessons li").first).to_be_visible(timeout=60_000)
     expect(page.locator("#lessons-2 .lessons li").first).to_be_visible(timeout=60_000)
-    expect(page.locator("#progress .badge").first).to_have_text("complete", timeout=20_000)
+    expect(page.locator("#progress .badge").first).to_have_text("completed", timeout=20_000)
 
     assert page.evaluate("window.__sameDocument") is True, "the page was reloaded"
     for position in range(3):
