@@ -95,10 +95,12 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        # The exception's own headers stay (a 405's Allow, a 429's Retry-After); its body does not.
+        headers = [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
         if not _wants_json():
-            return error_page(exc.code or 500)
+            return (*error_page(exc.code or 500), headers)
         code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(exc.code or 500, code, exc.description or exc.name)
+        return (*error_response(exc.code or 500, code, exc.description or exc.name), headers)
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)

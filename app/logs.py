@@ -19,19 +19,26 @@ from typing import Any
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("log_context", default={})  # noqa: B039
 
 
+_inside_block: contextvars.ContextVar[bool] = contextvars.ContextVar("inside_log_context", default=False)
+
+
 @contextmanager
 def log_context(**ids: Any) -> Iterator[None]:
     """Add ids (build, workflow, step, job, attempt) to every record logged inside the block."""
     token = _context.set({**_context.get(), **{k: v for k, v in ids.items() if v is not None}})
+    inside = _inside_block.set(True)
     try:
         yield
     finally:
+        _inside_block.reset(inside)
         _context.reset(token)
 
 
 def add_to_context(**ids: Any) -> None:
-    """Add ids to the current context (inside a `log_context` block)."""
-    _context.set({**_context.get(), **{k: v for k, v in ids.items() if v is not None}})
+    """Add ids to the current `log_context` block (the job's); outside one it does nothing, so
+    a job function called directly (a test, a shell) leaves no ids on later, unrelated lines."""
+    if _inside_block.get():
+        _context.set({**_context.get(), **{k: v for k, v in ids.items() if v is not None}})
 
 
 class ContextFilter(logging.Filter):

@@ -144,3 +144,12 @@ def test_rq_dashboards_data_routes_get_json_errors_for_its_scripts(app, client):
 def test_an_api_wrong_method_stays_json(app, client, auth):
     response = client.delete("/api/learning-paths", headers=auth)
     assert response.status_code == 405 and response.get_json()["error"]["code"] == "method_not_allowed"
+
+
+def test_a_405_page_and_its_json_keep_the_allow_header(app, client, auth):
+    page = client.get("/sign-out")
+    api = client.delete("/api/v3/workflows", headers=auth)
+
+    assert page.status_code == 405 and "POST" in page.headers["Allow"]
+    assert "<html" in page.get_data(as_text=True)
+    assert api.status_code == 405 and "GET" in api.headers["Allow"] and api.is_json

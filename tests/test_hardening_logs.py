@@ -73,3 +73,23 @@ def test_the_json_format_keeps_one_record_per_line(log_output: io.StringIO) -> N
     logging.getLogger("app").info("path %s", FORGED)
     lines = buffer.getvalue().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["message"].startswith("path Stats\n2026")
+
+
+def test_ids_added_outside_a_job_do_not_stick_to_later_lines(caplog):
+    from app.logs import add_to_context, log_context
+
+    add_to_context(build="outside-any-job")  # a job function called directly, as a test does
+    with log_context(job="j1"):
+        add_to_context(build="b1")
+        assert _ids() == {"job": "j1", "build": "b1"}
+    assert _ids() == {}
+
+
+def _ids() -> dict[str, object]:
+    import logging
+
+    from app.logs import ContextFilter
+
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "m", None, None)
+    ContextFilter().filter(record)
+    return record.ids  # type: ignore[attr-defined]

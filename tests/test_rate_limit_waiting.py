@@ -186,7 +186,7 @@ def test_a_build_under_a_tight_limit_shows_waiting_steps_and_an_estimate_the_lim
         build = build_of(client, auth, build_id)
         samples.append((time.monotonic(), build))
         if build["waitingForRateLimit"] and not waiting_steps:
-            steps = client.get(f"/api/jobs/{build_id}/steps?status=running", headers=auth).get_json()
+            steps = client.get(f"/api/jobs/{build_id}/steps?status=running", headers=auth).get_json()["data"]
             waiting_steps.extend(s for s in steps if s["waitingForRateLimit"])
         return build["status"] == "completed"
 
@@ -381,7 +381,7 @@ def test_the_admin_step_tree_splits_waiting_from_working_and_shows_a_waiting_ste
 
     body = client.get(f"/admin/builds/{build_id}").get_data(as_text=True)
 
-    assert "3000 ms waiting for the rate limit, 1000 ms working" in body
+    assert "3 s waiting for the rate limit, 1 s working" in body
     assert "waiting for the AI provider's rate limit — next slot at" in body
     assert "1 running step waiting for the AI provider" in body
 
@@ -397,7 +397,7 @@ def test_the_steps_api_splits_waiting_from_working(app, client, auth):
         db.session.add(step)
         db.session.commit()
 
-    (shown,) = client.get(f"/api/jobs/{build_id}/steps", headers=auth).get_json()
+    (shown,) = client.get(f"/api/jobs/{build_id}/steps", headers=auth).get_json()["data"]
 
     assert (shown["durationMs"], shown["waitMs"], shown["workMs"]) == (4000, 3000, 1000)
     assert (shown["waitingForRateLimit"], shown["rateLimitNextSlotAt"]) == (False, None)

@@ -71,7 +71,7 @@ def test_regenerate_one_module_from_the_workflow_page(app, web, workers, page: P
     page.fill("#workflow-modules", "Reading charts\nSpreadsheets\nDashboards")
     page.click("button:has-text('Create workflow')")
     page.click("button:has-text('Generate lesson plans')")
-    expect(page.locator("#progress h2 .badge")).to_have_text("complete", timeout=60_000)
+    expect(page.locator("#progress h2 .badge")).to_have_text("completed", timeout=60_000)
     assert _calls_per_module(app) == [1, 1, 1]
 
     module = page.locator("ol.modules > li").nth(1)
@@ -80,7 +80,7 @@ def test_regenerate_one_module_from_the_workflow_page(app, web, workers, page: P
     page.click("button:has-text('Yes, regenerate')")
 
     expect(page.locator("#progress h2 .badge")).to_have_text(re.compile("in_progress|complete"))
-    expect(page.locator("#progress h2 .badge")).to_have_text("complete", timeout=60_000)
+    expect(page.locator("#progress h2 .badge")).to_have_text("completed", timeout=60_000)
     expect(page.locator("ol.modules > li").nth(1).locator(".lessons li").first).to_be_visible()
     shot(page, "regenerate-module-done")
     assert _calls_per_module(app) == [1, 2, 1], "module 2 asked again, the others untouched"
