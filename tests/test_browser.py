@@ -71,6 +71,7 @@ def create_path(page: Page, name: str, concepts: int) -> None:
     page.fill("#path-concept_count", str(concepts))
     page.click("button:has-text('Create learning path')")
     expect(page.locator("h1")).to_have_text(name)
+    page.wait_for_load_state("load")  # htmx has run: a click before that would post the plain form
 
 
 def test_build_a_path_and_watch_it_finish_without_reloading(app, web, workers, page):
