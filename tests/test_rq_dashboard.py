@@ -113,6 +113,9 @@ def test_a_same_origin_post_requeues_the_failed_jobs(admin, redis_server, failed
         ("post", "/admin/rq/job/nonexistent-job/requeue", 404),
         ("get", "/admin/rq/0/data/job/nonexistent-job.json", 404),
         ("get", "/admin/rq/0/view/job/nonexistent-job", 404),
+        ("get", "/admin/rq/1/view/job/%C2%B2", 404),  # '²': RQ refuses such an id with a ValueError
+        ("get", "/admin/rq/0/data/job/a%20b.json", 404),
+        ("post", "/admin/rq/job/%C2%B2/requeue", 404),
         ("get", f"/admin/rq/0/data/jobs/{QUEUE}/queued/0/asc/1.json", 400),
         ("get", f"/admin/rq/0/data/jobs/{QUEUE}/queued/ten/asc/1.json", 400),
         ("get", f"/admin/rq/0/data/jobs/{QUEUE}/queued/10/asc/0.json", 400),

@@ -12,6 +12,7 @@ pages get a link back to the app, added to its HTML as it leaves (none of its fi
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -113,11 +114,18 @@ def _same_origin() -> bool:
     return (parts.scheme, parts.netloc) == (request.scheme, request.host)
 
 
+# What RQ takes as a job id: ASCII letters, digits, underscores and dashes ('²' is a digit to
+# Python, not to RQ).
+JOB_ID = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def _not_found_when_missing(view: View) -> View:
     """An unknown (or expired) job id is a 404, and an impossible operation on a job a 409."""
 
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if "job_id" in kwargs and not JOB_ID.fullmatch(kwargs["job_id"]):  # RQ raises ValueError on it
+            abort(404, f"No job {kwargs['job_id']!r}.")
         try:
             return view(*args, **kwargs)
         except NoSuchJobError:
