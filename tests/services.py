@@ -166,7 +166,8 @@ class SentinelCluster:
         return {
             "REDIS_SENTINELS": ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports),
             "REDIS_SENTINEL_MASTER": SENTINEL_MASTER,
-            "REDIS_URL": f"{'rediss' if self.tls else 'redis'}://{auth}unused-with-sentinels:6379/0{tls}",
+            # Host and port are never dialled: with Sentinels only the password, db and TLS count.
+            "REDIS_URL": f"{'rediss' if self.tls else 'redis'}://{auth}unused-with-sentinels:1/0{tls}",
             "REDIS_SENTINEL_PASSWORD": self.sentinel_password or "",
         }
 

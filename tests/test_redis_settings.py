@@ -20,8 +20,8 @@ def test_the_seeds_redis_host_port_and_password_are_used_when_redis_url_is_unset
     monkeypatch.setenv("REDIS_PASSWORD", "p@ss word")
     assert load_settings()["REDIS_URL"] == "redis://:p%40ss%20word@cache.internal:6380/0"
 
-    monkeypatch.setenv("REDIS_URL", "redis://elsewhere:6379/2")
-    assert load_settings()["REDIS_URL"] == "redis://elsewhere:6379/2"
+    monkeypatch.setenv("REDIS_URL", "redis://elsewhere:6379/2")  # parsed only
+    assert load_settings()["REDIS_URL"] == "redis://elsewhere:6379/2"  # parsed only
 
 
 def test_an_app_reaches_redis_through_redis_host_and_port(redis_server, service_env, monkeypatch):
@@ -37,7 +37,7 @@ def test_an_app_reaches_redis_through_redis_host_and_port(redis_server, service_
 @pytest.mark.parametrize(
     ("settings", "named"),
     [
-        ({"REDIS_SENTINELS": "127.0.0.1:26379"}, "REDIS_SENTINEL_MASTER"),
+        ({"REDIS_SENTINELS": "127.0.0.1:26379"}, "REDIS_SENTINEL_MASTER"),  # parsed only
         ({"REDIS_SENTINELS": "127.0.0.1", "REDIS_SENTINEL_MASTER": "m"}, "REDIS_SENTINELS"),
         ({"REDIS_SENTINELS": "a:1,b:port", "REDIS_SENTINEL_MASTER": "m"}, "REDIS_SENTINELS"),
         ({"REDIS_URL": "", "REDIS_PORT": "six"}, "REDIS_PORT"),

@@ -25,7 +25,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "APP_ENV": "production",
     "SECRET_KEY": "",
     "SQLALCHEMY_DATABASE_URI": f"sqlite:///{INSTANCE_DIR / 'curriculum.db'}",
-    "REDIS_URL": "redis://localhost:6379/0",
+    "REDIS_URL": "redis://localhost:6379/0",  # the default, parsed only
     "MAX_CONTENT_LENGTH": 262144,
     "SESSION_COOKIE_SECURE": False,
     "SESSION_COOKIE_HTTPONLY": True,
@@ -147,8 +147,11 @@ def test_a_bad_value_stops_the_app_naming_the_variable_its_value_and_what_it_tak
     ("name", "value", "accepts"),
     [
         pytest.param("DATABASE_URL", "postgresql//admin:hunter2@db/app", "a database URL", id="database"),
-        pytest.param(
-            "REDIS_URL", "localhost:6379?password=hunter2", "a redis://, rediss:// or unix://", id="redis"
+        pytest.param(  # parsed only, never dialled
+            "REDIS_URL",
+            "localhost:6379?password=hunter2",  # parsed only
+            "a redis://, rediss:// or unix://",
+            id="redis",
         ),
         pytest.param("ALERT_WEBHOOK_URL", "hooks.slack.com/services/hunter2", HTTP_URL, id="webhook"),
     ],
@@ -289,7 +292,7 @@ def test_the_env_file_fills_in_what_the_environment_leaves_unset_and_never_wins(
 @pytest.mark.parametrize(
     ("given", "used"),
     [
-        ("postgres://ada:pw@db:5432/cb", "postgresql+psycopg://ada:pw@db:5432/cb"),
+        ("postgres://ada:pw@db:5432/cb", "postgresql+psycopg://ada:pw@db:5432/cb"),  # parsed only
         ("postgresql://ada:pw@db/cb", "postgresql+psycopg://ada:pw@db/cb"),
         ("postgresql+psycopg://ada:pw@db/cb", "postgresql+psycopg://ada:pw@db/cb"),
         ("sqlite:////var/lib/cb/cb.db", "sqlite:////var/lib/cb/cb.db"),
