@@ -222,7 +222,7 @@ def test_a_master_with_a_password_and_tls_behind_sentinels_with_a_password_is_fo
     try:
         for name, value in {**secure.env, "DATABASE_URL": database_url}.items():
             monkeypatch.setenv(name, value)
-        app = create_app({"TESTING": True})
+        app = create_app({"TESTING": True, "SECRET_KEY": "test-secret"})
         client = app.test_client()
         assert client.get("/readyz").status_code == 200
         old_port = secure.master.port
