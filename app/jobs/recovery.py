@@ -103,6 +103,8 @@ def start_recovery_thread(app: Flask, stop: threading.Event) -> threading.Thread
                 recovery.tick()
                 failing = False
             except Exception:  # Redis or the database away: try again shortly, say so once
+                if stop.is_set():  # shutting down: what it was doing is redone by the next sweep
+                    return
                 log.log(logging.DEBUG if failing else logging.WARNING, "recovery sweep failed", exc_info=True)
                 failing = True
             if stop.wait(pause):
