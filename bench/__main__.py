@@ -185,7 +185,7 @@ def _load(
 
 
 def status_cost(quick: bool) -> dict[str, Any]:
-    from tests.test_web_live import _path_with_build
+    from tests.helpers.builds import path_with_build
 
     seconds = 3 if quick else 10
     results: dict[str, Any] = {}
@@ -206,7 +206,7 @@ def status_cost(quick: bool) -> dict[str, Any]:
         trivial = _load(f"{base}/healthz", None, {}, seconds)
         results["trivial"] = trivial
         for steps in (10, 10_000):
-            path_id = _path_with_build(run.app, steps)
+            path_id = path_with_build(run.app, steps)
             with run.app.app_context():
                 build_id = db.session.scalar(select(BuildJob.id).where(BuildJob.path_id == path_id))
             results[f"{steps}_steps"] = {

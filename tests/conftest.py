@@ -17,7 +17,8 @@ from sqlalchemy.engine import make_url
 
 from app import create_app
 from app.extensions import db
-from app.models import User
+from tests.helpers.browser import browser, page  # noqa: F401  (fixtures for every browser test)
+from tests.helpers.users import make_user
 from tests.services import ProcessGroup, RedisServer, start_gunicorn, start_worker
 
 # Fast settings so retries, leases and recovery happen in seconds, not minutes.
@@ -96,17 +97,6 @@ def app(service_env: dict[str, str]) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
-
-
-def make_user(app: Flask, email: str, admin: bool = False) -> dict[str, str]:
-    """Create a user and return the Authorization header for a new token of theirs."""
-    with app.app_context():
-        user = User(email=email, is_admin=admin)
-        user.set_password("correct horse battery staple")
-        db.session.add(user)
-        token = user.issue_token()
-        db.session.commit()
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture

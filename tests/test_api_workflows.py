@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.jobs.queues import LESSON_PLANS_QUEUE
 from app.models import LessonPlanRun, Module, Workflow
-from tests.conftest import make_user
 from tests.helpers import create_workflow
+from tests.helpers.users import make_user
 
 VALID = {"title": "Intro to SQL", "topic": "Databases", "modules": [{"title": "Selecting rows"}]}
 

@@ -19,13 +19,12 @@ from app.exports import ExportFormat, learning_path_export
 from app.exports.schema import LearningPathExportV1, LessonPlansExportV1
 from app.extensions import db
 from app.models import Concept, KnowledgeUnit, LearningPath, LessonPlan, Module, SubConcept, User, Workflow
-from tests import test_browser
-from tests.conftest import make_user
+from tests.helpers import browser as browser_helpers
 from tests.helpers import create_path, create_workflow, start_build, wait_for_build, wait_for_status
-from tests.web_helpers import sign_in
+from tests.helpers.users import make_user
+from tests.helpers.web import sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
-browser, page = test_browser.browser, test_browser.page  # the Chromium fixtures, shared
 
 
 def _user_id(app: Flask, email: str) -> int:
@@ -503,10 +502,10 @@ def test_the_download_buttons_in_chromium_save_what_the_database_holds(app, web,
     owner = _user_id(app, "ada@example.com")
     workflow_id = seed_workflow(app, owner, title="Données « été »")
     path_id = seed_path(app, owner, name="Stats for nurses")
-    test_browser.sign_in(page, web, "ada@example.com")
+    browser_helpers.sign_in(page, web, "ada@example.com")
 
     page.goto(f"{web}/workflows/{workflow_id}")
-    test_browser.shot(page, "workflow-downloads")
+    browser_helpers.shot(page, "workflow-downloads")
     lesson_plans = _click_download(page, "Download JSON")
     lesson_plans_md = _click_download(page, "Download Markdown")
     page.goto(f"{web}/paths/{path_id}")

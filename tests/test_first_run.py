@@ -21,8 +21,8 @@ import requests
 from playwright.sync_api import expect, sync_playwright
 
 from tests.helpers import build_of, create_path, start_build, wait_for_build
+from tests.helpers.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.services import ROOT, ProcessGroup, free_port, wait_until
-from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 DEVSERVER = [sys.executable, "-m", "app.devserver"]
 # Settings of the developer's shell that would point the dev server away from its own services,

@@ -27,9 +27,9 @@ from werkzeug.routing import Rule
 from app.extensions import db
 from app.models import BuildJob, DeadLetter, JobStep, LearningPath, User
 from app.models.builds import StepType
-from tests.conftest import make_user
 from tests.helpers import create_path, create_workflow, start_build
-from tests.web_helpers import PASSWORD
+from tests.helpers.users import make_user
+from tests.helpers.web import PASSWORD
 
 KILLERS = ["\x00", "a\x00b", str(2**63), str(2**64 + 1), "²", "٣", "-1", "0", "%", "..", " ", "\u202e"]
 DEEP_JSON = "[" * 50_000 + "]" * 50_000

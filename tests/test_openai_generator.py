@@ -10,20 +10,9 @@ from app.extensions import db
 from app.models import Concept, JobStep, KnowledgeUnit, LessonPlan
 from tests.fake_llm import MODEL, USAGE, FakeChatServer
 from tests.helpers import create_path, create_workflow, start_build, wait_for_build, wait_for_status
+from tests.helpers.llm import llm_settings
 
 pytestmark = pytest.mark.slow
-
-
-def llm_settings(fake: FakeChatServer, **extra: str) -> dict[str, str]:
-    return {
-        "GENERATOR": "openai",
-        "OPENAI_BASE_URL": fake.base_url,
-        "OPENAI_API_KEY": "sk-test",
-        "OPENAI_MODEL": "gpt-test",
-        "OPENAI_TIMEOUT_S": "1",
-        "OPENAI_COOLDOWN_S": "0.2",
-        **extra,
-    }
 
 
 def _steps(app, build_id):  # type: ignore[no-untyped-def]

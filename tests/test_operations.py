@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import BuildEvent, BuildJob, JobStep, KnowledgeUnit, LessonPlan, Module
 from tests.helpers import create_path, create_workflow, start_build, wait_for_build, wait_for_status
+from tests.helpers.builds import failing_sub_concept
 from tests.services import free_port, wait_until
-from tests.test_builds_pipeline import _failing_sub_concept
 
 pytestmark = pytest.mark.slow
 
@@ -135,7 +135,7 @@ def test_the_webhook_gets_one_post_per_dead_letter_and_failed_build(app, client,
     Receiver.received = []
     try:
         url = f"http://127.0.0.1:{server.server_port}/hook"
-        workers(GENERATOR_FAIL_ON=_failing_sub_concept(), ALERT_WEBHOOK_URL=url)
+        workers(GENERATOR_FAIL_ON=failing_sub_concept(), ALERT_WEBHOOK_URL=url)
         build_id = start_build(client, auth, create_path(client, auth, concepts=3))
         wait_for_build(client, auth, build_id, "failed")
         wait_until(lambda: len(Receiver.received) >= 2, timeout=20, message="two alerts")
@@ -149,7 +149,7 @@ def test_the_webhook_gets_one_post_per_dead_letter_and_failed_build(app, client,
 
 def test_with_the_webhook_receiver_down_the_build_still_finishes(app, client, auth, workers):
     workers(
-        GENERATOR_FAIL_ON=_failing_sub_concept(),
+        GENERATOR_FAIL_ON=failing_sub_concept(),
         ALERT_WEBHOOK_URL=f"http://127.0.0.1:{free_port()}/",
         ALERT_TIMEOUT_S="1",
     )

@@ -16,10 +16,10 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.jobs.limiter import PAUSE_KEY, pause_calls
 from app.models import BuildJob, BuildStatus, DeadLetter, JobStep, LearningPath, StepType, User, WorkStatus
-from tests.conftest import make_user
 from tests.helpers import create_path, start_build
+from tests.helpers.users import make_user
+from tests.helpers.web import post_form, sign_in
 from tests.services import start_gunicorn
-from tests.web_helpers import post_form, sign_in
 
 THREADS = 24
 ROUNDS = 15

@@ -21,8 +21,8 @@ from app.jobs.queues import connect_redis
 from app.models import JobStep, KnowledgeUnit, LessonPlan, Module
 from chaos.checks import check_build
 from tests.helpers import create_path, create_workflow, start_build, wait_for_build, wait_for_status
+from tests.helpers.web import csrf_token, sign_in
 from tests.services import DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS, ProcessGroup, SentinelCluster, wait_until
-from tests.web_helpers import csrf_token, sign_in
 
 
 @pytest.fixture

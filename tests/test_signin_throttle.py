@@ -13,8 +13,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from tests.conftest import make_user
-from tests.web_helpers import PASSWORD, csrf_token
+from tests.helpers.users import make_user
+from tests.helpers.web import PASSWORD, csrf_token
 
 LIMITS = {
     "SIGNIN_FAILURE_LIMIT_PER_ACCOUNT": "3 per minute",

@@ -23,8 +23,8 @@ from app.models import BuildEvent
 from app.pipelines.build_doorbell import BuildDoorbell
 from app.pipelines.build_events import DOORBELL_CHANNEL
 from app.pipelines.stream_slots import StreamSlot
-from tests.conftest import make_user
 from tests.helpers import create_path, start_build, wait_for_build
+from tests.helpers.users import make_user
 from tests.services import ROOT, ProcessGroup, free_port, wait_until
 
 pytestmark = pytest.mark.slow

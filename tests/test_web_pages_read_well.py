@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import BuildJob, LearningPath, LessonPlanRun, Module, User, Workflow
+from tests.helpers.web import post_form, sign_in
 from tests.services import wait_until
-from tests.web_helpers import post_form, sign_in
 
 
 def _page(client, url: str) -> str:  # type: ignore[no-untyped-def]
