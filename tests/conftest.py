@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from app import create_app
 from app.extensions import db
+from tests import services
 from tests.helpers.browser import browser, page  # noqa: F401  (fixtures for every browser test)
 from tests.helpers.users import make_user
 from tests.services import ProcessGroup, RedisServer, start_gunicorn, start_worker
@@ -37,6 +38,14 @@ FAST_JOB_SETTINGS = {
     "JOB_CONCURRENCY_GENERATE_KU": "2",
     "POLL_INTERVAL_S": "0.5",
 }
+
+
+@pytest.fixture(autouse=True)
+def _slow_marker_is_true(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tell tests/services.py whether this test may start processes (see refuse_in_a_fast_test)."""
+    services.fast_test_running = None if request.node.get_closest_marker("slow") else request.node.nodeid
+    yield
+    services.fast_test_running = None
 
 
 @pytest.fixture(scope="session")

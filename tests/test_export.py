@@ -254,6 +254,7 @@ def test_the_markdown_export_says_one_contact_hour_in_the_singular(app, client, 
     assert "## Module 1: Module title 1\n\n2 contact hours\n\n" in text
 
 
+@pytest.mark.slow
 def test_a_generated_workflows_export_matches_what_the_run_stored(app, client, auth, workers):
     workers()
     workflow_id = create_workflow(client, auth, modules=3, hours=1.5)
@@ -315,6 +316,7 @@ def test_the_markdown_export_of_a_path_numbers_its_headings_by_level(app, client
     assert "#### 2.1.2 Unit 2.1.2\n\n_explanation_\n\nBody 2.1.2\n" in text
 
 
+@pytest.mark.slow
 def test_a_built_paths_export_matches_what_the_build_stored(app, client, auth, workers):
     workers()
     path_id = create_path(client, auth, concepts=3)

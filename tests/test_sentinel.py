@@ -87,6 +87,7 @@ def _start_build_and_run(app: Flask, client, auth, workers, modules: int) -> tup
     return build_id, workflow_id, worker
 
 
+@pytest.mark.slow
 def test_a_failover_mid_build_and_mid_run_loses_and_duplicates_nothing(
     app, client, auth, workers, cluster, capsys
 ):
@@ -111,6 +112,7 @@ def test_a_failover_mid_build_and_mid_run_loses_and_duplicates_nothing(
         )
 
 
+@pytest.mark.slow
 def test_a_promoted_replica_that_missed_writes_is_refilled_from_the_database(
     app, client, auth, workers, cluster
 ):

@@ -189,6 +189,7 @@ def test_with_redis_down_a_sign_in_is_refused_with_503_not_let_through_uncounted
     assert not _signed_in(client)
 
 
+@pytest.mark.slow
 def test_failures_are_counted_across_gunicorn_processes(app, web):
     """Four processes, one count in Redis: the default 10 failures per account, then 429."""
     make_user(app, "ada@example.com")
