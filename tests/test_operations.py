@@ -19,8 +19,6 @@ from tests.helpers import create_path, create_workflow, start_build, wait_for_bu
 from tests.helpers.builds import failing_sub_concept
 from tests.services import free_port, wait_until
 
-pytestmark = pytest.mark.slow
-
 
 def test_healthz_answers_without_dependencies(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
@@ -63,6 +61,7 @@ def test_metrics_parse_and_queue_depth_is_the_real_queue_length(client, redis_se
     } <= set(families)
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_long_step_puts_it_back_and_it_completes_elsewhere(app, client, auth, workers):
     workflow_id = create_workflow(client, auth, modules=1, hours=1)
     first = workers(GENERATOR_LATENCY_MS="20000", WORKER_SHUTDOWN_TIMEOUT_S="3")
@@ -92,6 +91,7 @@ def _count(app, model, *where) -> int:  # type: ignore[no-untyped-def]
         return db.session.scalar(select(func.count()).select_from(model).where(*where))
 
 
+@pytest.mark.slow
 def test_flushall_mid_build_and_mid_run_both_complete_exactly(app, client, auth, workers, redis_server):
     path_id = create_path(client, auth, concepts=3)
     workflow_id = create_workflow(client, auth, modules=4, hours=1)
@@ -129,6 +129,7 @@ class Receiver(BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.slow
 def test_the_webhook_gets_one_post_per_dead_letter_and_failed_build(app, client, auth, workers):
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -147,6 +148,7 @@ def test_the_webhook_gets_one_post_per_dead_letter_and_failed_build(app, client,
     assert all(r["text"] and r["buildJobId"] == build_id for r in Receiver.received)
 
 
+@pytest.mark.slow
 def test_with_the_webhook_receiver_down_the_build_still_finishes(app, client, auth, workers):
     workers(
         GENERATOR_FAIL_ON=failing_sub_concept(),
@@ -160,6 +162,7 @@ def test_with_the_webhook_receiver_down_the_build_still_finishes(app, client, au
     assert build["errorCount"] == 1
 
 
+@pytest.mark.slow
 def test_prune_removes_old_finished_builds_with_their_steps_and_keeps_the_rest(app, client, auth, workers):
     workers()
     old = wait_for_build(client, auth, start_build(client, auth, create_path(client, auth, concepts=1)))
@@ -187,6 +190,7 @@ def test_prune_removes_old_finished_builds_with_their_steps_and_keeps_the_rest(a
     assert _count(app, KnowledgeUnit) > 0, "generated content is kept"
 
 
+@pytest.mark.slow
 def test_redis_memory_returns_near_its_start_once_retention_ends(app, client, auth, workers, redis_server):
     redis = redis_server.client()
     workers(JOB_KEEP_COMPLETED_S="2", JOB_KEEP_FAILED_S="2")
@@ -205,6 +209,7 @@ def test_redis_memory_returns_near_its_start_once_retention_ends(app, client, au
     assert after - before < 200_000, f"Redis grew by {after - before} bytes"
 
 
+@pytest.mark.slow
 def test_redis_with_a_password_and_tls_runs_the_pipeline(app, auth, workers, tmp_path, monkeypatch):
     from app import create_app
     from tests.services import RedisServer
