@@ -17,6 +17,7 @@ from app.extensions import db
 from app.models import BuildEvent, BuildJob, JobStep, KnowledgeUnit, LessonPlan, Module
 from tests.helpers import create_path, create_workflow, start_build, wait_for_build, wait_for_status
 from tests.helpers.builds import failing_sub_concept
+from tests.helpers.workers import rq_registries_empty, rq_workers_of, wait_for_workers
 from tests.services import free_port, wait_until
 
 
@@ -140,7 +141,7 @@ def test_the_webhook_gets_one_post_per_dead_letter_and_failed_build(app, client,
         build_id = start_build(client, auth, create_path(client, auth, concepts=3))
         wait_for_build(client, auth, build_id, "failed")
         wait_until(lambda: len(Receiver.received) >= 2, timeout=20, message="two alerts")
-        time.sleep(1)
+        time.sleep(1)  # the behaviour under test: no third alert follows
     finally:
         server.shutdown()
     events = sorted(r["event"] for r in Receiver.received)
@@ -195,14 +196,16 @@ def test_redis_memory_returns_near_its_start_once_retention_ends(app, client, au
     redis = redis_server.client()
     workers(JOB_KEEP_COMPLETED_S="2", JOB_KEEP_FAILED_S="2")
     app.config.update(JOB_KEEP_COMPLETED_S=2, JOB_KEEP_FAILED_S=2)
-    time.sleep(1)
+    wait_for_workers(redis, rq_workers_of(app.config))  # their registrations belong to the baseline
     before = redis.info("memory")["used_memory"]
 
     build = wait_for_build(client, auth, start_build(client, auth, create_path(client, auth, concepts=8)))
     peak_jobs = len(redis.keys("rq:job:*"))
 
     wait_until(lambda: not redis.keys("rq:job:*"), timeout=30, message="finished jobs to expire")
-    time.sleep(2)  # a recovery sweep trims the registries
+    wait_until(
+        lambda: rq_registries_empty(redis), timeout=30, message="a recovery sweep to trim the registries"
+    )
     after = redis.info("memory")["used_memory"]
     assert build["completedSubConcepts"] > 20 and peak_jobs > 20
     assert not redis.zcard("rq:finished:generate-ku")

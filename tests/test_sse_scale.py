@@ -269,7 +269,7 @@ def test_a_slot_left_by_a_crashed_process_lapses_on_its_own(app, auth):
         redis = get_redis()
         assert StreamSlot(redis, 1, lapse_s=1).claim(cap=1)  # never released: its process "died"
         assert not StreamSlot(redis, 1, lapse_s=1).claim(cap=1)
-        time.sleep(1.2)
+        time.sleep(1.2)  # the behaviour under test: the slot lapses after its 1 s, by itself
         assert StreamSlot(redis, 1, lapse_s=1).claim(cap=1)
 
 
@@ -309,7 +309,7 @@ def test_the_doorbell_subscribes_again_after_losing_redis_and_then_wakes_every_s
             wait_until(
                 lambda: redis.pubsub_numsub(DOORBELL_CHANNEL)[0][1] == listening, message="the subscription"
             )
-            time.sleep(0.3)
+            wait_until(bell.is_set, message="the ring every (re)subscription makes")
             bell.clear()
 
             redis.client_kill_filter(_type="pubsub")  # every subscription, the others' too
