@@ -260,6 +260,7 @@ def test_ctrl_c_stops_a_dev_server_that_a_script_started_in_the_background(
     assert "Stopped." in said and "Traceback" not in said
 
 
+@pytest.mark.slow
 def test_a_child_that_dies_is_named_and_the_rest_are_stopped(devservers, devserver_env, tmp_path):
     server = _start(devservers, DEVSERVER, devserver_env, tmp_path / "devserver.log")
     server.announcement()

@@ -194,6 +194,7 @@ def test_a_dead_letter_retry_within_the_active_cap_reopens_the_build(app, client
     assert _letter_state(app, letter_id) == ("processing", "queued", 0, False)
 
 
+@pytest.mark.slow
 def test_twenty_concurrent_starts_admit_exactly_the_cap(app, client, auth, service_env, tmp_path):
     paths = [create_path(client, auth, name=f"Path {i}") for i in range(20)]
     env = {**service_env, "MAX_ACTIVE_BUILDS_PER_USER": "2", "MAX_PENDING_BUILDS_PER_USER": "3"}
