@@ -73,11 +73,12 @@ def test_fail_on_matches_a_title_fragment_case_insensitively():
 FAILURE_PATTERN_SCRIPT = """
 from app.generators.errors import TransientGenerationError
 from app.generators.offline import OfflineGenerator
-from tests.test_generators import BRIEF
+from app.generators.schemas import ModuleBrief
+brief = ModuleBrief.model_validate_json({brief!r})
 pattern = ""
 for _ in range(16):
     try:
-        OfflineGenerator(failure_rate=0.5).lesson_plans(BRIEF, progress=lambda _: None)
+        OfflineGenerator(failure_rate=0.5).lesson_plans(brief, progress=lambda _: None)
         pattern += "."
     except TransientGenerationError:
         pattern += "x"
@@ -87,11 +88,16 @@ print(pattern)
 
 def _failure_pattern_in_a_new_process() -> str:
     done = subprocess.run(
-        [sys.executable, "-c", FAILURE_PATTERN_SCRIPT], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-c", FAILURE_PATTERN_SCRIPT.format(brief=BRIEF.model_dump_json())],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return done.stdout.strip()
 
 
+@pytest.mark.slow
 def test_injected_failures_follow_the_brief_and_its_attempt_number_not_chance():
     first, second = _failure_pattern_in_a_new_process(), _failure_pattern_in_a_new_process()
 
