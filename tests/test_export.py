@@ -432,6 +432,7 @@ def test_an_odd_title_gives_a_safe_filename_and_no_extra_header(
 # ----- memory -----
 
 
+@pytest.mark.slow
 def test_exporting_ten_thousand_units_holds_a_small_fraction_of_the_output_in_memory(app):
     make_user(app, "big@example.com")
     owner = _user_id(app, "big@example.com")

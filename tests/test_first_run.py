@@ -100,6 +100,7 @@ def _start(devservers: list[DevServer], argv: list[str], env: dict[str, str], lo
     return server
 
 
+@pytest.mark.slow
 def test_a_taken_port_is_said_plainly_and_nothing_starts(devserver_env):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -116,6 +117,7 @@ def test_a_taken_port_is_said_plainly_and_nothing_starts(devserver_env):
     assert not (Path(devserver_env["INSTANCE_DIR"]) / "redis").exists(), "no Redis was started"
 
 
+@pytest.mark.slow
 def test_a_port_that_is_not_a_number_is_refused(devserver_env):
     result = subprocess.run(
         DEVSERVER, cwd=ROOT, env={**devserver_env, "PORT": "eighty"}, capture_output=True, text=True

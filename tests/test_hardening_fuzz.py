@@ -200,6 +200,7 @@ def _sweep(target: Target, routes: list[tuple[Rule, str]]) -> list[str]:
     return problems
 
 
+@pytest.mark.slow
 def test_every_route_takes_the_known_killers_without_a_5xx_or_a_write(target: Target) -> None:
     routes = _rules(target.app)
     assert len(routes) >= 40, "the URL map lost its routes"
@@ -238,6 +239,7 @@ def _header_text() -> st.SearchStrategy[str]:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=st.data())
+@pytest.mark.slow
 def test_random_input_to_any_route_never_gets_a_5xx_or_writes_when_refused(
     target: Target, data: st.DataObject
 ) -> None:

@@ -142,6 +142,7 @@ def test_a_promoted_replica_that_missed_writes_is_refilled_from_the_database(
     assert int(swept[0]) >= 1, "the sweep queued again what the promoted replica never had"
 
 
+@pytest.mark.slow
 def test_readyz_answers_503_while_no_master_is_reachable_and_200_after_the_failover(client, cluster):
     assert client.get("/readyz").status_code == 200
     old_port = cluster.master.port
@@ -154,6 +155,7 @@ def test_readyz_answers_503_while_no_master_is_reachable_and_200_after_the_failo
     wait_until(lambda: client.get("/readyz").status_code == 200, timeout=30, message="/readyz to be 200")
 
 
+@pytest.mark.slow
 def test_a_pubsub_subscribed_before_a_failover_hears_the_new_master_after_one_connection_error(app, cluster):
     """The SSE stream's pattern: on a RedisError, wait and read again; redis-py reconnects
     through the Sentinels and subscribes again by itself."""
@@ -176,6 +178,7 @@ def test_a_pubsub_subscribed_before_a_failover_hears_the_new_master_after_one_co
     pubsub.close()
 
 
+@pytest.mark.slow
 def test_a_generator_call_waits_for_the_rate_limit_through_a_failover_instead_of_failing(app, cluster):
     config = {**app.config, "JOB_RATE_LIMIT_MAX": 1000}
     wait_for_slot(config)
@@ -189,6 +192,7 @@ def test_a_generator_call_waits_for_the_rate_limit_through_a_failover_instead_of
     assert cluster.master_port() != old_port
 
 
+@pytest.mark.slow
 def test_after_a_failover_metrics_the_cli_the_dashboard_and_the_sign_in_throttle_reach_the_new_master(
     app, client, cluster
 ):
@@ -214,6 +218,7 @@ def test_after_a_failover_metrics_the_cli_the_dashboard_and_the_sign_in_throttle
     assert dashboard.status_code == 200 and "lesson-plans" in dashboard.get_data(as_text=True)
 
 
+@pytest.mark.slow
 def test_a_master_with_a_password_and_tls_behind_sentinels_with_a_password_is_followed_through_a_failover(
     tmp_path, database_url, monkeypatch
 ):

@@ -157,6 +157,7 @@ def _median_sign_in_seconds(client: FlaskClient, email: str, token: str) -> floa
     return statistics.median(durations)
 
 
+@pytest.mark.slow
 def test_a_wrong_password_costs_the_same_for_an_unknown_email_as_for_a_real_one(app, client):
     app.config.update(
         SIGNIN_FAILURE_LIMIT_PER_ACCOUNT="1000 per minute", SIGNIN_FAILURE_LIMIT_PER_ADDRESS="1000 per minute"

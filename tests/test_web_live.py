@@ -3,6 +3,7 @@ by itself at a final state, and the admin table stays constant with 100,000 buil
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import insert, select
 
 from app.database import utcnow
@@ -124,6 +125,7 @@ def _admin_queries(app, client, query: str = "") -> int:  # type: ignore[no-unty
     return counter.count
 
 
+@pytest.mark.slow
 def test_the_admin_table_answers_in_constant_queries_with_100000_builds(app, client):
     sign_in(app, client, "root@example.com", admin=True)
     _bulk_builds(app, 10, "a")
