@@ -115,8 +115,9 @@ def service_env(
 @pytest.fixture
 def app(service_env: dict[str, str]) -> Iterator[Flask]:
     app = create_app({"TESTING": True})
-    with app.app_context():
-        upgrade()  # the committed migrations build the schema (on SQLite, once a session): tested too
+    if os.environ.get("TEST_DATABASE_URL"):  # on SQLite, migrated_sqlite ran them once a session
+        with app.app_context():
+            upgrade()  # the committed migrations build the schema, so they are tested too
     yield app
     with app.app_context():
         db.engine.dispose()
