@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 HTMX   := static/vendor/htmx.min.js
 
-.PHONY: run test test-postgres lint assets bench chaos chaos-postgres
+.PHONY: run test test-fast test-postgres lint assets bench chaos chaos-postgres
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -30,6 +30,11 @@ lint: $(STAMP)
 
 test: lint $(HTMX)
 	$(VENV)/bin/pytest
+
+# The loop to run while working: in-process tests against a real Redis and SQLite; no worker
+# processes, no gunicorn, no browser (tests that start one are marked slow, and refused if not).
+test-fast: $(STAMP) $(HTMX)
+	$(VENV)/bin/pytest -m "not slow" -q
 
 # The whole suite again on a throwaway PostgreSQL server (needs Debian's postgresql package).
 test-postgres: $(STAMP) $(HTMX)

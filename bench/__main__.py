@@ -21,6 +21,7 @@ from app.extensions import db
 from app.models import BuildJob, JobStep, Module
 from bench.harness import deployment, median, percentile, rss_peak_kb, start_path_build, wait_build
 from bench.sse import sse_viewers
+from tests.helpers.workers import rq_registries_empty
 from tests.services import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,8 +47,7 @@ def pipeline_overhead(quick: bool) -> dict[str, Any]:
     workers = {"JOB_CONCURRENCY_DECOMPOSE": 2, "JOB_CONCURRENCY_GENERATE_KU": 2}
     processes = 1 + 2 + 2
     with deployment(**workers) as run:
-        run.worker()
-        time.sleep(2)
+        run.worker()  # returns once its RQ workers have registered
         build = _build(run, concepts)
         steps, seconds = _span(run.app, build["id"])
         ours = steps / seconds
@@ -185,7 +185,7 @@ def _load(
 
 
 def status_cost(quick: bool) -> dict[str, Any]:
-    from tests.test_web_live import _path_with_build
+    from tests.helpers.builds import path_with_build
 
     seconds = 3 if quick else 10
     results: dict[str, Any] = {}
@@ -206,7 +206,7 @@ def status_cost(quick: bool) -> dict[str, Any]:
         trivial = _load(f"{base}/healthz", None, {}, seconds)
         results["trivial"] = trivial
         for steps in (10, 10_000):
-            path_id = _path_with_build(run.app, steps)
+            path_id = path_with_build(run.app, steps)
             with run.app.app_context():
                 build_id = db.session.scalar(select(BuildJob.id).where(BuildJob.path_id == path_id))
             results[f"{steps}_steps"] = {
@@ -234,8 +234,7 @@ def parallelism(quick: bool) -> dict[str, Any]:
         with deployment(
             GENERATOR_LATENCY_MS=200, JOB_CONCURRENCY_DECOMPOSE=2, JOB_CONCURRENCY_GENERATE_KU=count
         ) as run:
-            run.worker()
-            time.sleep(2)
+            run.worker()  # returns once its RQ workers have registered
             build = _build(run, concepts)
             steps, seconds = _span(run.app, build["id"], "knowledge-units")
             spans[count] = (steps, seconds)
@@ -254,8 +253,7 @@ def scale(quick: bool) -> dict[str, Any]:
     with deployment(JOB_KEEP_COMPLETED_S=5, JOB_KEEP_FAILED_S=5) as run:
         redis = run.redis.client()
         base = run.web()
-        worker = run.worker()
-        time.sleep(2)
+        worker = run.worker()  # returns once its RQ workers have registered
         before = redis.info("memory")["used_memory"]
         peak = [before]
         sampling = threading.Event()
@@ -274,7 +272,9 @@ def scale(quick: bool) -> dict[str, Any]:
         web_rss = rss_peak_kb(run.groups[0].pid)
         worker_rss = rss_peak_kb(worker.pid)
         wait_until(lambda: not redis.keys("rq:job:*"), timeout=60, interval=0.5)
-        time.sleep(2)
+        wait_until(
+            lambda: rq_registries_empty(redis), timeout=30, message="a recovery sweep to trim the registries"
+        )
         after = redis.info("memory")["used_memory"]
     return {
         "knowledge_units": build["totalKnowledgeUnits"],

@@ -18,12 +18,14 @@ from typing import Any
 import requests
 from flask import Flask
 from flask_migrate import upgrade
+from rq import Worker
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from app import create_app
 from app.extensions import db
 from app.models import User
+from tests.helpers.workers import rq_workers_of, wait_for_workers
 from tests.services import ProcessGroup, RedisServer, start_gunicorn, start_worker, wait_until
 
 QUIET = {
@@ -50,9 +52,13 @@ class Deployment:
         return {"Authorization": f"Bearer {self.token}"}
 
     def worker(self, **extra: Any) -> ProcessGroup:
+        """Start `python worker.py` and return once each of its RQ workers has registered."""
         env = {**self.env, **{k: str(v) for k, v in extra.items()}}
+        redis = self.redis.client()
+        registered = Worker.count(connection=redis)
         group = start_worker(env, self.root / f"worker-{len(self.groups)}.log")
         self.groups.append(group)
+        wait_for_workers(redis, registered + rq_workers_of({**self.app.config, **env}))
         return group
 
     def web(self, **extra: Any) -> str:

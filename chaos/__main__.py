@@ -49,12 +49,11 @@ def _worker_children(group) -> list[int]:  # type: ignore[no-untyped-def]
 def sigkill_workers(quick: bool) -> dict[str, Any]:
     kills = 3 if quick else 20
     with deployment(GENERATOR_LATENCY_MS=300, JOB_MAX_WORKER_LOSSES=1000) as run:
-        supervisor = run.worker()
-        time.sleep(2)
+        supervisor = run.worker()  # returns once its RQ workers have registered
         build_id = start_path_build(run, 4 if quick else 14, name="Chaos")
         done = 0
         while done < kills:
-            time.sleep(random.uniform(0.3, 1.2))
+            time.sleep(random.uniform(0.3, 1.2))  # the chaos itself: kills at moments nobody chose
             children = _worker_children(supervisor)
             if children:
                 os.kill(random.choice(children), signal.SIGKILL)
@@ -73,8 +72,7 @@ def sigkill_workers(quick: bool) -> dict[str, Any]:
 
 def _mid_build(settings: dict[str, Any], concepts: int, break_it) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     with deployment(GENERATOR_LATENCY_MS=300, **settings) as run:
-        run.worker()
-        time.sleep(2)
+        run.worker()  # returns once its RQ workers have registered
         build_id = start_path_build(run, concepts, name="Chaos")
         wait_until(lambda: _units_done(run, build_id) >= 2, timeout=120, interval=0.2)
         detail = break_it(run) or {}
@@ -85,7 +83,7 @@ def _mid_build(settings: dict[str, Any], concepts: int, break_it) -> dict[str, A
 def redis_restart(quick: bool) -> dict[str, Any]:
     def restart(run: Deployment) -> dict[str, Any]:
         run.redis.stop()
-        time.sleep(2)
+        time.sleep(2)  # the outage itself: Redis stays away this long
         run.redis.start()
         return {"redis_down_s": 2}
 
@@ -107,7 +105,16 @@ def redis_flushall(quick: bool) -> dict[str, Any]:
             headers=run.auth,
         ).get_json()["data"]
         client.post(f"/api/v3/workflow/{workflow['id']}/step10", headers=run.auth)
-        time.sleep(1.5)
+        wait_until(  # mid-run: a module done and more to come
+            lambda: (
+                client.get(f"/api/v3/workflow/{workflow['id']}/step10/status", headers=run.auth).get_json()[
+                    "data"
+                ]["modulesGenerated"]
+                >= 1
+            ),
+            timeout=120,
+            interval=0.1,
+        )
         run.redis.client().flushall()
         status = wait_until(
             lambda: (
@@ -165,8 +172,7 @@ def sentinel_failover(quick: bool) -> dict[str, Any]:
     modules = 5 if quick else 12
     try:
         with deployment(GENERATOR_LATENCY_MS=300, **cluster.env) as run:
-            run.worker()
-            time.sleep(2)
+            run.worker()  # returns once its RQ workers have registered
             client = run.app.test_client()
             build_id = start_path_build(run, 3 if quick else 8, name="Chaos")
             workflow = client.post(
@@ -316,7 +322,7 @@ def database_locked(quick: bool) -> dict[str, Any]:
             return {"postgres_restart_s": round(time.monotonic() - started, 1)}
         holder = sqlite3.connect(database.removeprefix("sqlite:///"), timeout=30)
         holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-        time.sleep(4)
+        time.sleep(4)  # the scenario: the write lock stays held this long
         holder.rollback()
         holder.close()
         return {"write_lock_held_s": 4}

@@ -4,6 +4,7 @@ worker processes running `python worker.py`, and gunicorn where concurrency matt
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +18,9 @@ from sqlalchemy.engine import make_url
 
 from app import create_app
 from app.extensions import db
-from app.models import User
+from tests import services
+from tests.helpers.browser import browser, page  # noqa: F401  (fixtures for every browser test)
+from tests.helpers.users import make_user
 from tests.services import ProcessGroup, RedisServer, start_gunicorn, start_worker
 
 # Fast settings so retries, leases and recovery happen in seconds, not minutes.
@@ -37,6 +40,14 @@ FAST_JOB_SETTINGS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _slow_marker_is_true(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tell tests/services.py whether this test may start processes (see refuse_in_a_fast_test)."""
+    services.fast_test_running = None if request.node.get_closest_marker("slow") else request.node.nodeid
+    yield
+    services.fast_test_running = None
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path_factory.mktemp("redis"))
@@ -45,13 +56,31 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Path:
+    """A SQLite file the committed migrations built once per session: a test starts from a copy,
+    which saves it the second that running every migration again costs."""
+    path = tmp_path_factory.mktemp("migrated") / "migrated.db"
+    with pytest.MonkeyPatch.context() as environment:
+        for name, value in {"DATABASE_URL": f"sqlite:///{path}", "REDIS_URL": redis_server.url}.items():
+            environment.setenv(name, value)
+        environment.setenv("SECRET_KEY", "test-secret")
+        template_app = create_app({"TESTING": True})
+        with template_app.app_context():
+            upgrade()
+            db.engine.dispose()
+    return path
+
+
 @pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
-    """A SQLite file per test; with TEST_DATABASE_URL (a PostgreSQL server), a fresh database
-    on that server per test, dropped afterwards."""
+def database_url(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A SQLite file per test (a copy of the migrated one); with TEST_DATABASE_URL (a PostgreSQL
+    server), a fresh database on that server per test, dropped afterwards."""
     server_url = os.environ.get("TEST_DATABASE_URL")
     if not server_url:
-        yield f"sqlite:///{tmp_path / 'test.db'}"
+        database = tmp_path / "test.db"
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite"), database)
+        yield f"sqlite:///{database}"
         return
     name = f"cb_test_{uuid.uuid4().hex[:12]}"
     server = make_url(server_url).set(drivername="postgresql+psycopg")
@@ -86,8 +115,9 @@ def service_env(
 @pytest.fixture
 def app(service_env: dict[str, str]) -> Iterator[Flask]:
     app = create_app({"TESTING": True})
-    with app.app_context():
-        upgrade()  # the committed migrations build the schema, so they are tested too
+    if os.environ.get("TEST_DATABASE_URL"):  # on SQLite, migrated_sqlite ran them once a session
+        with app.app_context():
+            upgrade()  # the committed migrations build the schema, so they are tested too
     yield app
     with app.app_context():
         db.engine.dispose()
@@ -96,17 +126,6 @@ def app(service_env: dict[str, str]) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
-
-
-def make_user(app: Flask, email: str, admin: bool = False) -> dict[str, str]:
-    """Create a user and return the Authorization header for a new token of theirs."""
-    with app.app_context():
-        user = User(email=email, is_admin=admin)
-        user.set_password("correct horse battery staple")
-        db.session.add(user)
-        token = user.issue_token()
-        db.session.commit()
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture

@@ -18,6 +18,18 @@ from app.devserver import redis_server_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The test running now when it is not marked slow (conftest sets it): a long-lived process or a
+# browser started under it fails the test, so `make test-fast` stays free of them.
+fast_test_running: str | None = None
+
+
+def refuse_in_a_fast_test(what: str) -> None:
+    """Fail a test that starts `what` without the `slow` marker saying so."""
+    if fast_test_running is not None:
+        raise AssertionError(
+            f"{fast_test_running} starts {what} but is not marked slow: add @pytest.mark.slow"
+        )
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -336,6 +348,7 @@ class ProcessGroup:
     """A child process started in its own session, so a signal reaches all it forked."""
 
     def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        refuse_in_a_fast_test(f"a process ({' '.join(map(str, argv[:3]))})")
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115
         self.process = subprocess.Popen(

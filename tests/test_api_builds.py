@@ -7,8 +7,8 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import BuildJob, JobStep, LearningPath
-from tests.conftest import make_user
 from tests.helpers import create_path, start_build
+from tests.helpers.users import make_user
 
 VALID = {"name": "Statistics for Nurses", "topic": "statistics"}
 

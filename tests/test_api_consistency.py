@@ -11,14 +11,13 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from wtforms.validators import ValidationError
 
 from app.database import isoformat, utcnow
 from app.extensions import db
 from app.forms import parse_module_lines
 from app.models import BuildJob, Concept, LearningPath, LessonPlanRun, Module, Workflow
-from tests.conftest import make_user
 from tests.helpers import (
     create_path,
     create_workflow,
@@ -26,6 +25,8 @@ from tests.helpers import (
     wait_for_build,
     wait_for_status,
 )
+from tests.helpers.queries import QueryCounter
+from tests.helpers.users import make_user
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 CAMEL_CASE = re.compile(r"^[a-z][a-zA-Z0-9]*$")
@@ -51,25 +52,6 @@ def assert_consistent(document: Any) -> None:
         assert CAMEL_CASE.match(key), f"{path}.{key} is not camelCase"
         if key.endswith("At") or key == "timestamp":
             assert value is None or TIMESTAMP.match(value), f"{path}.{key} = {value!r}"
-
-
-class QueryCounter:
-    """Counts the SQL statements the app sends while it is active."""
-
-    def __init__(self, app: Flask) -> None:
-        with app.app_context():
-            self.engine = db.engine
-        self.count = 0
-
-    def _hit(self, *_: Any) -> None:
-        self.count += 1
-
-    def __enter__(self) -> QueryCounter:
-        event.listen(self.engine, "before_cursor_execute", self._hit)
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._hit)
 
 
 def _counts(app: Flask) -> tuple[int, ...]:

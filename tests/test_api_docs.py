@@ -52,7 +52,7 @@ def assert_same_shape(documented: Any, real: Any, where: str) -> None:
         )
 
 
-def _failing_sub_concept() -> str:
+def failing_sub_concept() -> str:
     """A sub-concept the offline generator makes for concept 1 of the 'Statistics for Nurses' path."""
     generator = OfflineGenerator()
     concepts = generator.concepts(
@@ -108,7 +108,7 @@ def run_every_documented_request(app: Flask, client: FlaskClient, auth: dict[str
     call("POST", "/api/jobs/<jobId>/pause", f"/api/jobs/{first}/pause")  # 400: it is cancelled
     retried = call("POST", "/api/jobs/<jobId>/retry", f"/api/jobs/{first}/retry").get_json()["jobId"]
 
-    workers(GENERATOR_FAIL_ON=_failing_sub_concept())
+    workers(GENERATOR_FAIL_ON=failing_sub_concept())
     call("POST", "/api/v3/workflow/<id>/step10", f"/api/v3/workflow/{workflow_id}/step10")
     failing = start_build(client, auth, stats)
     wait_for_status(client, auth, workflow_id, "complete")

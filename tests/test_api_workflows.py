@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.jobs.queues import LESSON_PLANS_QUEUE
 from app.models import LessonPlanRun, Module, Workflow
-from tests.conftest import make_user
 from tests.helpers import create_workflow
+from tests.helpers.users import make_user
 
 VALID = {"title": "Intro to SQL", "topic": "Databases", "modules": [{"title": "Selecting rows"}]}
 
@@ -176,6 +176,7 @@ def test_starting_twice_queues_one_job(app, client, auth, redis_server):
     assert redis_server.client().llen(f"rq:queue:{LESSON_PLANS_QUEUE}") == 1
 
 
+@pytest.mark.slow
 def test_ten_concurrent_starts_through_gunicorn_queue_one_job(app, client, auth, web, redis_server):
     workflow_id = create_workflow(client, auth, modules=5)
     url = f"{web}/api/v3/workflow/{workflow_id}/step10"

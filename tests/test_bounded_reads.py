@@ -28,8 +28,8 @@ from app.models import (
     Workflow,
 )
 from tests.helpers import create_path, start_build
-from tests.test_api_consistency import QueryCounter
-from tests.web_helpers import sign_in
+from tests.helpers.queries import QueryCounter
+from tests.helpers.web import sign_in
 
 OWNER = "designer@example.com"
 

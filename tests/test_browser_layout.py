@@ -11,11 +11,11 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from werkzeug.serving import make_server
 
-from tests.conftest import make_user
 from tests.helpers import create_path, create_workflow, start_build, wait_for_build, wait_for_status
+from tests.helpers.apps import boom_app
+from tests.helpers.browser import shot, sign_in
+from tests.helpers.users import make_user
 from tests.services import free_port
-from tests.test_browser import browser, shot, sign_in  # noqa: F401  (browser is a fixture)
-from tests.test_error_pages import _boom_app
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +75,7 @@ def test_every_page_fits_a_phone_and_a_laptop_with_a_long_unbroken_title(app, cl
 @pytest.fixture
 def boom_server(service_env) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """The real app under Werkzeug's server, as in production but with one route that fails."""
-    server = make_server("127.0.0.1", free_port(), _boom_app(), threaded=True)
+    server = make_server("127.0.0.1", free_port(), boom_app(), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"

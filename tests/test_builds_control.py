@@ -16,8 +16,9 @@ from app.database import utcnow
 from app.extensions import db
 from app.jobs.queues import GENERATE_KU_QUEUE
 from app.models import BuildEvent, JobStep, KnowledgeUnit
-from tests.conftest import make_user
+from app.models.tracking import IN_FLIGHT
 from tests.helpers import build_of, create_path, start_build, wait_for_build
+from tests.helpers.users import make_user
 from tests.services import wait_until
 
 pytestmark = pytest.mark.slow
@@ -30,6 +31,11 @@ def _steps(app, build_id):  # type: ignore[no-untyped-def]
 
 def _units_done(app, build_id) -> int:  # type: ignore[no-untyped-def]
     return sum(1 for s in _steps(app, build_id) if s.type == "knowledge-units" and s.status == "completed")
+
+
+def _in_flight(app, build_id) -> list[JobStep]:  # type: ignore[no-untyped-def]
+    """Steps a worker holds or may still pick up."""
+    return [s for s in _steps(app, build_id) if s.status in IN_FLIGHT]
 
 
 def _running_for(app, build_id, low: float, high: float) -> bool:  # type: ignore[no-untyped-def]
@@ -67,7 +73,8 @@ def test_cancel_mid_build_stops_everything_and_nothing_starts_afterwards(app, cl
 
     assert client.post(f"/api/jobs/{build_id}/cancel", headers=auth).status_code == 200
     cancelled_at = utcnow()
-    time.sleep(3)
+    wait_until(lambda: not _in_flight(app, build_id), timeout=30, message="the running steps to stop")
+    time.sleep(1.5)  # the behaviour under test: nothing starts afterwards
 
     build = build_of(client, auth, build_id)
     assert build["status"] == "cancelled" and build["progressPercent"] < 100
@@ -91,9 +98,11 @@ def test_pause_starts_no_new_step_and_resume_finishes_the_build(app, client, aut
 
     assert client.post(f"/api/jobs/{build_id}/pause", headers=auth).status_code == 200
     paused_at = utcnow()
-    time.sleep(1.5)  # steps running at the pause may finish
+    wait_until(
+        lambda: not _in_flight(app, build_id), timeout=30, message="the steps running at the pause to end"
+    )
     settled = {s.id: s.status for s in _steps(app, build_id)}
-    time.sleep(2)
+    time.sleep(2)  # the behaviour under test: nothing starts or changes while paused
 
     assert build_of(client, auth, build_id)["status"] == "paused"
     late = [s for s in _steps(app, build_id) if s.started_at and s.started_at > paused_at]

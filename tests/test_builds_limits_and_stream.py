@@ -12,7 +12,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import GeneratorCall
 from tests.helpers import create_path, start_build, wait_for_build
-from tests.test_builds_pipeline import _failing_sub_concept
+from tests.helpers.builds import failing_sub_concept
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +77,7 @@ def test_the_stream_sends_progress_then_completed_and_a_reconnect_gets_only_what
 
 
 def test_a_dead_letter_is_retried_on_its_own_and_reopens_its_build(app, client, auth, workers):
-    doomed = _failing_sub_concept()
+    doomed = failing_sub_concept()
     path_id = create_path(client, auth, concepts=3)
     broken = workers(GENERATOR_FAIL_ON=doomed)
     build_id = start_build(client, auth, path_id)

@@ -10,9 +10,10 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.generators.offline import OfflineGenerator
-from app.generators.schemas import ConceptBrief, PathBrief
+from app.generators.schemas import PathBrief
 from app.models import Concept, JobStep, KnowledgeUnit, SubConcept
 from tests.helpers import build_of, create_path, start_build, wait_for_build
+from tests.helpers.builds import failing_sub_concept
 
 pytestmark = pytest.mark.slow
 
@@ -84,25 +85,8 @@ def test_the_tree_is_returned_whole_in_order(app, client, auth, workers):
     assert path["latestBuild"]["status"] == "completed"
 
 
-def _failing_sub_concept() -> str:
-    """A sub-concept name the offline generator will produce for concept 1 of the test path."""
-    generator = OfflineGenerator()
-    concepts = generator.concepts(
-        PathBrief(name="Statistics for Nurses", topic="statistics", concept_count=3), lambda _: None
-    )
-    brief = ConceptBrief(
-        path_name="Statistics for Nurses",
-        topic="statistics",
-        concept_name=concepts[1].name,
-        concept_description="",
-        position=1,
-        total_concepts=3,
-    )
-    return generator.sub_concepts(brief, lambda _: None)[0].name
-
-
 def test_a_sub_concept_that_always_fails_fails_the_build_and_retry_reruns_only_it(app, client, auth, workers):
-    doomed = _failing_sub_concept()
+    doomed = failing_sub_concept()
     path_id = create_path(client, auth, concepts=3)
     broken = workers(GENERATOR_FAIL_ON=doomed)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from rq import Queue
 from sqlalchemy import select
 
 from app.extensions import db
+from app.jobs.queues import LESSON_PLANS_QUEUE
 from app.models import User
+from tests.helpers import create_workflow
 
 
 def test_create_a_user_then_a_token_that_signs_api_requests(app, client):
@@ -39,7 +42,14 @@ def test_a_token_for_an_unknown_user_is_refused(app):
     assert result.exit_code != 0 and "no user ghost@example.com" in result.output
 
 
-def test_reconcile_reports_what_it_queued(app):
-    result = app.test_cli_runner().invoke(args=["jobs", "reconcile"])
+def test_reconcile_requeues_a_run_whose_job_redis_lost_and_says_so(app, client, auth, redis_server):
+    workflow_id = create_workflow(client, auth, modules=2)
+    assert client.post(f"/api/v3/workflow/{workflow_id}/step10", headers=auth).status_code == 202
+    redis_server.client().flushall()  # Redis lost the queued job; the database still owes it
 
-    assert result.exit_code == 0 and "queued 0 job(s)" in result.output
+    result = app.test_cli_runner().invoke(args=["jobs", "reconcile"])
+    again = app.test_cli_runner().invoke(args=["jobs", "reconcile"])
+
+    assert result.exit_code == 0 and "queued 1 job(s)" in result.output
+    assert len(Queue(LESSON_PLANS_QUEUE, connection=redis_server.client())) == 1
+    assert "queued 0 job(s)" in again.output, "a second sweep finds the job in Redis and queues nothing"

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from app.emails import InvalidEmail, normalize_email
 from app.extensions import db
 from app.models import User
-from tests.web_helpers import csrf_token
+from tests.helpers.web import csrf_token
 
 
 @pytest.mark.parametrize(

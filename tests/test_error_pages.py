@@ -5,12 +5,11 @@ database show a 503 page, never JSON or bare text."""
 from __future__ import annotations
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
-from app import create_app
 from app.errors import PAGE_WORDS
-from tests.web_helpers import csrf_token, sign_in
+from tests.helpers.apps import boom_app
+from tests.helpers.web import csrf_token, sign_in
 
 LAYOUT = '<header class="top">'
 
@@ -23,17 +22,6 @@ def _assert_error_page(response, status: int) -> str:  # type: ignore[no-untyped
     assert f"Error {status}" in page and PAGE_WORDS[status][0] in page
     assert 'href="/">Go to your home page</a>' in page
     return page
-
-
-def _boom_app(**overrides: object) -> Flask:
-    """The real app, with exceptions handled as in production and one route that fails."""
-    app = create_app({"PROPAGATE_EXCEPTIONS": False, **overrides})
-
-    def boom() -> str:
-        raise RuntimeError("a bug")
-
-    app.add_url_rule("/boom", view_func=boom)
-    return app
 
 
 def test_a_missing_page_is_a_styled_404_for_anyone(app, client):
@@ -71,7 +59,7 @@ def test_a_too_large_form_is_a_styled_413_that_says_the_limit(app, client):
 
 
 def test_a_bug_is_a_styled_500_and_the_api_keeps_json(service_env, app):
-    client = _boom_app().test_client()
+    client = boom_app().test_client()
     _assert_error_page(client.get("/boom"), 500)
 
     api = client.get("/boom", headers={"Accept": "application/json"})
@@ -90,7 +78,7 @@ def test_a_redis_outage_on_a_page_is_a_styled_503(app, client, redis_server):
 
 def test_a_database_outage_on_a_page_is_a_styled_503(app, client, tmp_path):
     sign_in(app, client, "ada@example.com")
-    broken = _boom_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/missing-dir/app.db").test_client()
+    broken = boom_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/missing-dir/app.db").test_client()
     broken.set_cookie("session", client.get_cookie("session").value)
 
     page = _assert_error_page(broken.get("/"), 503)
@@ -100,7 +88,7 @@ def test_a_database_outage_on_a_page_is_a_styled_503(app, client, tmp_path):
 
 
 def test_a_database_outage_while_signing_in_is_a_styled_503(service_env, tmp_path):
-    broken = _boom_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/missing-dir/app.db").test_client()
+    broken = boom_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/missing-dir/app.db").test_client()
     response = broken.post(
         "/sign-in", data={"email": "ada@example.com", "password": "x", "csrf_token": csrf_token(broken)}
     )

@@ -19,13 +19,12 @@ from app.exports import ExportFormat, learning_path_export
 from app.exports.schema import LearningPathExportV1, LessonPlansExportV1
 from app.extensions import db
 from app.models import Concept, KnowledgeUnit, LearningPath, LessonPlan, Module, SubConcept, User, Workflow
-from tests import test_browser
-from tests.conftest import make_user
+from tests.helpers import browser as browser_helpers
 from tests.helpers import create_path, create_workflow, start_build, wait_for_build, wait_for_status
-from tests.web_helpers import sign_in
+from tests.helpers.users import make_user
+from tests.helpers.web import sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
-browser, page = test_browser.browser, test_browser.page  # the Chromium fixtures, shared
 
 
 def _user_id(app: Flask, email: str) -> int:
@@ -255,6 +254,7 @@ def test_the_markdown_export_says_one_contact_hour_in_the_singular(app, client, 
     assert "## Module 1: Module title 1\n\n2 contact hours\n\n" in text
 
 
+@pytest.mark.slow
 def test_a_generated_workflows_export_matches_what_the_run_stored(app, client, auth, workers):
     workers()
     workflow_id = create_workflow(client, auth, modules=3, hours=1.5)
@@ -316,6 +316,7 @@ def test_the_markdown_export_of_a_path_numbers_its_headings_by_level(app, client
     assert "#### 2.1.2 Unit 2.1.2\n\n_explanation_\n\nBody 2.1.2\n" in text
 
 
+@pytest.mark.slow
 def test_a_built_paths_export_matches_what_the_build_stored(app, client, auth, workers):
     workers()
     path_id = create_path(client, auth, concepts=3)
@@ -431,6 +432,7 @@ def test_an_odd_title_gives_a_safe_filename_and_no_extra_header(
 # ----- memory -----
 
 
+@pytest.mark.slow
 def test_exporting_ten_thousand_units_holds_a_small_fraction_of_the_output_in_memory(app):
     make_user(app, "big@example.com")
     owner = _user_id(app, "big@example.com")
@@ -503,10 +505,10 @@ def test_the_download_buttons_in_chromium_save_what_the_database_holds(app, web,
     owner = _user_id(app, "ada@example.com")
     workflow_id = seed_workflow(app, owner, title="Données « été »")
     path_id = seed_path(app, owner, name="Stats for nurses")
-    test_browser.sign_in(page, web, "ada@example.com")
+    browser_helpers.sign_in(page, web, "ada@example.com")
 
     page.goto(f"{web}/workflows/{workflow_id}")
-    test_browser.shot(page, "workflow-downloads")
+    browser_helpers.shot(page, "workflow-downloads")
     lesson_plans = _click_download(page, "Download JSON")
     lesson_plans_md = _click_download(page, "Download Markdown")
     page.goto(f"{web}/paths/{path_id}")

@@ -21,8 +21,8 @@ import requests
 from playwright.sync_api import expect, sync_playwright
 
 from tests.helpers import build_of, create_path, start_build, wait_for_build
+from tests.helpers.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.services import ROOT, ProcessGroup, free_port, wait_until
-from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 DEVSERVER = [sys.executable, "-m", "app.devserver"]
 # Settings of the developer's shell that would point the dev server away from its own services,
@@ -100,6 +100,7 @@ def _start(devservers: list[DevServer], argv: list[str], env: dict[str, str], lo
     return server
 
 
+@pytest.mark.slow
 def test_a_taken_port_is_said_plainly_and_nothing_starts(devserver_env):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -116,6 +117,7 @@ def test_a_taken_port_is_said_plainly_and_nothing_starts(devserver_env):
     assert not (Path(devserver_env["INSTANCE_DIR"]) / "redis").exists(), "no Redis was started"
 
 
+@pytest.mark.slow
 def test_a_port_that_is_not_a_number_is_refused(devserver_env):
     result = subprocess.run(
         DEVSERVER, cwd=ROOT, env={**devserver_env, "PORT": "eighty"}, capture_output=True, text=True
@@ -260,6 +262,7 @@ def test_ctrl_c_stops_a_dev_server_that_a_script_started_in_the_background(
     assert "Stopped." in said and "Traceback" not in said
 
 
+@pytest.mark.slow
 def test_a_child_that_dies_is_named_and_the_rest_are_stopped(devservers, devserver_env, tmp_path):
     server = _start(devservers, DEVSERVER, devserver_env, tmp_path / "devserver.log")
     server.announcement()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from app.generators import build_generator
 from app.generators.errors import TransientGenerationError
 from app.generators.offline import OfflineGenerator, split_minutes
-from app.generators.schemas import ModuleBrief
+from app.generators.schemas import ConceptBrief, ModuleBrief
+from tests.services import ROOT
 
 BRIEF = ModuleBrief(
     workflow_title="Data Literacy",
@@ -63,6 +67,57 @@ def test_fail_on_matches_a_title_fragment_case_insensitively():
     with pytest.raises(TransientGenerationError, match="fail on 'reading'"):
         OfflineGenerator(fail_on="reading").lesson_plans(BRIEF, progress=lambda _: None)
     OfflineGenerator(fail_on="algebra").lesson_plans(BRIEF, progress=lambda _: None)
+
+
+# Each attempt runs in a fresh interpreter: with unseeded `random`, two processes would disagree.
+FAILURE_PATTERN_SCRIPT = """
+from app.generators.errors import TransientGenerationError
+from app.generators.offline import OfflineGenerator
+from app.generators.schemas import ModuleBrief
+brief = ModuleBrief.model_validate_json({brief!r})
+pattern = ""
+for _ in range(16):
+    try:
+        OfflineGenerator(failure_rate=0.5).lesson_plans(brief, progress=lambda _: None)
+        pattern += "."
+    except TransientGenerationError:
+        pattern += "x"
+print(pattern)
+"""
+
+
+def _failure_pattern_in_a_new_process() -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", FAILURE_PATTERN_SCRIPT.format(brief=BRIEF.model_dump_json())],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+@pytest.mark.slow
+def test_injected_failures_follow_the_brief_and_its_attempt_number_not_chance():
+    first, second = _failure_pattern_in_a_new_process(), _failure_pattern_in_a_new_process()
+
+    assert first == second
+    assert "x" in first and "." in first, "a retry must get a fresh draw, or a failure would be forever"
+
+
+def test_same_concept_gives_the_same_sub_concepts_and_units():
+    brief = ConceptBrief(
+        path_name="Stats",
+        topic="statistics",
+        concept_name="Sampling",
+        concept_description="",
+        position=0,
+        total_concepts=3,
+    )
+
+    assert OfflineGenerator().sub_concepts(brief, lambda _: None) == OfflineGenerator().sub_concepts(
+        brief, lambda _: None
+    )
 
 
 @pytest.mark.parametrize(("total", "parts"), [(150, 3), (7, 3), (1, 1), (100, 7)])

@@ -6,7 +6,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.helpers import create_path, create_workflow, start_build
-from tests.web_helpers import sign_in
+from tests.helpers.web import sign_in
 
 PAYLOAD = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 

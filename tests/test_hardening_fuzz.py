@@ -27,9 +27,9 @@ from werkzeug.routing import Rule
 from app.extensions import db
 from app.models import BuildJob, DeadLetter, JobStep, LearningPath, User
 from app.models.builds import StepType
-from tests.conftest import make_user
 from tests.helpers import create_path, create_workflow, start_build
-from tests.web_helpers import PASSWORD
+from tests.helpers.users import make_user
+from tests.helpers.web import PASSWORD
 
 KILLERS = ["\x00", "a\x00b", str(2**63), str(2**64 + 1), "²", "٣", "-1", "0", "%", "..", " ", "\u202e"]
 DEEP_JSON = "[" * 50_000 + "]" * 50_000
@@ -200,6 +200,7 @@ def _sweep(target: Target, routes: list[tuple[Rule, str]]) -> list[str]:
     return problems
 
 
+@pytest.mark.slow
 def test_every_route_takes_the_known_killers_without_a_5xx_or_a_write(target: Target) -> None:
     routes = _rules(target.app)
     assert len(routes) >= 40, "the URL map lost its routes"
@@ -238,6 +239,7 @@ def _header_text() -> st.SearchStrategy[str]:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=st.data())
+@pytest.mark.slow
 def test_random_input_to_any_route_never_gets_a_5xx_or_writes_when_refused(
     target: Target, data: st.DataObject
 ) -> None:

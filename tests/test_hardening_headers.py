@@ -14,11 +14,11 @@ from flask.testing import FlaskClient
 from playwright.sync_api import ConsoleMessage, Page, expect
 
 from app.security import APP_POLICY
-from tests.conftest import make_user
 from tests.helpers import create_path
-from tests.test_browser import browser, page, sign_in  # noqa: F401  (fixtures)
-from tests.test_browser import create_path as create_path_in_page
-from tests.web_helpers import sign_in as sign_in_client
+from tests.helpers.browser import create_path as create_path_in_page
+from tests.helpers.browser import sign_in
+from tests.helpers.users import make_user
+from tests.helpers.web import sign_in as sign_in_client
 
 REPORT_VIOLATIONS = """
 window.__cspViolations = [];

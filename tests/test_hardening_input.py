@@ -11,7 +11,7 @@ from app.extensions import db
 from app.inputs import MAX_ID, bounded_int
 from app.models import LearningPath, Workflow
 from tests.helpers import create_path, create_workflow, start_build
-from tests.web_helpers import post_form, sign_in
+from tests.helpers.web import post_form, sign_in
 
 DEEP_JSON = "[" * 50_000 + "]" * 50_000  # 100 KB, under MAX_CONTENT_LENGTH
 PAST_64_BITS = str(MAX_ID + 1)

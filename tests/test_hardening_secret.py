@@ -71,6 +71,7 @@ def test_overrides_cannot_bring_the_public_default_back(service_env: dict[str, s
     ],
     ids=["worker", "cli", "gunicorn"],
 )
+@pytest.mark.slow
 def test_worker_cli_and_web_exit_naming_secret_key_when_it_is_unset(
     service_env: dict[str, str], command: list[str]
 ) -> None:

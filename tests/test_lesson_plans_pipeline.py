@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
@@ -23,6 +24,7 @@ def _lesson_count(app, workflow_id) -> int:  # type: ignore[no-untyped-def]
         )
 
 
+@pytest.mark.slow
 def test_six_modules_complete_one_at_a_time_in_order(app, client, auth, workers):
     workflow_id = create_workflow(client, auth, modules=6, hours=2.5)
     workers(GENERATOR_LATENCY_MS="150")
@@ -44,6 +46,7 @@ def test_six_modules_complete_one_at_a_time_in_order(app, client, auth, workers)
     ]
 
 
+@pytest.mark.slow
 def test_generated_lessons_add_up_to_each_modules_contact_hours(app, client, auth, workers):
     workflow_id = create_workflow(client, auth, modules=2, hours=1.75)
     workers()

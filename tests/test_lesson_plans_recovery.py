@@ -69,7 +69,7 @@ def test_redis_stopped_and_restarted_mid_chain_still_completes(app, client, auth
     wait_until(lambda: _running_with_progress(app, workflow_id, 1), message="module 1 to run")
 
     redis_server.stop()
-    time.sleep(2)
+    time.sleep(2)  # the outage itself: Redis stays away this long
     redis_server.start()
 
     wait_for_status(client, auth, workflow_id, "complete", timeout=90)

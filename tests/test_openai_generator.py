@@ -10,20 +10,7 @@ from app.extensions import db
 from app.models import Concept, JobStep, KnowledgeUnit, LessonPlan
 from tests.fake_llm import MODEL, USAGE, FakeChatServer
 from tests.helpers import create_path, create_workflow, start_build, wait_for_build, wait_for_status
-
-pytestmark = pytest.mark.slow
-
-
-def llm_settings(fake: FakeChatServer, **extra: str) -> dict[str, str]:
-    return {
-        "GENERATOR": "openai",
-        "OPENAI_BASE_URL": fake.base_url,
-        "OPENAI_API_KEY": "sk-test",
-        "OPENAI_MODEL": "gpt-test",
-        "OPENAI_TIMEOUT_S": "1",
-        "OPENAI_COOLDOWN_S": "0.2",
-        **extra,
-    }
+from tests.helpers.llm import llm_settings
 
 
 def _steps(app, build_id):  # type: ignore[no-untyped-def]
@@ -33,6 +20,7 @@ def _steps(app, build_id):  # type: ignore[no-untyped-def]
         )
 
 
+@pytest.mark.slow
 def test_a_lesson_plan_run_stores_the_servers_content_and_its_token_counts(app, client, auth, workers):
     with FakeChatServer() as fake:
         workflow_id = create_workflow(client, auth, modules=2, hours=1.5)
@@ -52,6 +40,7 @@ def test_a_lesson_plan_run_stores_the_servers_content_and_its_token_counts(app, 
     assert all(entry["authorization"] == "Bearer sk-test" for entry in fake.log)
 
 
+@pytest.mark.slow
 def test_a_build_stores_the_servers_tree_and_sums_its_tokens(app, client, auth, workers):
     with FakeChatServer() as fake:
         workers(**llm_settings(fake))
@@ -81,6 +70,7 @@ def test_a_build_stores_the_servers_tree_and_sums_its_tokens(app, client, auth, 
         pytest.param("slow_once", 1, 2, "timeout", id="a timeout"),
     ],
 )
+@pytest.mark.slow
 def test_a_misbehaving_server_is_survived_as_it_should_be(
     app, client, auth, workers, mode, failed_attempts, requests, category
 ):
@@ -99,6 +89,7 @@ def test_a_misbehaving_server_is_survived_as_it_should_be(
         assert gap >= 0.9, f"Retry-After: 1 was not honoured (next request after {gap:.2f}s)"
 
 
+@pytest.mark.slow
 def test_output_that_stays_invalid_fails_the_step_quoting_what_was_wrong(app, client, auth, workers):
     with FakeChatServer("always_invalid") as fake:
         app.config["JOB_MAX_ATTEMPTS"] = 2
@@ -117,6 +108,7 @@ def test_output_that_stays_invalid_fails_the_step_quoting_what_was_wrong(app, cl
     assert len(fake.log) == 4, "each attempt asks once more with the error, then gives up"
 
 
+@pytest.mark.slow
 def test_a_refused_key_fails_at_once_with_what_to_fix(app, client, auth, workers):
     with FakeChatServer("unauthorized") as fake:
         workers(**llm_settings(fake))
@@ -130,6 +122,7 @@ def test_a_refused_key_fails_at_once_with_what_to_fix(app, client, auth, workers
     assert len(fake.log) == 1, "a 401 is not retried"
 
 
+@pytest.mark.slow
 def test_the_token_cap_holds_across_two_worker_processes(app, client, auth, workers):
     cap = 500
     with FakeChatServer() as fake:
@@ -154,6 +147,7 @@ def test_the_token_cap_holds_across_two_worker_processes(app, client, auth, work
     assert busiest <= cap, f"{busiest} tokens served within one 2 s window"
 
 
+@pytest.mark.slow
 def test_a_step_whose_call_already_succeeded_reuses_the_answer(app, client, auth):
     from app.generators.schemas import PathBrief
     from app.pipelines.generation import call_generator
@@ -178,6 +172,7 @@ def test_a_step_whose_call_already_succeeded_reuses_the_answer(app, client, auth
             assert db.session.scalar(select(Concept.name)) == "Server concept 1"
 
 
+@pytest.mark.slow
 def test_a_fresh_build_asks_the_server_again(app, client, auth, workers):
     with FakeChatServer() as fake:
         workers(**llm_settings(fake))
@@ -190,6 +185,7 @@ def test_a_fresh_build_asks_the_server_again(app, client, auth, workers):
     assert len(fake.log) == 2 * first
 
 
+@pytest.mark.slow
 def test_generator_check_says_plainly_whether_the_provider_works(app):
     runner = app.test_cli_runner()
     with FakeChatServer() as fake:
@@ -210,6 +206,7 @@ def test_generator_check_says_plainly_whether_the_provider_works(app):
 @pytest.mark.parametrize(
     ("mode", "used", "refusals"), [("no_json_schema", "json_object", 1), ("no_response_format", "none", 2)]
 )
+@pytest.mark.slow
 def test_a_server_without_structured_output_is_asked_in_the_format_it_takes(
     app, client, auth, workers, mode, used, refusals
 ):
@@ -230,6 +227,7 @@ def test_a_server_without_structured_output_is_asked_in_the_format_it_takes(
         assert db.session.scalar(select(KnowledgeUnit.title)) == "Server unit 1"
 
 
+@pytest.mark.slow
 def test_a_fixed_response_format_the_server_refuses_fails_at_once_saying_so(app, client, auth, workers):
     with FakeChatServer("no_json_schema") as fake:
         workers(**llm_settings(fake, OPENAI_RESPONSE_FORMAT="json_schema"))
@@ -268,6 +266,7 @@ def _orchestrator_worker(redis) -> int | None:  # type: ignore[no-untyped-def]
     return None
 
 
+@pytest.mark.slow
 def test_a_worker_killed_after_its_call_succeeded_costs_no_second_call(
     app, client, auth, workers, redis_server, database_url
 ):

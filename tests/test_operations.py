@@ -16,10 +16,9 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import BuildEvent, BuildJob, JobStep, KnowledgeUnit, LessonPlan, Module
 from tests.helpers import create_path, create_workflow, start_build, wait_for_build, wait_for_status
+from tests.helpers.builds import failing_sub_concept
+from tests.helpers.workers import rq_registries_empty, rq_workers_of, wait_for_workers
 from tests.services import free_port, wait_until
-from tests.test_builds_pipeline import _failing_sub_concept
-
-pytestmark = pytest.mark.slow
 
 
 def test_healthz_answers_without_dependencies(client):
@@ -63,6 +62,7 @@ def test_metrics_parse_and_queue_depth_is_the_real_queue_length(client, redis_se
     } <= set(families)
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_long_step_puts_it_back_and_it_completes_elsewhere(app, client, auth, workers):
     workflow_id = create_workflow(client, auth, modules=1, hours=1)
     first = workers(GENERATOR_LATENCY_MS="20000", WORKER_SHUTDOWN_TIMEOUT_S="3")
@@ -92,6 +92,7 @@ def _count(app, model, *where) -> int:  # type: ignore[no-untyped-def]
         return db.session.scalar(select(func.count()).select_from(model).where(*where))
 
 
+@pytest.mark.slow
 def test_flushall_mid_build_and_mid_run_both_complete_exactly(app, client, auth, workers, redis_server):
     path_id = create_path(client, auth, concepts=3)
     workflow_id = create_workflow(client, auth, modules=4, hours=1)
@@ -129,17 +130,18 @@ class Receiver(BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.slow
 def test_the_webhook_gets_one_post_per_dead_letter_and_failed_build(app, client, auth, workers):
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     Receiver.received = []
     try:
         url = f"http://127.0.0.1:{server.server_port}/hook"
-        workers(GENERATOR_FAIL_ON=_failing_sub_concept(), ALERT_WEBHOOK_URL=url)
+        workers(GENERATOR_FAIL_ON=failing_sub_concept(), ALERT_WEBHOOK_URL=url)
         build_id = start_build(client, auth, create_path(client, auth, concepts=3))
         wait_for_build(client, auth, build_id, "failed")
         wait_until(lambda: len(Receiver.received) >= 2, timeout=20, message="two alerts")
-        time.sleep(1)
+        time.sleep(1)  # the behaviour under test: no third alert follows
     finally:
         server.shutdown()
     events = sorted(r["event"] for r in Receiver.received)
@@ -147,9 +149,10 @@ def test_the_webhook_gets_one_post_per_dead_letter_and_failed_build(app, client,
     assert all(r["text"] and r["buildJobId"] == build_id for r in Receiver.received)
 
 
+@pytest.mark.slow
 def test_with_the_webhook_receiver_down_the_build_still_finishes(app, client, auth, workers):
     workers(
-        GENERATOR_FAIL_ON=_failing_sub_concept(),
+        GENERATOR_FAIL_ON=failing_sub_concept(),
         ALERT_WEBHOOK_URL=f"http://127.0.0.1:{free_port()}/",
         ALERT_TIMEOUT_S="1",
     )
@@ -160,6 +163,7 @@ def test_with_the_webhook_receiver_down_the_build_still_finishes(app, client, au
     assert build["errorCount"] == 1
 
 
+@pytest.mark.slow
 def test_prune_removes_old_finished_builds_with_their_steps_and_keeps_the_rest(app, client, auth, workers):
     workers()
     old = wait_for_build(client, auth, start_build(client, auth, create_path(client, auth, concepts=1)))
@@ -187,24 +191,28 @@ def test_prune_removes_old_finished_builds_with_their_steps_and_keeps_the_rest(a
     assert _count(app, KnowledgeUnit) > 0, "generated content is kept"
 
 
+@pytest.mark.slow
 def test_redis_memory_returns_near_its_start_once_retention_ends(app, client, auth, workers, redis_server):
     redis = redis_server.client()
     workers(JOB_KEEP_COMPLETED_S="2", JOB_KEEP_FAILED_S="2")
     app.config.update(JOB_KEEP_COMPLETED_S=2, JOB_KEEP_FAILED_S=2)
-    time.sleep(1)
+    wait_for_workers(redis, rq_workers_of(app.config))  # their registrations belong to the baseline
     before = redis.info("memory")["used_memory"]
 
     build = wait_for_build(client, auth, start_build(client, auth, create_path(client, auth, concepts=8)))
     peak_jobs = len(redis.keys("rq:job:*"))
 
     wait_until(lambda: not redis.keys("rq:job:*"), timeout=30, message="finished jobs to expire")
-    time.sleep(2)  # a recovery sweep trims the registries
+    wait_until(
+        lambda: rq_registries_empty(redis), timeout=30, message="a recovery sweep to trim the registries"
+    )
     after = redis.info("memory")["used_memory"]
     assert build["completedSubConcepts"] > 20 and peak_jobs > 20
     assert not redis.zcard("rq:finished:generate-ku")
     assert after - before < 200_000, f"Redis grew by {after - before} bytes"
 
 
+@pytest.mark.slow
 def test_redis_with_a_password_and_tls_runs_the_pipeline(app, auth, workers, tmp_path, monkeypatch):
     from app import create_app
     from tests.services import RedisServer

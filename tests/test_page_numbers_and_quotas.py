@@ -11,9 +11,9 @@ from app.cli import parse_age
 from app.devserver import requested_port
 from app.extensions import db
 from app.models import BuildJob
-from tests.conftest import make_user
 from tests.helpers import create_path, create_workflow
-from tests.web_helpers import PASSWORD, csrf_token, post_form
+from tests.helpers.users import make_user
+from tests.helpers.web import PASSWORD, csrf_token, post_form
 
 ODD_NUMBERS = ["²", "٣", "1_0", "9223372036854775808", "-1", "x"]
 

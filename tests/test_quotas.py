@@ -9,6 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 import requests
 from flask import Flask
 from sqlalchemy import func, select
@@ -16,10 +17,10 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.jobs.limiter import PAUSE_KEY, pause_calls
 from app.models import BuildJob, BuildStatus, DeadLetter, JobStep, LearningPath, StepType, User, WorkStatus
-from tests.conftest import make_user
 from tests.helpers import create_path, start_build
+from tests.helpers.users import make_user
+from tests.helpers.web import post_form, sign_in
 from tests.services import start_gunicorn
-from tests.web_helpers import post_form, sign_in
 
 THREADS = 24
 ROUNDS = 15
@@ -194,6 +195,7 @@ def test_a_dead_letter_retry_within_the_active_cap_reopens_the_build(app, client
     assert _letter_state(app, letter_id) == ("processing", "queued", 0, False)
 
 
+@pytest.mark.slow
 def test_twenty_concurrent_starts_admit_exactly_the_cap(app, client, auth, service_env, tmp_path):
     paths = [create_path(client, auth, name=f"Path {i}") for i in range(20)]
     env = {**service_env, "MAX_ACTIVE_BUILDS_PER_USER": "2", "MAX_PENDING_BUILDS_PER_USER": "3"}

@@ -27,14 +27,14 @@ from app.pipelines.build_status import estimated_seconds_left
 from app.pipelines.generation import RateLimitWaits
 from app.pipelines.learning_path import generate_concepts
 from app.pipelines.lesson_plans_status import estimated_seconds_left as module_seconds_left
-from tests.conftest import make_user
 from tests.fake_llm import FakeChatServer
 from tests.helpers import build_of, create_path, create_workflow, start_build, status_of, wait_for_build
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, shot, sign_in
+from tests.helpers.browser import create_path as create_path_on_page
+from tests.helpers.llm import llm_settings
+from tests.helpers.users import make_user
+from tests.helpers.web import PASSWORD, csrf_token
 from tests.services import start_gunicorn, start_worker, wait_until
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, shot, sign_in
-from tests.test_browser import create_path as create_path_on_page
-from tests.test_openai_generator import llm_settings
-from tests.web_helpers import PASSWORD, csrf_token
 
 TIGHT = {"JOB_RATE_LIMIT_MAX": "2", "JOB_RATE_LIMIT_DURATION": "2000"}  # one call a second
 HX = {"HX-Request": "true"}

@@ -26,6 +26,7 @@ RUN_ELSEWHERE = {
 }
 # Commands no test can run on this machine, and why.
 NOT_RUN_HERE = {
+    "make test-fast": "a part of `make test` (which CI runs): run inside the suite, it would run twice",
     "make bench": "the full benchmark takes tens of minutes; CI runs its --quick form",
     "make chaos": "the full chaos suite takes tens of minutes; CI runs its --quick form",
     "make chaos-postgres": "CI runs it with CHAOS_FLAGS=--quick",

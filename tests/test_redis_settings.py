@@ -43,6 +43,7 @@ def test_an_app_reaches_redis_through_redis_host_and_port(redis_server, service_
         ({"REDIS_URL": "", "REDIS_PORT": "six"}, "REDIS_PORT"),
     ],
 )
+@pytest.mark.slow
 def test_a_bad_redis_setting_stops_the_worker_at_start_naming_it(settings, named, service_env):
     env = {**service_env, "REDIS_SENTINEL_MASTER": "", **settings}
     result = subprocess.run(

@@ -26,7 +26,6 @@ from app.models import (
     SubConcept,
     User,
 )
-from tests.conftest import make_user
 from tests.helpers import (
     build_of,
     create_path,
@@ -36,8 +35,9 @@ from tests.helpers import (
     wait_for_build,
     wait_for_status,
 )
+from tests.helpers.users import make_user
+from tests.helpers.web import post_form, sign_in
 from tests.services import wait_until
-from tests.web_helpers import post_form, sign_in
 
 # --- helpers -----------------------------------------------------------------------------
 

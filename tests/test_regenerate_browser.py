@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Concept, GeneratorCall, Module
-from tests.conftest import make_user
-from tests.test_browser import browser, create_path, page, shot, sign_in  # noqa: F401  (fixtures)
+from tests.helpers.browser import create_path, shot, sign_in
+from tests.helpers.users import make_user
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from rq import Queue, SimpleWorker
 from rq.registry import FailedJobRegistry
 
 from app.admin.rq import STATE_CHANGING
-from tests.web_helpers import sign_in
+from tests.helpers.web import sign_in
 
 QUEUE = "lesson-plans"
 SAME_ORIGIN = {"Origin": "http://localhost"}

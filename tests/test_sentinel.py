@@ -21,8 +21,8 @@ from app.jobs.queues import connect_redis
 from app.models import JobStep, KnowledgeUnit, LessonPlan, Module
 from chaos.checks import check_build
 from tests.helpers import create_path, create_workflow, start_build, wait_for_build, wait_for_status
+from tests.helpers.web import csrf_token, sign_in
 from tests.services import DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS, ProcessGroup, SentinelCluster, wait_until
-from tests.web_helpers import csrf_token, sign_in
 
 
 @pytest.fixture
@@ -87,6 +87,7 @@ def _start_build_and_run(app: Flask, client, auth, workers, modules: int) -> tup
     return build_id, workflow_id, worker
 
 
+@pytest.mark.slow
 def test_a_failover_mid_build_and_mid_run_loses_and_duplicates_nothing(
     app, client, auth, workers, cluster, capsys
 ):
@@ -111,6 +112,7 @@ def test_a_failover_mid_build_and_mid_run_loses_and_duplicates_nothing(
         )
 
 
+@pytest.mark.slow
 def test_a_promoted_replica_that_missed_writes_is_refilled_from_the_database(
     app, client, auth, workers, cluster
 ):
@@ -140,6 +142,7 @@ def test_a_promoted_replica_that_missed_writes_is_refilled_from_the_database(
     assert int(swept[0]) >= 1, "the sweep queued again what the promoted replica never had"
 
 
+@pytest.mark.slow
 def test_readyz_answers_503_while_no_master_is_reachable_and_200_after_the_failover(client, cluster):
     assert client.get("/readyz").status_code == 200
     old_port = cluster.master.port
@@ -152,6 +155,7 @@ def test_readyz_answers_503_while_no_master_is_reachable_and_200_after_the_failo
     wait_until(lambda: client.get("/readyz").status_code == 200, timeout=30, message="/readyz to be 200")
 
 
+@pytest.mark.slow
 def test_a_pubsub_subscribed_before_a_failover_hears_the_new_master_after_one_connection_error(app, cluster):
     """The SSE stream's pattern: on a RedisError, wait and read again; redis-py reconnects
     through the Sentinels and subscribes again by itself."""
@@ -174,6 +178,7 @@ def test_a_pubsub_subscribed_before_a_failover_hears_the_new_master_after_one_co
     pubsub.close()
 
 
+@pytest.mark.slow
 def test_a_generator_call_waits_for_the_rate_limit_through_a_failover_instead_of_failing(app, cluster):
     config = {**app.config, "JOB_RATE_LIMIT_MAX": 1000}
     wait_for_slot(config)
@@ -187,6 +192,7 @@ def test_a_generator_call_waits_for_the_rate_limit_through_a_failover_instead_of
     assert cluster.master_port() != old_port
 
 
+@pytest.mark.slow
 def test_after_a_failover_metrics_the_cli_the_dashboard_and_the_sign_in_throttle_reach_the_new_master(
     app, client, cluster
 ):
@@ -212,6 +218,7 @@ def test_after_a_failover_metrics_the_cli_the_dashboard_and_the_sign_in_throttle
     assert dashboard.status_code == 200 and "lesson-plans" in dashboard.get_data(as_text=True)
 
 
+@pytest.mark.slow
 def test_a_master_with_a_password_and_tls_behind_sentinels_with_a_password_is_followed_through_a_failover(
     tmp_path, database_url, monkeypatch
 ):

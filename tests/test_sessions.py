@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from app.database import utcnow
 from app.extensions import db
 from app.models import User, UserSession
-from tests.web_helpers import PASSWORD, csrf_token, post_form, sign_in
+from tests.helpers.web import PASSWORD, csrf_token, post_form, sign_in
 
 
 def _signed_in(client: FlaskClient) -> bool:

@@ -196,6 +196,7 @@ def test_an_override_of_a_setting_is_checked_like_the_environment(environment):
     ],
     ids=["worker", "cli", "gunicorn"],
 )
+@pytest.mark.slow
 def test_worker_cli_and_web_exit_naming_a_bad_setting(service_env, command):
     env = {**service_env, "JOB_BACKOFF_TYPE": "fixd"}
 
@@ -206,6 +207,7 @@ def test_worker_cli_and_web_exit_naming_a_bad_setting(service_env, command):
     assert expected in finished.stderr
 
 
+@pytest.mark.slow
 def test_the_worker_says_it_refused_to_start_in_one_line_without_a_traceback(service_env):
     env = {**service_env, "SESSION_COOKIE_SECURE": "ture"}
 
@@ -220,6 +222,7 @@ def test_the_worker_says_it_refused_to_start_in_one_line_without_a_traceback(ser
     )
 
 
+@pytest.mark.slow
 def test_make_run_refuses_a_bad_setting_in_one_sentence_before_starting_anything(tmp_path):
     env = {name: value for name, value in os.environ.items() if name not in ("REDIS_URL", "DATABASE_URL")}
     env.update(INSTANCE_DIR=str(tmp_path / "instance"), PORT=str(free_port()), JOB_BACKOFF_TYPE="fixd")
@@ -349,6 +352,7 @@ def test_several_limits_in_one_setting_are_accepted(environment):
     assert load_settings()["API_TOKEN_FAILURE_LIMIT"] == "5 per minute; 20 per hour"
 
 
+@pytest.mark.slow
 def test_instance_dir_comes_from_the_environment(tmp_path):
     env = {**os.environ, "INSTANCE_DIR": str(tmp_path / "elsewhere")}
     script = (

@@ -13,8 +13,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from tests.conftest import make_user
-from tests.web_helpers import PASSWORD, csrf_token
+from tests.helpers.users import make_user
+from tests.helpers.web import PASSWORD, csrf_token
 
 LIMITS = {
     "SIGNIN_FAILURE_LIMIT_PER_ACCOUNT": "3 per minute",
@@ -157,11 +157,12 @@ def _median_sign_in_seconds(client: FlaskClient, email: str, token: str) -> floa
     return statistics.median(durations)
 
 
+@pytest.mark.slow
 def test_a_wrong_password_costs_the_same_for_an_unknown_email_as_for_a_real_one(app, client):
     app.config.update(
         SIGNIN_FAILURE_LIMIT_PER_ACCOUNT="1000 per minute", SIGNIN_FAILURE_LIMIT_PER_ADDRESS="1000 per minute"
     )
-    make_user(app, "ada@example.com")
+    make_user(app, "ada@example.com", production_hash=True)  # the hash the unknown email is timed against
     token = csrf_token(client)
     _median_sign_in_seconds(client, "nobody@example.com", token)  # warm both paths once
 
@@ -189,6 +190,7 @@ def test_with_redis_down_a_sign_in_is_refused_with_503_not_let_through_uncounted
     assert not _signed_in(client)
 
 
+@pytest.mark.slow
 def test_failures_are_counted_across_gunicorn_processes(app, web):
     """Four processes, one count in Redis: the default 10 failures per account, then 429."""
     make_user(app, "ada@example.com")

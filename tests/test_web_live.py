@@ -3,99 +3,23 @@ by itself at a final state, and the admin table stays constant with 100,000 buil
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import insert, select
 
 from app.database import utcnow
 from app.extensions import db
 from app.models import (
-    BuildEvent,
     BuildJob,
-    GeneratorCall,
-    JobStep,
     LearningPath,
     LessonPlanRun,
     User,
     Workflow,
 )
-from tests.test_web_pages import QueryCounter
-from tests.web_helpers import post_form, sign_in
+from tests.helpers.builds import path_with_build
+from tests.helpers.queries import QueryCounter
+from tests.helpers.web import post_form, sign_in
 
 HX = {"HX-Request": "true"}
-
-
-def _path_with_build(app, steps: int, status: str = "processing") -> str:  # type: ignore[no-untyped-def]
-    """A path whose build has `steps` knowledge-unit steps (half done) and as many events."""
-    with app.app_context():
-        owner = db.session.scalar(select(User.id))
-        path = LearningPath(owner_id=owner, name=f"Path of {steps}", topic="stats")
-        db.session.add(path)
-        db.session.flush()
-        build = BuildJob(
-            path_id=path.id,
-            status=status,
-            triggered_by=owner,
-            total_concepts=10,
-            completed_concepts=10,
-            total_sub_concepts=steps,
-            completed_sub_concepts=steps // 2,
-            started_at=utcnow(),
-        )
-        db.session.add(build)
-        db.session.flush()
-        db.session.execute(
-            insert(JobStep),
-            [
-                {
-                    "build_id": build.id,
-                    "type": "sub-concepts",
-                    "entity_id": i,
-                    "status": "completed",
-                    "children_total": steps // 10,
-                    "children_done": steps // 20,
-                    "created_at": utcnow(),
-                }
-                for i in range(10)
-            ]
-            + [
-                {
-                    "build_id": build.id,
-                    "type": "knowledge-units",
-                    "entity_id": 100 + i,
-                    "status": "completed" if i % 2 else "queued",
-                    "created_at": utcnow(),
-                }
-                for i in range(steps)
-            ],
-        )
-        db.session.execute(
-            insert(BuildEvent),
-            [
-                {
-                    "build_id": build.id,
-                    "type": "progress",
-                    "data": {"stage": "knowledge-units", "item": f"u{i}", "status": "completed"},
-                    "created_at": utcnow(),
-                }
-                for i in range(steps)
-            ],
-        )
-        # A call record per finished step, as a real build has (its usage must not cost a scan).
-        db.session.execute(
-            insert(GeneratorCall),
-            [
-                {
-                    "build_id": build.id,
-                    "kind": "knowledge-units",
-                    "called_at": utcnow(),
-                    "model": "offline",
-                    "prompt_tokens": 10,
-                    "completion_tokens": 20,
-                }
-                for _ in range(steps // 2)
-            ],
-        )
-        db.session.commit()
-        return path.id
 
 
 def _poll(app, client, path_id) -> tuple[int, str]:  # type: ignore[no-untyped-def]
@@ -107,7 +31,7 @@ def _poll(app, client, path_id) -> tuple[int, str]:  # type: ignore[no-untyped-d
 
 def test_a_poll_costs_the_same_queries_for_10_and_5000_steps(app, client):
     sign_in(app, client, "ada@example.com")
-    small, large = _path_with_build(app, 10), _path_with_build(app, 5000)
+    small, large = path_with_build(app, 10), path_with_build(app, 5000)
     _poll(app, client, small)  # warm up: the first request of a session loads the user
 
     small_queries, small_body = _poll(app, client, small)
@@ -120,7 +44,7 @@ def test_a_poll_costs_the_same_queries_for_10_and_5000_steps(app, client):
 
 def test_polling_stops_once_the_build_is_final(app, client):
     sign_in(app, client, "ada@example.com")
-    path_id = _path_with_build(app, 10, status="completed")
+    path_id = path_with_build(app, 10, status="completed")
 
     _, body = _poll(app, client, path_id)
 
@@ -130,7 +54,7 @@ def test_polling_stops_once_the_build_is_final(app, client):
 
 def test_a_button_that_changes_the_state_starts_polling_again(app, client):
     sign_in(app, client, "ada@example.com")
-    path_id = _path_with_build(app, 10, status="failed")
+    path_id = path_with_build(app, 10, status="failed")
     with app.app_context():
         build_id = db.session.scalar(select(BuildJob.id).where(BuildJob.path_id == path_id))
     assert 'hx-trigger="every' not in _poll(app, client, path_id)[1]
@@ -201,6 +125,7 @@ def _admin_queries(app, client, query: str = "") -> int:  # type: ignore[no-unty
     return counter.count
 
 
+@pytest.mark.slow
 def test_the_admin_table_answers_in_constant_queries_with_100000_builds(app, client):
     sign_in(app, client, "root@example.com", admin=True)
     _bulk_builds(app, 10, "a")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import LearningPath, Workflow
-from tests.web_helpers import csrf_token, post_form, sign_in
+from tests.helpers.web import csrf_token, post_form, sign_in
 
 
 def test_an_anonymous_visitor_is_sent_to_sign_in(client):
@@ -30,8 +30,8 @@ def test_a_wrong_password_is_refused_beside_the_field(app, client):
 
 
 def test_sign_in_does_not_redirect_off_site(app, client):
-    from tests.conftest import make_user
-    from tests.web_helpers import PASSWORD
+    from tests.helpers.users import make_user
+    from tests.helpers.web import PASSWORD
 
     make_user(app, "ada@example.com")
     response = client.post(
@@ -221,20 +221,3 @@ def test_rq_dashboard_shows_a_job_with_dependencies(app, client, redis_server):
 
     assert data.status_code == 200 and data.get_json()["depends_on"] == [parent.id]
     assert page.status_code == 200
-
-
-class QueryCounter:
-    def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
-        self.app, self.count = app, 0
-
-    def __enter__(self):  # type: ignore[no-untyped-def]
-        with self.app.app_context():
-            self.engine = db.engine
-        event.listen(self.engine, "before_cursor_execute", self._hit)
-        return self
-
-    def _hit(self, *args) -> None:  # type: ignore[no-untyped-def]
-        self.count += 1
-
-    def __exit__(self, *exc) -> None:  # type: ignore[no-untyped-def]
-        event.remove(self.engine, "before_cursor_execute", self._hit)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from markupsafe import escape
 from sqlalchemy import select
 
 from app.extensions import db
 from app.models import BuildJob, LearningPath, LessonPlanRun, Module, User, Workflow
+from tests.helpers.web import post_form, sign_in
 from tests.services import wait_until
-from tests.web_helpers import post_form, sign_in
 
 
 def _page(client, url: str) -> str:  # type: ignore[no-untyped-def]
@@ -86,6 +87,7 @@ def test_rq_dashboard_data_stays_untouched(app, client):
     assert response.mimetype == "application/json" and "app-link" not in response.get_data(as_text=True)
 
 
+@pytest.mark.slow
 def test_the_workers_page_says_idle_once_and_explains_an_old_heartbeat(app, client, workers):
     sign_in(app, client, "root@example.com", admin=True)
     workers()
@@ -110,6 +112,7 @@ def _finished(app, model, status_column, wanted):  # type: ignore[no-untyped-def
     return check
 
 
+@pytest.mark.slow
 def test_module_2_is_module_2_on_the_workflow_page_and_in_the_admin_queue(app, client, workers):
     sign_in(app, client, "root@example.com", admin=True)
     workers(GENERATOR_FAIL_ON="Doomed")
@@ -135,6 +138,7 @@ def test_module_2_is_module_2_on_the_workflow_page_and_in_the_admin_queue(app, c
     assert "Module 1 (Doomed" not in queue_page and "module 1 (Doomed" not in queue_page
 
 
+@pytest.mark.slow
 def test_a_failed_build_shows_its_error_once_and_marks_failed_sub_concepts(app, client, workers):
     sign_in(app, client, "ada@example.com")
     workers(GENERATOR_FAIL_ON=": ")  # every sub-concept's name has one; no concept's has

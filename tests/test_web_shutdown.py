@@ -41,6 +41,44 @@ def _answering(port: int) -> bool:
         return False
 
 
+def _children(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def _a_request_waits_for_the_lock(database_url: str, gunicorn_pid: int) -> bool:
+    """A request is blocked on the held lock: on SQLite a gunicorn worker sleeps in SQLite's busy
+    handler (an idle gevent worker waits in epoll instead); on PostgreSQL a lock is not granted."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        wchans = []
+        for pid in _children(gunicorn_pid):
+            try:
+                wchans.append((Path("/proc") / str(pid) / "wchan").read_text())
+            except OSError:
+                continue
+        return any("nanosleep" in wchan for wchan in wchans)
+    engine = create_engine(url.set(drivername="postgresql+psycopg"))
+    try:
+        with engine.connect() as conn:
+            waiting = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_locks"
+                    " WHERE NOT granted AND relation = 'learning_paths'::regclass"
+                )
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    return waiting > 0
+
+
 @contextmanager
 def _paths_table_locked(database_url: str) -> Iterator[None]:
     """Hold the database so an insert into learning_paths waits: the request stays in flight."""
@@ -82,9 +120,13 @@ def test_sigterm_lets_the_request_in_flight_finish_before_the_web_process_exits(
         with _paths_table_locked(database_url):
             request = threading.Thread(target=create_path)
             request.start()
-            time.sleep(1.5)  # the request has reached its insert and waits for the lock
+            wait_until(
+                lambda: _a_request_waits_for_the_lock(database_url, web.pid),
+                timeout=30,
+                message="the request to reach its insert and wait for the lock",
+            )
             web.process.send_signal(signal.SIGTERM)
-            time.sleep(1.5)
+            time.sleep(1.5)  # the behaviour under test: nothing ends while the request is in hand
             assert web.alive(), "gunicorn must wait for the request in hand"
             assert "response" not in answer
         request.join(timeout=30)

@@ -11,6 +11,7 @@ import hashlib
 import math
 import random
 import time
+from collections import Counter
 
 from app.generators import ProgressCallback
 from app.generators.errors import TransientGenerationError
@@ -60,6 +61,11 @@ _ACTIVITY_KINDS = [
     ("Pair review", "peer-review"),
     ("Exit reflection", "reflection"),
 ]
+
+
+# How many times this process has asked whether a subject fails: the n-th attempt at a subject
+# draws from its own seed, so a failure pattern is reproducible and a retry still gets a fresh draw.
+_attempts_by_subject: Counter[str] = Counter()
 
 
 def _rng(*parts: object) -> random.Random:
@@ -134,13 +140,19 @@ class OfflineGenerator:
         """Spend the configured latency in slices, reporting progress; fail as configured."""
         if self.fail_on and self.fail_on.lower() in subject.lower():
             raise TransientGenerationError(f"offline generator: set to fail on {self.fail_on!r}")
-        fail_at = PROGRESS_SLICES // 2 if random.random() < self.failure_rate else None
+        fail_at = PROGRESS_SLICES // 2 if self._injects_failure(subject) else None
         for slice_no in range(PROGRESS_SLICES):
             if slice_no == fail_at:
                 raise TransientGenerationError("offline generator: injected transient failure")
             if self.latency_ms:
                 time.sleep(self.latency_ms / 1000 / PROGRESS_SLICES)
             progress(int(100 * (slice_no + 1) / PROGRESS_SLICES))
+
+    def _injects_failure(self, subject: str) -> bool:
+        """Decide from the subject and its attempt number, never from unseeded global state."""
+        attempt = _attempts_by_subject[subject]
+        _attempts_by_subject[subject] += 1
+        return _rng("failure", subject, attempt).random() < self.failure_rate
 
     def _lesson(self, brief: ModuleBrief, order: int, minutes: int, rng: random.Random) -> LessonPlanDraft:
         angle = _ANGLES[(order + rng.randrange(len(_ANGLES))) % len(_ANGLES)]

@@ -1,4 +1,4 @@
-"""Small helpers shared by test modules."""
+"""Driving the JSON API: create a workflow or a path, start a run or a build, wait for its status."""
 
 from __future__ import annotations
 

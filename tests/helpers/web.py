@@ -7,9 +7,7 @@ import re
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import make_user
-
-PASSWORD = "correct horse battery staple"
+from tests.helpers.users import PASSWORD, make_user
 
 
 def csrf_token(client: FlaskClient, url: str = "/sign-in") -> str:

@@ -1,0 +1,106 @@
+"""app/jobs/enqueue.py in-process against real Redis: enqueue_unique puts one job under an id
+however many callers race (and reuses the id of a finished job, also when RQ's record of an
+earlier run of it has already expired: two workers finishing a build's finalize one after
+another), and StrandedJobs finds a job that a worker popped and died holding."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+from rq.intermediate_queue import IntermediateQueue
+from rq.job import JobStatus
+
+from app.database import utcnow
+from app.jobs.enqueue import StrandedJobs, enqueue_unique, fetch_job
+from app.jobs.queues import get_queue, get_redis
+from tests.services import wait_until
+
+QUEUE = "dead-letter"
+
+
+def noop() -> None:
+    """A job function that is never run here (no worker): only its enqueueing is tested."""
+
+
+def test_a_finished_job_whose_run_record_expired_is_replaced(app):
+    with app.app_context():
+        assert enqueue_unique(QUEUE, noop, job_id="unique-test-1")
+        job = fetch_job("unique-test-1")
+        job.set_status(JobStatus.FINISHED)
+        get_redis().lrem(f"rq:queue:{job.origin}", 0, job.id)
+        # An execution listed for the job whose own record is gone (expired, or deleted first).
+        get_redis().zadd(f"rq:executions:{job.id}", {"expired-run": time.time() + 60})
+
+        assert enqueue_unique(QUEUE, noop, job_id="unique-test-1")
+
+        assert fetch_job("unique-test-1").get_status() == JobStatus.QUEUED
+        assert get_redis().lpos(f"rq:queue:{QUEUE}", b"unique-test-1") is not None
+
+
+def test_a_live_job_is_not_enqueued_twice(app):
+    with app.app_context():
+        assert enqueue_unique(QUEUE, noop, job_id="unique-test-2")
+        assert not enqueue_unique(QUEUE, noop, job_id="unique-test-2")
+
+
+def test_twenty_concurrent_enqueues_of_one_id_make_one_job(app):
+    # Twenty web processes starting the same run at once: a check-then-enqueue would queue several.
+    enqueued: list[bool] = []
+    start = threading.Barrier(20)
+
+    def enqueue() -> None:
+        with app.app_context():
+            start.wait()
+            enqueued.append(enqueue_unique(QUEUE, noop, job_id="unique-race"))
+
+    threads = [threading.Thread(target=enqueue) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(enqueued) == [False] * 19 + [True]
+    with app.app_context():
+        assert get_redis().lrange(f"rq:queue:{QUEUE}", 0, -1) == [b"unique-race"]
+
+
+def _pop_as_a_worker_that_dies(job_id: str) -> None:
+    """What a worker does before running a job (move it to RQ's intermediate list), then nothing."""
+    queue = get_queue(QUEUE)
+    get_redis().lrem(queue.key, 0, job_id)
+    get_redis().rpush(IntermediateQueue.get_intermediate_queue_key(queue.key), job_id)
+
+
+def test_a_job_popped_by_a_dead_worker_is_stranded_and_one_still_queued_is_not(app):
+    with app.app_context():
+        enqueue_unique(QUEUE, noop, job_id="popped")
+        enqueue_unique(QUEUE, noop, job_id="waiting")
+        _pop_as_a_worker_that_dies("popped")
+
+        def sweep() -> dict[str, bool]:
+            """A recovery sweep: a fresh judge after fetching the jobs, as the recovery makes one."""
+            jobs = [fetch_job("popped"), fetch_job("waiting")]
+            stranded = StrandedJobs(started_grace=timedelta(minutes=5))
+            return {job.id: stranded(job) for job in jobs}
+
+        assert sweep() == {"popped": False, "waiting": False}, "one look is not enough: it may be starting"
+        seen = wait_until(
+            lambda: (s := sweep())["popped"] and s, timeout=10, message="the popped job stranded"
+        )
+
+    assert seen == {"popped": True, "waiting": False}
+
+
+def test_a_started_job_is_stranded_only_past_its_grace(app):
+    with app.app_context():
+        enqueue_unique(QUEUE, noop, job_id="started")
+        job = fetch_job("started")
+        job.set_status(JobStatus.STARTED)
+        job.started_at = utcnow() - timedelta(minutes=2)
+        job.save()
+        job = fetch_job("started")
+
+        assert StrandedJobs(started_grace=timedelta(minutes=1))(job)
+        assert not StrandedJobs(started_grace=timedelta(minutes=5))(job)
