@@ -530,3 +530,20 @@ def _click_download(page, label: str) -> tuple[str, str]:  # type: ignore[no-unt
         page.click(f"a:has-text('{label}')")
     download = info.value
     return download.suggested_filename, Path(download.path()).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("kind", ["workflow", "path"])
+def test_the_markdown_export_says_when_in_words_with_its_zone_and_the_json_keeps_iso(app, client, auth, kind):
+    owner = _user_id(app, "designer@example.com")
+    base = (
+        f"/api/v3/workflow/{seed_workflow(app, owner)}/export"
+        if kind == "workflow"
+        else f"/api/learning-paths/{seed_path(app, owner)}/export"
+    )
+
+    text = download(client, f"{base}?format=md", auth).get_data(as_text=True)
+    body = download(client, f"{base}?format=json", auth).get_json()
+
+    (exported,) = re.findall(r"^Exported (.*)$", text, flags=re.M)
+    assert re.fullmatch(r"\d{1,2} [A-Z][a-z]+ \d{4}, \d{2}:\d{2} UTC", exported), exported
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", body["exportedAt"])
