@@ -547,3 +547,37 @@ def test_the_markdown_export_says_when_in_words_with_its_zone_and_the_json_keeps
     (exported,) = re.findall(r"^Exported (.*)$", text, flags=re.M)
     assert re.fullmatch(r"\d{1,2} [A-Z][a-z]+ \d{4}, \d{2}:\d{2} UTC", exported), exported
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", body["exportedAt"])
+
+
+def test_the_download_buttons_wait_for_something_to_export_and_say_why(app, client):
+    sign_in(app, client, "ada@example.com")
+    owner = _user_id(app, "ada@example.com")
+    with app.app_context():
+        workflow = Workflow(owner_id=owner, title="Empty", topic="t")
+        workflow.modules.append(Module(position=0, title="Only", contact_hours=1.0))
+        path = LearningPath(owner_id=owner, name="Unbuilt", topic="t")
+        db.session.add_all([workflow, path])
+        db.session.commit()
+        workflow_id, path_id = workflow.id, path.id
+
+    workflow_page = client.get(f"/workflows/{workflow_id}").get_data(as_text=True)
+    path_page = client.get(f"/paths/{path_id}").get_data(as_text=True)
+
+    assert "/export?format=" not in workflow_page and "/export?format=" not in path_page
+    assert '<button type="button" disabled>Download Markdown</button>' in workflow_page
+    assert "Nothing to download yet: the lesson plans are not generated." in workflow_page
+    assert '<button type="button" disabled>Download JSON</button>' in path_page
+    assert "Nothing to download yet: build the path first." in path_page
+
+
+def test_a_poll_that_sees_the_first_lesson_plans_brings_the_download_links(app, client):
+    sign_in(app, client, "ada@example.com")
+    workflow_id = seed_workflow(app, _user_id(app, "ada@example.com"))
+
+    poll = client.get(f"/workflows/{workflow_id}?shown=", headers={"HX-Request": "true"}).get_data(
+        as_text=True
+    )
+
+    downloads = poll.split('id="downloads"')[1].split("</p>")[0]
+    assert 'hx-swap-oob="true"' in downloads
+    assert f'href="/workflows/{workflow_id}/export?format=md"' in downloads

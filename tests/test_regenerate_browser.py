@@ -74,7 +74,7 @@ def test_regenerate_one_module_from_the_workflow_page(app, web, workers, page: P
     expect(page.locator("#progress h2 .badge")).to_have_text("completed", timeout=60_000)
     assert _calls_per_module(app) == [1, 1, 1]
 
-    module = page.locator("ol.modules > li").nth(1)
+    module = page.locator("ul.modules > li").nth(1)
     module.locator("a.regenerate").click()
     expect(page.locator("h1")).to_contain_text("Module 2, “Spreadsheets”")
     page.click("button:has-text('Yes, regenerate')")

@@ -35,6 +35,11 @@ def _latest_build(path_id: str) -> BuildJob | None:
     )
 
 
+def _has_concepts(path_id: str) -> bool:
+    """Whether the path has a tree to export (one indexed look-up, not a load of the tree)."""
+    return db.session.scalar(select(Concept.id).where(Concept.path_id == path_id).limit(1)) is not None
+
+
 def _failed_in_tree(build: BuildJob | None) -> dict[str, set[int]]:
     """The concepts and sub-concepts whose step failed in the latest build, marked in the tree."""
     if build is None:
@@ -84,6 +89,9 @@ def _render(path: LearningPath, notice: str | None = None, status: int = 200):  
         path=path,
         notice=notice,
         failed_in_tree=failed_in_tree,
+        export_ready=_has_concepts(path.id),
+        export_reason="Nothing to download yet: build the path first.",
+        export_url=url_for("web.export_path", path_id=path.id),
         **_panel(build),
     )
     return body, status

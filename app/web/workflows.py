@@ -33,6 +33,9 @@ def _progress(workflow: Workflow) -> dict[str, Any]:
         "next_slot_s": seconds_to_next_slot(running) if running else None,
         "eta_minutes": estimated_minutes(modules) if status["status"] == "in_progress" else None,
         "live": status["status"] == "in_progress",
+        "export_ready": status["modulesGenerated"] > 0,
+        "export_reason": "Nothing to download yet: the lesson plans are not generated.",
+        "export_url": url_for("web.export_workflow", workflow_id=workflow.id),
     }
 
 
@@ -69,14 +72,18 @@ def _render(workflow_id: str, notice: str | None = None, status: int = 200):  # 
     """The page with every lesson plan, or (HTMX) the progress region and only the plans that
     changed since the last poll: a poll's cost does not grow with the plans already shown."""
     workflow = owned_workflow(workflow_id, current_user, with_lessons=not request.htmx)
+    shown = _shown_positions() if request.htmx else None
+    progress = _progress(workflow)
     body = page_or_fragment(
         "web/workflow.html",
         "web/_workflow_progress.html",
         workflow=workflow,
         notice=notice,
         shown=[m.position for m in workflow.modules if m.status == WorkStatus.COMPLETED],
-        changed_lessons=_changed_lessons(workflow, _shown_positions() if request.htmx else None),
-        **_progress(workflow),
+        changed_lessons=_changed_lessons(workflow, shown),
+        # The page shows download links iff it shows plans: swap them only when that changes.
+        refresh_downloads=shown is not None and bool(shown) != progress["export_ready"],
+        **progress,
     )
     return body, status
 
