@@ -6,6 +6,7 @@ only that piece was replaced."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -621,3 +622,25 @@ def test_retry_of_a_build_whose_path_was_completed_since_is_refused_and_writes_n
 def _count(app, model) -> int:  # type: ignore[no-untyped-def]
     with app.app_context():
         return db.session.scalar(select(func.count()).select_from(model))
+
+
+def test_the_panel_of_a_concept_build_names_the_concept_by_its_number_and_title(app, client):
+    path_id = _signed_in_path(app, client)
+    concept = _ids(app, Concept, path_id=path_id)[2]
+
+    post_form(client, f"/paths/{path_id}/regenerate", {"concept": str(concept)}, page=f"/paths/{path_id}")
+    poll = client.get(f"/paths/{path_id}", headers={"HX-Request": "true"}).get_data(as_text=True)
+
+    heading = re.search(r"<h2>(.*?)<span", poll, flags=re.S)
+    assert heading and " ".join(heading.group(1).split()) == "Regenerating concept 3: Concept 2"
+
+
+def test_the_panel_of_a_sub_concept_build_names_it_as_concept_dot_sub_concept(app, client):
+    path_id = _signed_in_path(app, client)
+    sub = _ids(app, SubConcept)[3]  # concept 2's second sub-concept
+
+    post_form(client, f"/paths/{path_id}/regenerate", {"sub_concept": str(sub)}, page=f"/paths/{path_id}")
+    page = client.get(f"/paths/{path_id}").get_data(as_text=True)
+
+    heading = re.search(r'<section id="panel".*?<h2>(.*?)<span', page, flags=re.S)
+    assert heading and " ".join(heading.group(1).split()) == "Regenerating sub-concept 2.2: Sub 1.1"

@@ -60,9 +60,11 @@ def _panel(build: BuildJob | None) -> dict[str, Any]:
     if build is None:
         return {"build": None, "live": False}
     events = recent_events(build.id, 20)
+    piece = _piece_of(build)
     return {
         "build": build,
-        "piece": _piece_of(build),
+        "piece": piece,
+        "piece_label": _piece_label(build, piece),
         "percent": progress_percent(build),
         "events": events,
         "activity": events[0] if events else None,
@@ -78,6 +80,18 @@ def _piece_of(build: BuildJob) -> Concept | SubConcept | None:
     if build.scope_kind is None or build.scope_entity_id is None:
         return None
     return db.session.get(Concept if build.scope_kind == "concept" else SubConcept, build.scope_entity_id)
+
+
+def _piece_label(build: BuildJob, piece: Concept | SubConcept | None) -> str | None:
+    """What a scoped build regenerates, numbered as people count: 'concept 3: Title' or
+    'sub-concept 3.2: Title' (None for a whole-path build)."""
+    if build.scope_kind is None:
+        return None
+    if piece is None:
+        return f"a {build.scope_kind} since replaced"
+    if isinstance(piece, SubConcept):
+        return f"sub-concept {piece.concept.position + 1}.{piece.position + 1}: {piece.name}"
+    return f"concept {piece.position + 1}: {piece.name}"
 
 
 def _render(path: LearningPath, notice: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
