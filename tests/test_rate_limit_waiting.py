@@ -31,6 +31,7 @@ from tests.conftest import make_user
 from tests.fake_llm import FakeChatServer
 from tests.helpers import build_of, create_path, create_workflow, start_build, status_of, wait_for_build
 from tests.services import start_gunicorn, start_worker, wait_until
+from tests.test_api_consistency import QueryCounter
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, shot, sign_in
 from tests.test_browser import create_path as create_path_on_page
 from tests.test_openai_generator import llm_settings
@@ -316,6 +317,89 @@ def test_a_build_before_its_concepts_is_estimated_from_the_limit(app):
     assert _estimate(app, build_id, JOB_RATE_LIMIT_MAX=0) is None
     # The concepts call, then at least a decomposition and one unit step per concept: 7 calls.
     assert _estimate(app, build_id, JOB_RATE_LIMIT_MAX=10, JOB_RATE_LIMIT_DURATION=60_000) == 42
+
+
+def _waiting_build(app: Flask, client: FlaskClient, auth: dict[str, str], slot_in_s: float) -> str:
+    """A processing build whose concepts are broken down, six units steps owed, one of them
+    running and waiting for a slot `slot_in_s` seconds away (as the limiter marks it)."""
+    path_id = create_path(client, auth, concepts=3)
+    with app.app_context():
+        build = BuildJob(
+            path_id=path_id,
+            status="processing",
+            triggered_by=db.session.scalar(select(User.id)),
+            total_concepts=3,
+            completed_concepts=3,
+            total_sub_concepts=6,
+            sub_concepts_ms=30,
+        )
+        db.session.add(build)
+        db.session.flush()
+        db.session.add(
+            JobStep(
+                build_id=build.id,
+                type="knowledge-units",
+                status=WorkStatus.RUNNING,
+                rate_limit_next_slot_at=utcnow() + timedelta(seconds=slot_in_s),
+            )
+        )
+        db.session.commit()
+        return build.id
+
+
+def test_while_every_call_waits_for_the_limit_the_estimate_counts_down_to_the_next_slot(app, client, auth):
+    app.config.update(JOB_RATE_LIMIT_MAX=10, JOB_RATE_LIMIT_DURATION=60_000)  # one call every 6 s
+    build_id = _waiting_build(app, client, auth, slot_in_s=20)
+    first = build_of(client, auth, build_id)
+    assert first["waitingForRateLimit"] and first["completedSubConcepts"] == 0
+    # The slot in 20 s, then the five other owed calls at 6 s each.
+    assert 48 <= first["estimatedSecondsLeft"] <= 50
+
+    later = wait_until(
+        lambda: (
+            (b := build_of(client, auth, build_id))["estimatedSecondsLeft"] < first["estimatedSecondsLeft"]
+            and b
+        ),
+        timeout=10,
+        interval=0.5,
+        message="the estimate to count down while nothing completes",
+    )
+
+    assert later["completedSubConcepts"] == 0 and later["stepsWaitingForRateLimit"] == 1
+    assert later["estimatedSecondsLeft"] >= 6 * 6 - 60, "never below owed ÷ rate - one window"
+
+
+def test_a_slot_long_overdue_still_leaves_the_owed_calls_at_the_limits_pace(app, client, auth):
+    app.config.update(JOB_RATE_LIMIT_MAX=10, JOB_RATE_LIMIT_DURATION=60_000)
+    build_id = _waiting_build(app, client, auth, slot_in_s=-30)
+
+    # ~1 s to the slot (as the page says it), then five calls at 6 s: never "1 s left".
+    assert build_of(client, auth, build_id)["estimatedSecondsLeft"] == 31
+
+
+def test_a_list_of_pending_builds_costs_the_same_queries_for_2_and_12(app, client, auth):
+    app.config.update(JOB_RATE_LIMIT_MAX=10, JOB_RATE_LIMIT_DURATION=60_000)
+
+    def pending_builds(count: int) -> None:
+        for _ in range(count):
+            path_id = create_path(client, auth, concepts=4)
+            with app.app_context():
+                owner = db.session.scalar(select(User.id))
+                db.session.add(BuildJob(path_id=path_id, status="pending", triggered_by=owner))
+                db.session.commit()
+
+    def queries() -> int:
+        with QueryCounter(app) as counter:
+            listed = client.get("/api/jobs?limit=100", headers=auth).get_json()
+        assert all(b["estimatedSecondsLeft"] == 9 * 6 for b in listed), "1 + 2 × 4 calls at 6 s"
+        return counter.count
+
+    pending_builds(2)
+    queries()  # warm up: a token's first use records it
+    few = queries()
+    pending_builds(10)
+
+    assert queries() == few
 
 
 def test_modules_left_are_estimated_no_faster_than_the_limit(app):

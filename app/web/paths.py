@@ -61,6 +61,7 @@ def _panel(build: BuildJob | None) -> dict[str, Any]:
         return {"build": None, "live": False}
     events = recent_events(build.id, 20)
     piece = _piece_of(build)
+    wait = rate_limit_wait(build)
     return {
         "build": build,
         "piece": piece,
@@ -68,8 +69,8 @@ def _panel(build: BuildJob | None) -> dict[str, Any]:
         "percent": progress_percent(build),
         "events": events,
         "activity": events[0] if events else None,
-        "eta_s": estimated_seconds_left(build),
-        "rate_limit_wait": rate_limit_wait(build),
+        "eta_s": estimated_seconds_left(build, wait),
+        "rate_limit_wait": wait,
         "usage": build_usage(build),
         "live": build.status not in FINAL_BUILD,
     }
