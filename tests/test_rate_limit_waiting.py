@@ -442,6 +442,42 @@ def test_the_timeline_draws_the_wait_hatched_before_the_work():
     assert "3.0 s waiting for the rate limit, 1.0 s working" in svg
 
 
+def _running_step(start: datetime, waiting: bool, waited_ms: int = 0) -> JobStep:
+    return JobStep(
+        type="knowledge-units",
+        entity_name="Medians",
+        status="running",
+        started_at=start,
+        rate_limit_waited_ms=waited_ms,
+        rate_limit_next_slot_at=start + timedelta(seconds=30) if waiting else None,
+    )
+
+
+def test_the_timeline_hatches_the_wait_of_a_step_still_running_up_to_now():
+    start = datetime(2026, 11, 25, 12, 0, 0)
+    finished = _finished_step(start, 1000, 0)
+    waiting = _running_step(start + timedelta(seconds=1), waiting=True)
+
+    svg = timeline_svg([finished, waiting], now=start + timedelta(seconds=5))
+
+    (wait,) = re.findall(r'<rect class="wait" x="([\d.]+)" y="\d+" width="([\d.]+)"', svg)
+    # 880 px for 5 s: the running step has waited from 1 s to now (5 s), 704 px, all hatched.
+    assert abs(float(wait[0]) - (40 + 176)) < 1 and abs(float(wait[1]) - 704) < 1
+    assert "running · 4.0 s so far (4.0 s waiting for the rate limit, 0.0 s working)" in svg
+    assert "2 steps" in svg
+
+
+def test_a_running_step_no_longer_waiting_keeps_its_wait_hatched_and_its_work_solid():
+    start = datetime(2026, 11, 25, 12, 0, 0)
+    working = _running_step(start, waiting=False, waited_ms=3000)
+
+    svg = timeline_svg([working], now=start + timedelta(seconds=4))
+
+    (wait,) = re.findall(r'<rect class="wait" x="([\d.]+)" y="\d+" width="([\d.]+)"', svg)
+    (work,) = re.findall(r'<rect class="work" x="([\d.]+)" y="\d+" width="([\d.]+)"', svg)
+    assert abs(float(wait[1]) - 660) < 1 and abs(float(work[1]) - 220) < 1  # 3 s of 4 s waited
+
+
 def test_the_admin_step_tree_splits_waiting_from_working_and_shows_a_waiting_step(app, client):
     make_user(app, "root@example.com", admin=True)
     _sign_in_as(client, "root@example.com")
