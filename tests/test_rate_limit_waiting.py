@@ -412,6 +412,79 @@ def test_modules_left_are_estimated_no_faster_than_the_limit(app):
         assert module_seconds_left(modules) == 120  # 4 calls at 2 a minute, not 4 × 0.6 s
 
 
+def _modules_of_a_run(app: Flask, *states: tuple[str, int | None, float | None]) -> tuple[str, datetime]:
+    """A workflow whose run started 10 s ago; each module (status, duration_ms, seconds since it
+    completed or started): a duration on a pending module is left from an earlier run."""
+    with app.app_context():
+        owner = User(email="owner@example.com")
+        owner.set_password(PASSWORD)
+        db.session.add(owner)
+        db.session.flush()
+        now = utcnow()
+        workflow = Workflow(owner_id=owner.id, title="W", topic="t")
+        for i, (status, duration_ms, ago_s) in enumerate(states):
+            at = now - timedelta(seconds=ago_s) if ago_s is not None else None
+            workflow.modules.append(
+                Module(
+                    position=i,
+                    title=f"M{i}",
+                    contact_hours=1,
+                    status=status,
+                    duration_ms=duration_ms,
+                    completed_at=at if status == WorkStatus.COMPLETED else None,
+                    started_at=at if status == WorkStatus.RUNNING else None,
+                )
+            )
+        db.session.add(workflow)
+        db.session.commit()
+        return workflow.id, now - timedelta(seconds=10)
+
+
+def _module_estimate(app: Flask, workflow_id: str, since: datetime | None) -> int:
+    with app.app_context():
+        modules = db.session.scalars(
+            select(Module).where(Module.workflow_id == workflow_id).order_by(Module.position)
+        )
+        return module_seconds_left(list(modules), since)
+
+
+def test_after_one_module_the_lesson_plan_estimate_follows_its_measured_time(app):
+    app.config.update(JOB_RATE_LIMIT_MAX=0, ESTIMATED_MODULE_MINUTES=2)
+    # Module 1 took 2 s in this run; the others carry 60 s from an earlier, slower run.
+    workflow_id, run_started = _modules_of_a_run(
+        app,
+        (WorkStatus.COMPLETED, 2000, 5),
+        (WorkStatus.PENDING, 60_000, None),
+        (WorkStatus.PENDING, 60_000, None),
+        (WorkStatus.PENDING, 60_000, None),
+    )
+
+    assert _module_estimate(app, workflow_id, run_started) == 6, "3 modules left at this run's 2 s"
+
+
+def test_the_running_module_counts_only_what_it_has_left(app):
+    app.config.update(JOB_RATE_LIMIT_MAX=0)
+    workflow_id, run_started = _modules_of_a_run(
+        app, (WorkStatus.COMPLETED, 4000, 5), (WorkStatus.RUNNING, None, 3), (WorkStatus.PENDING, None, None)
+    )
+
+    assert _module_estimate(app, workflow_id, run_started) in (5, 6), "4 s + 4 s, less the 3 s spent"
+
+
+def test_a_first_run_is_estimated_from_recent_modules_not_the_fixed_guess(app):
+    app.config.update(JOB_RATE_LIMIT_MAX=0, ESTIMATED_MODULE_MINUTES=2)
+    _modules_of_a_run(app, (WorkStatus.COMPLETED, 3000, 50), (WorkStatus.COMPLETED, 5000, 40))
+    with app.app_context():
+        owner = db.session.scalar(select(User.id))
+        workflow = Workflow(owner_id=owner, title="New", topic="t")
+        workflow.modules = [Module(position=i, title=f"N{i}", contact_hours=1) for i in range(3)]
+        db.session.add(workflow)
+        db.session.commit()
+        new_id = workflow.id
+
+    assert _module_estimate(app, new_id, None) == 12, "3 modules at the recent 4 s, not 3 × 2 min"
+
+
 # --- durations: waiting and working --------------------------------------------------------
 
 

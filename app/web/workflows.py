@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from flask import redirect, render_template, request, url_for
@@ -16,7 +17,7 @@ from app.extensions import db
 from app.inputs import bounded_int
 from app.models import Module, Workflow, WorkStatus
 from app.pipelines import lesson_plans
-from app.pipelines.lesson_plans_status import estimated_minutes, generation_status, seconds_to_next_slot
+from app.pipelines.lesson_plans_status import generation_status, seconds_to_next_slot
 from app.web import bp, page_or_fragment
 
 
@@ -31,7 +32,9 @@ def _progress(workflow: Workflow) -> dict[str, Any]:
         "overall": round(100 * (done + share) / len(modules)) if modules else 0,
         "current": running,
         "next_slot_s": seconds_to_next_slot(running) if running else None,
-        "eta_minutes": estimated_minutes(modules) if status["status"] == "in_progress" else None,
+        "eta_minutes": math.ceil(status["estimatedSecondsLeft"] / 60)
+        if status["estimatedSecondsLeft"] is not None
+        else None,
         "live": status["status"] == "in_progress",
         "export_ready": status["modulesGenerated"] > 0,
         "export_reason": "Nothing to download yet: the lesson plans are not generated.",
