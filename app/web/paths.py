@@ -83,6 +83,13 @@ def _piece_of(build: BuildJob) -> Concept | SubConcept | None:
     return db.session.get(Concept if build.scope_kind == "concept" else SubConcept, build.scope_entity_id)
 
 
+def _tree_being_replaced(build: BuildJob | None) -> list[dict[str, Any]] | None:
+    """While a whole-path regenerate runs, the tree it replaces (the new one is half made)."""
+    if build is None or build.status in FINAL_BUILD or build.scope_kind is not None:
+        return None
+    return build.previous_tree if build.force_fresh else None
+
+
 def _piece_label(build: BuildJob, piece: Concept | SubConcept | None) -> str | None:
     """What a scoped build regenerates, numbered as people count: 'concept 3: Title' or
     'sub-concept 3.2: Title' (None for a whole-path build)."""
@@ -98,12 +105,14 @@ def _piece_label(build: BuildJob, piece: Concept | SubConcept | None) -> str | N
 def _render(path: LearningPath, notice: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
     build = _latest_build(path.id)
     failed_in_tree = {} if request.htmx else _failed_in_tree(build)
+    previous_tree = None if request.htmx else _tree_being_replaced(build)
     body = page_or_fragment(
         "web/path.html",
         "web/_build_progress.html",
         path=path,
         notice=notice,
         failed_in_tree=failed_in_tree,
+        previous_tree=previous_tree,
         export_ready=_has_concepts(path.id),
         export_reason="Nothing to download yet: build the path first.",
         export_url=url_for("web.export_path", path_id=path.id),
