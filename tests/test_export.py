@@ -13,6 +13,7 @@ from urllib.parse import unquote
 
 import pytest
 from flask import Flask
+from playwright.sync_api import expect
 from sqlalchemy import insert, select
 
 from app.exports import ExportFormat, learning_path_export
@@ -581,3 +582,22 @@ def test_a_poll_that_sees_the_first_lesson_plans_brings_the_download_links(app, 
     downloads = poll.split('id="downloads"')[1].split("</p>")[0]
     assert 'hx-swap-oob="true"' in downloads
     assert f'href="/workflows/{workflow_id}/export?format=md"' in downloads
+
+
+@pytest.mark.slow
+def test_in_chromium_a_disabled_download_button_looks_disabled(app, web, page):
+    make_user(app, "ada@example.com")
+    with app.app_context():
+        owner = db.session.scalar(select(User.id))
+        path = LearningPath(owner_id=owner, name="Unbuilt", topic="t")
+        db.session.add(path)
+        db.session.commit()
+        path_id = path.id
+    test_browser.sign_in(page, web, "ada@example.com")
+
+    page.goto(f"{web}/paths/{path_id}")
+
+    button = page.locator("#downloads button", has_text="Download JSON")
+    expect(button).to_be_disabled()
+    colours = button.evaluate("b => [getComputedStyle(b).backgroundColor, getComputedStyle(b).cursor]")
+    assert colours == ["rgb(232, 235, 242)", "not-allowed"], "greyed out, not the accent of a live button"
