@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_limiter.errors import RateLimitExceeded
@@ -42,11 +42,24 @@ def _max_age() -> timedelta:
     return timedelta(seconds=current_app.config["SESSION_MAX_AGE_S"])
 
 
+def is_local_path(target: str | None) -> bool:
+    """A path on this site and nothing a browser could read as another host: no scheme, no
+    `//host`, and no backslash or control character (browsers turn `/\\host` into `//host`)."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return False
+    if "\\" in target or any(ord(char) < 0x20 or ord(char) == 0x7F for char in target):
+        return False
+    return not urlsplit(target).scheme and not urlsplit(target).netloc
+
+
+def sign_in_url(next_path: str) -> str:
+    """The sign-in page that returns to `next_path`, the parameter percent-encoded whole."""
+    return url_for("auth.sign_in") + "?" + urlencode({"next": next_path}, quote_via=quote, safe="")
+
+
 def _safe_next(target: str | None) -> str:
     """Only a path on this site: never an open redirect."""
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
-        return target
-    return url_for("web.home")
+    return target if target is not None and is_local_path(target) else url_for("web.home")
 
 
 def _start_session(user: User) -> None:

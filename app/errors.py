@@ -63,6 +63,14 @@ QUEUE_DOWN = (
 DATABASE_DOWN = "The database is not answering, so nothing was read or changed. Please try again in a moment."
 
 
+def missing_dead_letter(letter_id: int) -> str:
+    """One sentence for a dead letter that is not there, said alike by the API and the page."""
+    return (
+        f"There is no dead letter {letter_id}: it was removed with its build, or it is not yours to see. "
+        "The dead-letter list shows those that remain."
+    )
+
+
 def _wants_json() -> bool:
     return (
         request.path.startswith("/api/")
@@ -71,16 +79,20 @@ def _wants_json() -> bool:
     )
 
 
-def error_page(status: int, sentence: str | None = None, account: bool = True):  # type: ignore[no-untyped-def]
+def error_page(  # type: ignore[no-untyped-def]
+    status: int, sentence: str | None = None, account: bool = True, title: str | None = None
+):
     """The styled page for `status`; `account=False` when the database cannot name the user."""
     if not account:  # Flask-Login's context processor would ask the database who is signed in
         g._login_user = current_app.login_manager.anonymous_user()
-    title, default = PAGE_WORDS.get(status, ("Something is not right", "Please go back and try again."))
+    default_title, default = PAGE_WORDS.get(
+        status, ("Something is not right", "Please go back and try again.")
+    )
     limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
     body = render_template(
         "errors/error.html",
         status=status,
-        title=title,
+        title=title or default_title,
         sentence=sentence or default.format(limit=f"{limit // 1024} KB"),
         show_account=account,
         retry_url=request.full_path.rstrip("?") if request.method == "GET" else None,

@@ -34,6 +34,14 @@ def _open(browser: Browser, width: int) -> Page:  # noqa: F811
     return page
 
 
+ADMIN_TABLE_PAGES = ("admin-queue", "dead-letters", "workers")
+# Per table on the page: [its scroll width, the width its box shows, its row count].
+TABLES_JS = """[...document.querySelectorAll('table')].map(t => {
+  const box = t.closest('.table-wrap') || t.parentElement;
+  return [box.scrollWidth, box.clientWidth, t.querySelectorAll('tbody tr').length];
+})"""
+
+
 def _assert_fits_at_every_width(page: Page, url: str, name: str) -> None:
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 900})
@@ -43,6 +51,19 @@ def _assert_fits_at_every_width(page: Page, url: str, name: str) -> None:
         assert scroll <= inner, f"{url} at {width} px scrolls sideways: {scroll} > {inner}"
         if width == WIDTHS[0]:
             shot(page, f"narrow-{name}")
+            if name in ADMIN_TABLE_PAGES:
+                _assert_tables_read_without_sideways_scroll(page, url)
+
+
+def _assert_tables_read_without_sideways_scroll(page: Page, url: str) -> None:
+    """Each admin table is read on a phone without scrolling it sideways, every cell labelled."""
+    for scroll, shown, rows in page.evaluate(TABLES_JS):
+        assert rows and scroll <= shown, f"a table of {url} scrolls sideways at 390 px: {scroll} > {shown}"
+    labels = page.evaluate(
+        "[...document.querySelectorAll('table tbody td[data-label]')]"
+        ".map(td => getComputedStyle(td, '::before').content)"
+    )
+    assert labels and all(label not in ("none", "normal", '""') for label in labels), labels
 
 
 def test_every_page_fits_a_phone_and_a_laptop_with_a_long_unbroken_title(app, client, web, workers, browser):  # noqa: F811
@@ -69,6 +90,13 @@ def test_every_page_fits_a_phone_and_a_laptop_with_a_long_unbroken_title(app, cl
     }
     for name, url in pages.items():
         _assert_fits_at_every_width(page, f"{web}{url}", name)
+    page.goto(f"{web}/workflows/{workflow_id}")
+    markers = page.evaluate(
+        "[...document.querySelectorAll('#progress .modules > li')]"
+        ".map(li => getComputedStyle(li).listStyleType)"
+    )
+    assert markers == ["none", "none"], "modules say 'Module 1: …' themselves: no list number before it"
+    expect(page.locator("#progress .modules > li").first).to_contain_text("Module 1: ")
     page.context.close()
 
 

@@ -141,3 +141,27 @@ def test_a_405_page_and_its_json_keep_the_allow_header(app, client, auth):
     assert page.status_code == 405 and "POST" in page.headers["Allow"]
     assert "<html" in page.get_data(as_text=True)
     assert api.status_code == 405 and "GET" in api.headers["Allow"] and api.is_json
+
+
+def test_a_missing_dead_letter_is_said_plainly_on_the_styled_page(app, client):
+    sign_in(app, client, "root@example.com", admin=True)
+
+    response = client.post(
+        "/admin/dead-letters/424242/retry", data={"csrf_token": csrf_token(client, "/admin/dead-letters")}
+    )
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 404 and response.mimetype == "text/html"
+    assert LAYOUT in page and "Error 404" in page and "No such dead letter" in page
+    assert "There is no dead letter 424242: it was removed with its build" in page
+
+
+def test_a_missing_dead_letter_is_said_plainly_in_the_api_json(app, client, auth):
+    response = client.post("/api/dead-letter/424242/retry", headers=auth)
+
+    assert response.status_code == 404
+    assert response.get_json()["error"] == {
+        "code": "not_found",
+        "message": "There is no dead letter 424242: it was removed with its build, "
+        "or it is not yours to see. The dead-letter list shows those that remain.",
+    }

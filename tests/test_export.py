@@ -13,6 +13,7 @@ from urllib.parse import unquote
 
 import pytest
 from flask import Flask
+from playwright.sync_api import expect
 from sqlalchemy import insert, select
 
 from app.exports import ExportFormat, learning_path_export
@@ -532,3 +533,73 @@ def _click_download(page, label: str) -> tuple[str, str]:  # type: ignore[no-unt
         page.click(f"a:has-text('{label}')")
     download = info.value
     return download.suggested_filename, Path(download.path()).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("kind", ["workflow", "path"])
+def test_the_markdown_export_says_when_in_words_with_its_zone_and_the_json_keeps_iso(app, client, auth, kind):
+    owner = _user_id(app, "designer@example.com")
+    base = (
+        f"/api/v3/workflow/{seed_workflow(app, owner)}/export"
+        if kind == "workflow"
+        else f"/api/learning-paths/{seed_path(app, owner)}/export"
+    )
+
+    text = download(client, f"{base}?format=md", auth).get_data(as_text=True)
+    body = download(client, f"{base}?format=json", auth).get_json()
+
+    (exported,) = re.findall(r"^Exported (.*)$", text, flags=re.M)
+    assert re.fullmatch(r"\d{1,2} [A-Z][a-z]+ \d{4}, \d{2}:\d{2} UTC", exported), exported
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", body["exportedAt"])
+
+
+def test_the_download_buttons_wait_for_something_to_export_and_say_why(app, client):
+    sign_in(app, client, "ada@example.com")
+    owner = _user_id(app, "ada@example.com")
+    with app.app_context():
+        workflow = Workflow(owner_id=owner, title="Empty", topic="t")
+        workflow.modules.append(Module(position=0, title="Only", contact_hours=1.0))
+        path = LearningPath(owner_id=owner, name="Unbuilt", topic="t")
+        db.session.add_all([workflow, path])
+        db.session.commit()
+        workflow_id, path_id = workflow.id, path.id
+
+    workflow_page = client.get(f"/workflows/{workflow_id}").get_data(as_text=True)
+    path_page = client.get(f"/paths/{path_id}").get_data(as_text=True)
+
+    assert "/export?format=" not in workflow_page and "/export?format=" not in path_page
+    assert '<button type="button" disabled>Download Markdown</button>' in workflow_page
+    assert "Nothing to download yet: the lesson plans are not generated." in workflow_page
+    assert '<button type="button" disabled>Download JSON</button>' in path_page
+    assert "Nothing to download yet: build the path first." in path_page
+
+
+def test_a_poll_that_sees_the_first_lesson_plans_brings_the_download_links(app, client):
+    sign_in(app, client, "ada@example.com")
+    workflow_id = seed_workflow(app, _user_id(app, "ada@example.com"))
+
+    poll = client.get(f"/workflows/{workflow_id}?shown=", headers={"HX-Request": "true"}).get_data(
+        as_text=True
+    )
+
+    downloads = poll.split('id="downloads"')[1].split("</p>")[0]
+    assert 'hx-swap-oob="true"' in downloads
+    assert f'href="/workflows/{workflow_id}/export?format=md"' in downloads
+
+
+@pytest.mark.slow
+def test_in_chromium_a_disabled_download_button_looks_disabled(app, web, page):
+    make_user(app, "ada@example.com")
+    with app.app_context():
+        owner = db.session.scalar(select(User.id))
+        path = LearningPath(owner_id=owner, name="Unbuilt", topic="t")
+        db.session.add(path)
+        db.session.commit()
+        path_id = path.id
+    browser_helpers.sign_in(page, web, "ada@example.com")
+
+    page.goto(f"{web}/paths/{path_id}")
+
+    button = page.locator("#downloads button", has_text="Download JSON")
+    expect(button).to_be_disabled()
+    colours = button.evaluate("b => [getComputedStyle(b).backgroundColor, getComputedStyle(b).cursor]")
+    assert colours == ["rgb(232, 235, 242)", "not-allowed"], "greyed out, not the accent of a live button"

@@ -32,6 +32,7 @@ from tests.helpers import build_of, create_path, create_workflow, start_build, s
 from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, shot, sign_in
 from tests.helpers.browser import create_path as create_path_on_page
 from tests.helpers.llm import llm_settings
+from tests.helpers.queries import QueryCounter
 from tests.helpers.users import make_user
 from tests.helpers.web import PASSWORD, csrf_token
 from tests.services import start_gunicorn, start_worker, wait_until
@@ -318,6 +319,89 @@ def test_a_build_before_its_concepts_is_estimated_from_the_limit(app):
     assert _estimate(app, build_id, JOB_RATE_LIMIT_MAX=10, JOB_RATE_LIMIT_DURATION=60_000) == 42
 
 
+def _waiting_build(app: Flask, client: FlaskClient, auth: dict[str, str], slot_in_s: float) -> str:
+    """A processing build whose concepts are broken down, six units steps owed, one of them
+    running and waiting for a slot `slot_in_s` seconds away (as the limiter marks it)."""
+    path_id = create_path(client, auth, concepts=3)
+    with app.app_context():
+        build = BuildJob(
+            path_id=path_id,
+            status="processing",
+            triggered_by=db.session.scalar(select(User.id)),
+            total_concepts=3,
+            completed_concepts=3,
+            total_sub_concepts=6,
+            sub_concepts_ms=30,
+        )
+        db.session.add(build)
+        db.session.flush()
+        db.session.add(
+            JobStep(
+                build_id=build.id,
+                type="knowledge-units",
+                status=WorkStatus.RUNNING,
+                rate_limit_next_slot_at=utcnow() + timedelta(seconds=slot_in_s),
+            )
+        )
+        db.session.commit()
+        return build.id
+
+
+def test_while_every_call_waits_for_the_limit_the_estimate_counts_down_to_the_next_slot(app, client, auth):
+    app.config.update(JOB_RATE_LIMIT_MAX=10, JOB_RATE_LIMIT_DURATION=60_000)  # one call every 6 s
+    build_id = _waiting_build(app, client, auth, slot_in_s=20)
+    first = build_of(client, auth, build_id)
+    assert first["waitingForRateLimit"] and first["completedSubConcepts"] == 0
+    # The slot in 20 s, then the five other owed calls at 6 s each.
+    assert 48 <= first["estimatedSecondsLeft"] <= 50
+
+    later = wait_until(
+        lambda: (
+            (b := build_of(client, auth, build_id))["estimatedSecondsLeft"] < first["estimatedSecondsLeft"]
+            and b
+        ),
+        timeout=10,
+        interval=0.5,
+        message="the estimate to count down while nothing completes",
+    )
+
+    assert later["completedSubConcepts"] == 0 and later["stepsWaitingForRateLimit"] == 1
+    assert later["estimatedSecondsLeft"] >= 6 * 6 - 60, "never below owed ÷ rate - one window"
+
+
+def test_a_slot_long_overdue_still_leaves_the_owed_calls_at_the_limits_pace(app, client, auth):
+    app.config.update(JOB_RATE_LIMIT_MAX=10, JOB_RATE_LIMIT_DURATION=60_000)
+    build_id = _waiting_build(app, client, auth, slot_in_s=-30)
+
+    # ~1 s to the slot (as the page says it), then five calls at 6 s: never "1 s left".
+    assert build_of(client, auth, build_id)["estimatedSecondsLeft"] == 31
+
+
+def test_a_list_of_pending_builds_costs_the_same_queries_for_2_and_12(app, client, auth):
+    app.config.update(JOB_RATE_LIMIT_MAX=10, JOB_RATE_LIMIT_DURATION=60_000)
+
+    def pending_builds(count: int) -> None:
+        for _ in range(count):
+            path_id = create_path(client, auth, concepts=4)
+            with app.app_context():
+                owner = db.session.scalar(select(User.id))
+                db.session.add(BuildJob(path_id=path_id, status="pending", triggered_by=owner))
+                db.session.commit()
+
+    def queries() -> int:
+        with QueryCounter(app) as counter:
+            listed = client.get("/api/jobs?limit=100", headers=auth).get_json()
+        assert all(b["estimatedSecondsLeft"] == 9 * 6 for b in listed), "1 + 2 × 4 calls at 6 s"
+        return counter.count
+
+    pending_builds(2)
+    queries()  # warm up: a token's first use records it
+    few = queries()
+    pending_builds(10)
+
+    assert queries() == few
+
+
 def test_modules_left_are_estimated_no_faster_than_the_limit(app):
     app.config.update(JOB_RATE_LIMIT_MAX=2, JOB_RATE_LIMIT_DURATION=60_000, ESTIMATED_MODULE_MINUTES=0.01)
     with app.app_context():
@@ -326,6 +410,79 @@ def test_modules_left_are_estimated_no_faster_than_the_limit(app):
         ]
 
         assert module_seconds_left(modules) == 120  # 4 calls at 2 a minute, not 4 × 0.6 s
+
+
+def _modules_of_a_run(app: Flask, *states: tuple[str, int | None, float | None]) -> tuple[str, datetime]:
+    """A workflow whose run started 10 s ago; each module (status, duration_ms, seconds since it
+    completed or started): a duration on a pending module is left from an earlier run."""
+    with app.app_context():
+        owner = User(email="owner@example.com")
+        owner.set_password(PASSWORD)
+        db.session.add(owner)
+        db.session.flush()
+        now = utcnow()
+        workflow = Workflow(owner_id=owner.id, title="W", topic="t")
+        for i, (status, duration_ms, ago_s) in enumerate(states):
+            at = now - timedelta(seconds=ago_s) if ago_s is not None else None
+            workflow.modules.append(
+                Module(
+                    position=i,
+                    title=f"M{i}",
+                    contact_hours=1,
+                    status=status,
+                    duration_ms=duration_ms,
+                    completed_at=at if status == WorkStatus.COMPLETED else None,
+                    started_at=at if status == WorkStatus.RUNNING else None,
+                )
+            )
+        db.session.add(workflow)
+        db.session.commit()
+        return workflow.id, now - timedelta(seconds=10)
+
+
+def _module_estimate(app: Flask, workflow_id: str, since: datetime | None) -> int:
+    with app.app_context():
+        modules = db.session.scalars(
+            select(Module).where(Module.workflow_id == workflow_id).order_by(Module.position)
+        )
+        return module_seconds_left(list(modules), since)
+
+
+def test_after_one_module_the_lesson_plan_estimate_follows_its_measured_time(app):
+    app.config.update(JOB_RATE_LIMIT_MAX=0, ESTIMATED_MODULE_MINUTES=2)
+    # Module 1 took 2 s in this run; the others carry 60 s from an earlier, slower run.
+    workflow_id, run_started = _modules_of_a_run(
+        app,
+        (WorkStatus.COMPLETED, 2000, 5),
+        (WorkStatus.PENDING, 60_000, None),
+        (WorkStatus.PENDING, 60_000, None),
+        (WorkStatus.PENDING, 60_000, None),
+    )
+
+    assert _module_estimate(app, workflow_id, run_started) == 6, "3 modules left at this run's 2 s"
+
+
+def test_the_running_module_counts_only_what_it_has_left(app):
+    app.config.update(JOB_RATE_LIMIT_MAX=0)
+    workflow_id, run_started = _modules_of_a_run(
+        app, (WorkStatus.COMPLETED, 4000, 5), (WorkStatus.RUNNING, None, 3), (WorkStatus.PENDING, None, None)
+    )
+
+    assert _module_estimate(app, workflow_id, run_started) in (5, 6), "4 s + 4 s, less the 3 s spent"
+
+
+def test_a_first_run_is_estimated_from_recent_modules_not_the_fixed_guess(app):
+    app.config.update(JOB_RATE_LIMIT_MAX=0, ESTIMATED_MODULE_MINUTES=2)
+    _modules_of_a_run(app, (WorkStatus.COMPLETED, 3000, 50), (WorkStatus.COMPLETED, 5000, 40))
+    with app.app_context():
+        owner = db.session.scalar(select(User.id))
+        workflow = Workflow(owner_id=owner, title="New", topic="t")
+        workflow.modules = [Module(position=i, title=f"N{i}", contact_hours=1) for i in range(3)]
+        db.session.add(workflow)
+        db.session.commit()
+        new_id = workflow.id
+
+    assert _module_estimate(app, new_id, None) == 12, "3 modules at the recent 4 s, not 3 × 2 min"
 
 
 # --- durations: waiting and working --------------------------------------------------------
@@ -356,6 +513,42 @@ def test_the_timeline_draws_the_wait_hatched_before_the_work():
     # 880 px for 5 s: the wait is 3 s (528 px) and the first step's work starts where it ends.
     assert abs(float(wait[1]) - 528) < 1 and abs(float(works[0][0]) - float(wait[0]) - 528) < 1
     assert "3.0 s waiting for the rate limit, 1.0 s working" in svg
+
+
+def _running_step(start: datetime, waiting: bool, waited_ms: int = 0) -> JobStep:
+    return JobStep(
+        type="knowledge-units",
+        entity_name="Medians",
+        status="running",
+        started_at=start,
+        rate_limit_waited_ms=waited_ms,
+        rate_limit_next_slot_at=start + timedelta(seconds=30) if waiting else None,
+    )
+
+
+def test_the_timeline_hatches_the_wait_of_a_step_still_running_up_to_now():
+    start = datetime(2026, 11, 25, 12, 0, 0)
+    finished = _finished_step(start, 1000, 0)
+    waiting = _running_step(start + timedelta(seconds=1), waiting=True)
+
+    svg = timeline_svg([finished, waiting], now=start + timedelta(seconds=5))
+
+    (wait,) = re.findall(r'<rect class="wait" x="([\d.]+)" y="\d+" width="([\d.]+)"', svg)
+    # 880 px for 5 s: the running step has waited from 1 s to now (5 s), 704 px, all hatched.
+    assert abs(float(wait[0]) - (40 + 176)) < 1 and abs(float(wait[1]) - 704) < 1
+    assert "running · 4.0 s so far (4.0 s waiting for the rate limit, 0.0 s working)" in svg
+    assert "2 steps" in svg
+
+
+def test_a_running_step_no_longer_waiting_keeps_its_wait_hatched_and_its_work_solid():
+    start = datetime(2026, 11, 25, 12, 0, 0)
+    working = _running_step(start, waiting=False, waited_ms=3000)
+
+    svg = timeline_svg([working], now=start + timedelta(seconds=4))
+
+    (wait,) = re.findall(r'<rect class="wait" x="([\d.]+)" y="\d+" width="([\d.]+)"', svg)
+    (work,) = re.findall(r'<rect class="work" x="([\d.]+)" y="\d+" width="([\d.]+)"', svg)
+    assert abs(float(wait[1]) - 660) < 1 and abs(float(work[1]) - 220) < 1  # 3 s of 4 s waited
 
 
 def test_the_admin_step_tree_splits_waiting_from_working_and_shows_a_waiting_step(app, client):

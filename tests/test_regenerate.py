@@ -6,9 +6,11 @@ only that piece was replaced."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
+from markupsafe import escape
 from sqlalchemy import event, func, select
 
 from app.database import utcnow
@@ -36,7 +38,7 @@ from tests.helpers import (
     wait_for_status,
 )
 from tests.helpers.users import make_user
-from tests.helpers.web import post_form, sign_in
+from tests.helpers.web import PASSWORD, csrf_token, post_form, sign_in
 from tests.services import wait_until
 
 # --- helpers -----------------------------------------------------------------------------
@@ -621,3 +623,65 @@ def test_retry_of_a_build_whose_path_was_completed_since_is_refused_and_writes_n
 def _count(app, model) -> int:  # type: ignore[no-untyped-def]
     with app.app_context():
         return db.session.scalar(select(func.count()).select_from(model))
+
+
+def test_the_panel_of_a_concept_build_names_the_concept_by_its_number_and_title(app, client):
+    path_id = _signed_in_path(app, client)
+    concept = _ids(app, Concept, path_id=path_id)[2]
+
+    post_form(client, f"/paths/{path_id}/regenerate", {"concept": str(concept)}, page=f"/paths/{path_id}")
+    poll = client.get(f"/paths/{path_id}", headers={"HX-Request": "true"}).get_data(as_text=True)
+
+    heading = re.search(r"<h2>(.*?)<span", poll, flags=re.S)
+    assert heading and " ".join(heading.group(1).split()) == "Regenerating concept 3: Concept 2"
+
+
+def test_the_panel_of_a_sub_concept_build_names_it_as_concept_dot_sub_concept(app, client):
+    path_id = _signed_in_path(app, client)
+    sub = _ids(app, SubConcept)[3]  # concept 2's second sub-concept
+
+    post_form(client, f"/paths/{path_id}/regenerate", {"sub_concept": str(sub)}, page=f"/paths/{path_id}")
+    page = client.get(f"/paths/{path_id}").get_data(as_text=True)
+
+    heading = re.search(r'<section id="panel".*?<h2>(.*?)<span', page, flags=re.S)
+    assert heading and " ".join(heading.group(1).split()) == "Regenerating sub-concept 2.2: Sub 1.1"
+
+
+@pytest.mark.slow
+def test_a_whole_path_regenerate_keeps_the_old_tree_on_the_page_until_the_new_one_is_done(
+    app, client, auth, workers
+):
+    path_id = create_path(client, auth, concepts=2)
+    workers(GENERATOR_LATENCY_MS="1500")  # the new tree takes seconds to grow after its concepts
+    wait_for_build(client, auth, start_build(client, auth, path_id), timeout=120)
+    old_subs = [name for _, subs in _tree(app, path_id).values() for _, name, *_ in subs]
+    client.post(
+        "/sign-in",
+        data={"email": "designer@example.com", "password": PASSWORD, "csrf_token": csrf_token(client)},
+    )
+
+    response = _build(client, auth, path_id, {"fresh": True})
+    build_id = response.get_json()["jobId"]
+
+    def new_concepts_stored_but_not_broken_down() -> bool:
+        with app.app_context():
+            path = db.session.get(LearningPath, path_id)
+            subs = db.session.scalar(
+                select(func.count(SubConcept.id)).join(Concept).where(Concept.path_id == path_id)
+            )
+            return path.concepts_generated_at is not None and subs == 0
+
+    wait_until(new_concepts_stored_but_not_broken_down, timeout=60, interval=0.05, message="the new concepts")
+    during = client.get(f"/paths/{path_id}").get_data(as_text=True)
+    wait_for_build(client, auth, build_id, timeout=120)
+    after = client.get(f"/paths/{path_id}").get_data(as_text=True)
+
+    assert old_subs and all(str(escape(name)) in during for name in old_subs), (
+        "the old tree, sub-concepts and all"
+    )
+    assert 'class="tree previous"' in during and "Being updated" in during
+    assert 'class="tree previous"' not in after and "Being updated" not in after
+    new_subs = [name for _, subs in _tree(app, path_id).values() for _, name, *_ in subs]
+    assert new_subs and all(str(escape(name)) in after for name in new_subs), (
+        "the new tree once the build ends"
+    )

@@ -10,9 +10,10 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import Concept, GeneratorCall, Module
+from app.models import Concept, GeneratorCall, LearningPath, Module, SubConcept
 from tests.helpers.browser import create_path, shot, sign_in
 from tests.helpers.users import make_user
+from tests.services import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -74,7 +75,7 @@ def test_regenerate_one_module_from_the_workflow_page(app, web, workers, page: P
     expect(page.locator("#progress h2 .badge")).to_have_text("completed", timeout=60_000)
     assert _calls_per_module(app) == [1, 1, 1]
 
-    module = page.locator("ol.modules > li").nth(1)
+    module = page.locator("ul.modules > li").nth(1)
     module.locator("a.regenerate").click()
     expect(page.locator("h1")).to_contain_text("Module 2, “Spreadsheets”")
     page.click("button:has-text('Yes, regenerate')")
@@ -84,3 +85,48 @@ def test_regenerate_one_module_from_the_workflow_page(app, web, workers, page: P
     expect(page.locator("#lessons-1 .lessons li").first).to_be_visible()
     shot(page, "regenerate-module-done")
     assert _calls_per_module(app) == [1, 2, 1], "module 2 asked again, the others untouched"
+
+
+def _new_concepts_stored_but_not_broken_down(app) -> bool:  # type: ignore[no-untyped-def]
+    with app.app_context():
+        path = db.session.scalar(select(LearningPath))
+        subs = db.session.scalar(select(func.count(SubConcept.id)))
+        return path.concepts_generated_at is not None and subs == 0
+
+
+def test_regenerating_the_whole_path_keeps_the_old_tree_marked_until_the_new_one_is_done(
+    app,
+    web,
+    workers,
+    page: Page,  # noqa: F811
+):
+    make_user(app, "ada@example.com")
+    workers(GENERATOR_LATENCY_MS="1500")
+    sign_in(page, web, "ada@example.com")
+    create_path(page, "Regenerate the whole path", 2)
+    page.click("button:has-text('Build learning path')")
+    expect(page.locator("#percent")).to_have_text("100%", timeout=120_000)
+    with app.app_context():
+        first_sub = db.session.scalar(select(SubConcept.name).order_by(SubConcept.id))
+
+    page.click("a:has-text('Regenerate…')")
+    page.click("button:has-text('Yes, regenerate')")
+    wait_until(
+        lambda: _new_concepts_stored_but_not_broken_down(app),
+        timeout=60,
+        interval=0.05,
+        message="new concepts",
+    )
+    page.reload()
+
+    expect(page.locator("#tree ol.tree.previous")).to_be_visible()
+    expect(page.locator("#tree .updating")).to_contain_text("Being updated")
+    expect(page.locator("#tree ol.tree.previous")).to_contain_text(first_sub)
+    shot(page, "regenerate-path-running")
+    expect(page.locator("#panel .badge")).to_have_text("completed", timeout=120_000)
+    expect(page.locator("#tree ol.tree.previous")).to_have_count(0)
+    expect(page.locator("#tree .updating")).to_have_count(0)
+    expect(page.locator("#tree ol.tree > li")).to_have_count(2)
+    with app.app_context():
+        names = list(db.session.scalars(select(SubConcept.name)))
+    expect(page.locator("#tree ol.tree")).to_contain_text(names[0])

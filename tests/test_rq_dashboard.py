@@ -4,6 +4,7 @@ queues and page sizes answered with a 4xx instead of a 500."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from flask import Flask
@@ -13,7 +14,8 @@ from rq import Queue, SimpleWorker
 from rq.registry import FailedJobRegistry
 
 from app.admin.rq import STATE_CHANGING
-from tests.helpers.web import sign_in
+from tests.helpers.users import make_user
+from tests.helpers.web import PASSWORD, csrf_token, sign_in
 
 QUEUE = "lesson-plans"
 SAME_ORIGIN = {"Origin": "http://localhost"}
@@ -152,3 +154,42 @@ def test_listing_and_compacting_a_known_queue_still_work(admin, redis_server, fa
     assert listing.status_code == 200 and len(listing.get_json()["jobs"]) == 2
     assert listing.get_json()["pagination"]["num_pages"] == 2
     assert compact.status_code == 200 and compact.get_json() == {"status": "OK"}
+
+
+def test_signing_in_from_the_dashboard_returns_to_the_page_asked_for_its_address_encoded_whole(app, client):
+    asked = "/admin/rq/?a=1&b=2"
+
+    response = client.get(asked)
+
+    location = response.headers["Location"]
+    path, _, query = location.partition("?")
+    assert response.status_code == 302 and path == "/sign-in"
+    assert query == "next=%2Fadmin%2Frq%2F%3Fa%3D1%26b%3D2", "no bare / ? & = in the value"
+    make_user(app, "root@example.com", admin=True)
+    signed_in = client.post(
+        location, data={"email": "root@example.com", "password": PASSWORD, "csrf_token": csrf_token(client)}
+    )
+    assert signed_in.headers["Location"] == "/admin/rq/?a=1&b=2"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example/",
+        "/\\evil.example/",
+        "/\\/evil.example",
+        "/\t/evil.example",
+        "https://evil.example/",
+        "javascript:alert(1)",
+        "evil.example",
+    ],
+)
+def test_sign_in_sends_nowhere_but_a_local_path(app, client, target):
+    make_user(app, "ada@example.com")
+
+    response = client.post(
+        "/sign-in?" + urlencode({"next": target}),
+        data={"email": "ada@example.com", "password": PASSWORD, "csrf_token": csrf_token(client)},
+    )
+
+    assert response.status_code == 302 and response.headers["Location"] == "/"

@@ -93,7 +93,7 @@ def test_the_workers_page_says_idle_once_and_explains_an_old_heartbeat(app, clie
     workers()
 
     page = wait_until(
-        lambda: "<td>idle</td>" in (p := _page(client, "/admin/workers")) and p,
+        lambda: '<td data-label="Doing">idle</td>' in (p := _page(client, "/admin/workers")) and p,
         message="a worker to wait for work",
     )
 

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app.admin import bp
+from app.errors import error_page, missing_dead_letter
 from app.extensions import db
 from app.jobs.queues import get_redis
 from app.jobs.runner import WORKER_TTL_S
@@ -30,7 +31,9 @@ def dead_letters():  # type: ignore[no-untyped-def]
 @bp.post("/dead-letters/<int:letter_id>/retry")
 def retry_dead_letter(letter_id: int):  # type: ignore[no-untyped-def]
     """Run one dead step again."""
-    letter = db.get_or_404(DeadLetter, letter_id)
+    letter = db.session.get(DeadLetter, letter_id)
+    if letter is None:
+        return error_page(404, missing_dead_letter(letter_id), title="No such dead letter")
     try:
         build_control.retry_dead_letter(letter)
         flash(f"Dead letter {letter_id}: step queued again.")

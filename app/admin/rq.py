@@ -27,6 +27,7 @@ from rq.queue import Queue
 from rq_dashboard import web as rq_web
 from werkzeug.exceptions import MethodNotAllowed
 
+from app.auth import sign_in_url
 from app.errors import QUEUE_DOWN, error_page
 from app.extensions import csrf
 from app.jobs.queues import connect_redis, redis_location
@@ -93,7 +94,7 @@ def _link_back_to_the_app(response: Response) -> Response:
 
 def _admins_only():  # type: ignore[no-untyped-def]
     if not current_user.is_authenticated:
-        return redirect(url_for("auth.sign_in", next=request.full_path))
+        return redirect(sign_in_url(request.full_path.rstrip("?")))
     if not current_user.is_admin:
         abort(403)
     if request.endpoint in STATE_CHANGING:

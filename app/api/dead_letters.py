@@ -8,7 +8,7 @@ from sqlalchemy.orm import joinedload
 
 from app.api import bp
 from app.api.schemas import query_int
-from app.errors import ApiError
+from app.errors import ApiError, missing_dead_letter
 from app.extensions import db
 from app.models import BuildJob, DeadLetter, LearningPath
 from app.pipelines import build_control
@@ -33,7 +33,7 @@ def retry_dead_letter(letter_id: int):  # type: ignore[no-untyped-def]
     """Run the dead step again (its build reopens if it had finished)."""
     letter = db.session.scalar(_visible_letters().where(DeadLetter.id == letter_id))
     if letter is None:
-        raise ApiError(404, "not_found", f"No dead letter {letter_id}.")
+        raise ApiError(404, "not_found", missing_dead_letter(letter_id))
     try:
         build_control.retry_dead_letter(letter)
     except build_control.InvalidTransition as exc:

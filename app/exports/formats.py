@@ -9,6 +9,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -101,3 +102,8 @@ def attachment(title: str, kind: str, export_format: ExportFormat, chunks: Itera
     utf8_name = f"{readable}-{kind}.{export_format.value}" if readable else filename
     disposition = f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(utf8_name, safe='')}"
     return Export(filename, disposition, export_format.content_type, chunked(chunks))
+
+
+def readable_time(moment: datetime) -> str:
+    """A stored (naive UTC) time for people, with its zone: '25 November 2026, 14:03 UTC'."""
+    return f"{moment.day} {moment:%B %Y, %H:%M} UTC"

@@ -23,6 +23,7 @@ from app.exports.formats import (
     dump,
     one_line,
     open_object,
+    readable_time,
     separator,
 )
 from app.extensions import db
@@ -141,7 +142,7 @@ def _markdown(header: dict[str, Any], path_id: str) -> Iterator[str]:
     yield f"# {one_line(header['name'])}\n\nLearning path · {one_line(header['topic'])}\n\n"
     if header["description"]:
         yield f"{header['description'].strip()}\n\n"
-    yield f"Exported {isoformat(utcnow())}\n"
+    yield f"Exported {readable_time(utcnow())}\n"
     for c, (concept, sub_concepts) in enumerate(_tree(path_id), start=1):
         yield f"\n## {c}. {one_line(concept.concept_name)}\n\n{_paragraph(concept.concept_description)}"
         for s, (sub, units) in enumerate(sub_concepts, start=1):

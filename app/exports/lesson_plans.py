@@ -21,6 +21,7 @@ from app.exports.formats import (
     dump,
     one_line,
     open_object,
+    readable_time,
     separator,
 )
 from app.extensions import db
@@ -120,7 +121,7 @@ def _lesson(number: int, row: Row[Any]) -> dict[str, Any]:
 def _markdown(header: dict[str, Any], workflow_id: str) -> Iterator[str]:
     yield f"# {one_line(header['title'])}\n\n"
     audience = f" · for {one_line(header['audience'])}" if header["audience"] else ""
-    yield f"Lesson plans · {one_line(header['topic'])}{audience}\n\nExported {isoformat(utcnow())}\n"
+    yield f"Lesson plans · {one_line(header['topic'])}{audience}\n\nExported {readable_time(utcnow())}\n"
     for module, rows in _modules(workflow_id):
         yield f"\n## Module {module.position + 1}: {one_line(module.title)}\n\n"
         yield f"{_contact_hours(module.contact_hours)}\n"

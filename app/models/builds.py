@@ -87,6 +87,9 @@ class BuildJob(db.Model):
     # A build of one piece of the tree: "concept" or "sub-concept" and its id; none, the whole path.
     scope_kind: Mapped[str | None] = mapped_column(String(20))
     scope_entity_id: Mapped[int | None]
+    # A whole-path regenerate keeps the tree it replaces here, shown while it runs (loaded only
+    # when asked for: polls never read it).
+    previous_tree: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, deferred=True)
 
     path: Mapped[LearningPath] = relationship()
 

@@ -7,6 +7,7 @@ same change cannot both make it.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import current_app
 from redis.exceptions import RedisError
@@ -34,6 +35,7 @@ from app.pipelines.build_finalize import maybe_finalize
 from app.pipelines.build_steps import step_job_id
 from app.pipelines.learning_path import plan_build, queue_owed_steps
 from app.pipelines.path_tree import tree_is_complete
+from app.pipelines.tree_snapshot import snapshot_tree
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,7 @@ def start_build(
         piece.units_generated_at = None
     elif fresh:
         path.concepts_generated_at = None  # the orchestrator regenerates, replacing the old tree
+        return _create_build(path, user_id, None, True, None, previous_tree=snapshot_tree(path))
     return _create_build(path, user_id, None, fresh or piece is not None, piece)
 
 
@@ -94,6 +97,7 @@ def _create_build(
     retry_of: str | None,
     fresh: bool,
     piece: Concept | SubConcept | None,
+    previous_tree: list[dict[str, Any]] | None = None,
 ) -> BuildJob:
     """Insert the build and plan its steps in one transaction (rolled back, resets included,
     on a conflict), then admit waiting builds."""
@@ -105,6 +109,7 @@ def _create_build(
         force_fresh=fresh,
         scope_kind=SCOPE_KIND.get(type(piece)),
         scope_entity_id=piece.id if piece is not None else None,
+        previous_tree=previous_tree,
     )
     db.session.add(build)
     try:

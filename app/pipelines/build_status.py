@@ -127,11 +127,12 @@ def rate_limit_waits(builds: list[BuildJob]) -> dict[str, RateLimitWait]:
     return {build_id: RateLimitWait(int(steps), next_slot_at) for build_id, steps, next_slot_at in rows}
 
 
-def _calls_owed(build: BuildJob) -> int:
+def _calls_owed(build: BuildJob, concept_count: int | None) -> int:
     """Generator calls the build still owes, one per step, counted low where the tree is not
-    known yet (a concept not yet broken down owes at least one unit step)."""
+    known yet (a concept not yet broken down owes at least one unit step). `concept_count` is
+    the path's, passed in so that a list of pending builds does not load each path."""
     if not build.total_concepts:
-        return 1 + 2 * build.path.concept_count
+        return 1 + 2 * (concept_count or 0)
     concepts_left = build.total_concepts - build.completed_concepts
     per_concept = build.total_sub_concepts / build.completed_concepts if build.completed_concepts else 1
     units_left = build.total_sub_concepts - build.completed_sub_concepts
@@ -157,14 +158,26 @@ def _measured_seconds_left(build: BuildJob) -> float | None:
     ) / 1000
 
 
-def estimated_seconds_left(build: BuildJob) -> int | None:
+def estimated_seconds_left(
+    build: BuildJob, wait: RateLimitWait = NO_WAIT, concept_count: int | None = None
+) -> int | None:
     """The measured estimate, but never less than the calls still owed ÷ the rate limit's calls
-    per second: steps that ran before the window filled are fast, the rest are not."""
+    per second: steps that ran before the window filled are fast, the rest are not.
+
+    While steps wait for a slot the limit alone sets the pace, so the estimate counts down with
+    the next slot instead of freezing: the seconds to it (as the page says them, at least 1) plus
+    the owed calls after it ÷ the rate, never below owed ÷ rate - one window (a full window's
+    calls may be free at once).
+    `concept_count` defaults to the path's (a lazy load: lists pass it in)."""
     if build.status not in (BuildStatus.PROCESSING, BuildStatus.PAUSED, BuildStatus.PENDING):
         return None
-    measured = _measured_seconds_left(build)
     rate = rate_limit_per_s(current_app.config)
-    floor = _calls_owed(build) / rate if rate else None
+    owed = _calls_owed(build, build.path.concept_count if concept_count is None else concept_count)
+    if rate and wait.seconds_to_next_slot is not None:
+        window_s = current_app.config["JOB_RATE_LIMIT_MAX"] / rate
+        return math.ceil(max(wait.seconds_to_next_slot + (owed - 1) / rate, owed / rate - window_s))
+    measured = _measured_seconds_left(build)
+    floor = owed / rate if rate else None
     if measured is None and floor is None:
         return None
     return math.ceil(max(measured or 0.0, floor or 0.0))
@@ -183,19 +196,22 @@ def build_summaries(builds: list[BuildJob]) -> list[dict[str, Any]]:
     fractions = unit_fractions(ids)
     categories = error_categories_of(ids)
     waits = rate_limit_waits(builds)
-    names = dict(
-        db.session.execute(
-            select(LearningPath.id, LearningPath.name).where(
+    paths = {
+        path_id: (name, concept_count)
+        for path_id, name, concept_count in db.session.execute(
+            select(LearningPath.id, LearningPath.name, LearningPath.concept_count).where(
                 LearningPath.id.in_({build.path_id for build in builds})
             )
-        ).all()
-    )
+        )
+    }
     return [
         build.to_dict(progress_percent(build, fractions.get(build.id, 0.0)))
         | {
-            "path": {"id": build.path_id, "name": names.get(build.path_id)},
+            "path": {"id": build.path_id, "name": paths[build.path_id][0]},
             "errorCategories": categories.get(build.id, {}),
-            "estimatedSecondsLeft": estimated_seconds_left(build),
+            "estimatedSecondsLeft": estimated_seconds_left(
+                build, waits.get(build.id, NO_WAIT), paths[build.path_id][1] or 0
+            ),
             "usage": build_usage(build),
         }
         | rate_limit_fields(waits.get(build.id, NO_WAIT))

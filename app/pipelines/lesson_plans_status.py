@@ -8,6 +8,7 @@ restart and costs the same however long the workflow's history is.
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 from flask import current_app
@@ -58,21 +59,53 @@ def overall_status(modules: list[Module], run: LessonPlanRun | None) -> str:
     return "pending"
 
 
-def estimated_seconds_left(modules: list[Module]) -> int:
-    """Modules left × the mean measured module time (a configured guess before any finished),
-    but never less than those modules' calls (one each) ÷ the rate limit's calls per second."""
-    config = current_app.config
-    durations = [m.duration_ms for m in modules if m.duration_ms]
-    per_module_s = (
-        sum(durations) / len(durations) / 1000 if durations else config["ESTIMATED_MODULE_MINUTES"] * 60
+RECENT_MODULES = 20  # with nothing measured in this workflow, the mean of this many recent modules
+
+
+def _recent_module_s() -> float | None:
+    """The mean time of the last modules completed anywhere (one query), for a first run."""
+    recent = (
+        select(Module.duration_ms)
+        .where(Module.status == WorkStatus.COMPLETED, Module.duration_ms.is_not(None))
+        .order_by(Module.completed_at.desc())
+        .limit(RECENT_MODULES)
+        .subquery()
     )
+    mean_ms = db.session.scalar(select(func.avg(recent.c.duration_ms)))
+    return float(mean_ms) / 1000 if mean_ms else None
+
+
+def _module_s(modules: list[Module], since: datetime | None) -> float:
+    """The time a module takes, as measured: this run's completed modules (those completed since
+    it started), else this workflow's earlier ones, else recent modules anywhere; the configured
+    guess only when nothing was ever measured."""
+    completed = [m for m in modules if m.status == WorkStatus.COMPLETED and m.duration_ms]
+    this_run = [m for m in completed if since is not None and m.completed_at and m.completed_at >= since]
+    for measured in (this_run, completed):
+        if measured:
+            return sum(m.duration_ms or 0 for m in measured) / len(measured) / 1000
+    recent = _recent_module_s()
+    return recent if recent is not None else current_app.config["ESTIMATED_MODULE_MINUTES"] * 60
+
+
+def estimated_seconds_left(modules: list[Module], since: datetime | None = None) -> int:
+    """Modules left × the measured module time (see `_module_s`; `since` is when the run started),
+    less what the running module has already spent, but never less than those modules' calls
+    (one each) ÷ the rate limit's calls per second."""
+    per_module_s = _module_s(modules, since)
     left = sum(1 for m in modules if m.status != WorkStatus.COMPLETED)
-    rate = rate_limit_per_s(config)
-    return math.ceil(max(left * per_module_s, left / rate if rate else 0.0))
+    now = utcnow()
+    spent_s = sum(
+        min(per_module_s, (now - m.started_at).total_seconds())
+        for m in modules
+        if m.status == WorkStatus.RUNNING and m.started_at
+    )
+    rate = rate_limit_per_s(current_app.config)
+    return math.ceil(max(left * per_module_s - spent_s, left / rate if rate else 0.0, 0.0))
 
 
-def estimated_minutes(modules: list[Module]) -> int:
-    return math.ceil(estimated_seconds_left(modules) / 60)
+def estimated_minutes(modules: list[Module], since: datetime | None = None) -> int:
+    return math.ceil(estimated_seconds_left(modules, since) / 60)
 
 
 def seconds_to_next_slot(module: Module) -> int | None:
@@ -99,6 +132,7 @@ def _job_details(module: Module) -> dict[str, Any]:
 
 def generation_status(workflow: Workflow) -> dict[str, Any]:
     modules = workflow.modules
+    run = _latest_run(workflow.id)
     lessons, minutes = _lesson_totals(workflow.id)
     details = [_job_details(m) for m in modules if m.job_id]
     waiting = next((m for m in modules if m.waiting_for_rate_limit), None)
@@ -119,13 +153,15 @@ def generation_status(workflow: Workflow) -> dict[str, Any]:
             "failed": states.count("failed"),
             "details": details,
         },
-        "status": overall_status(modules, _latest_run(workflow.id)),
+        "status": overall_status(modules, run),
         "usage": usage_of(GeneratorCall.workflow_id == workflow.id),
         "waitingForRateLimit": waiting is not None,
         "rateLimitNextSlotAt": isoformat(waiting.rate_limit_next_slot_at) if waiting else None,
     }
     body["estimatedSecondsLeft"] = (
-        estimated_seconds_left(modules) if body["status"] == "in_progress" else None
+        estimated_seconds_left(modules, run.created_at if run else None)
+        if body["status"] == "in_progress"
+        else None
     )
     if failed is not None:
         body["error"] = {

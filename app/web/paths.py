@@ -35,6 +35,11 @@ def _latest_build(path_id: str) -> BuildJob | None:
     )
 
 
+def _has_concepts(path_id: str) -> bool:
+    """Whether the path has a tree to export (one indexed look-up, not a load of the tree)."""
+    return db.session.scalar(select(Concept.id).where(Concept.path_id == path_id).limit(1)) is not None
+
+
 def _failed_in_tree(build: BuildJob | None) -> dict[str, set[int]]:
     """The concepts and sub-concepts whose step failed in the latest build, marked in the tree."""
     if build is None:
@@ -55,14 +60,17 @@ def _panel(build: BuildJob | None) -> dict[str, Any]:
     if build is None:
         return {"build": None, "live": False}
     events = recent_events(build.id, 20)
+    piece = _piece_of(build)
+    wait = rate_limit_wait(build)
     return {
         "build": build,
-        "piece": _piece_of(build),
+        "piece": piece,
+        "piece_label": _piece_label(build, piece),
         "percent": progress_percent(build),
         "events": events,
         "activity": events[0] if events else None,
-        "eta_s": estimated_seconds_left(build),
-        "rate_limit_wait": rate_limit_wait(build),
+        "eta_s": estimated_seconds_left(build, wait),
+        "rate_limit_wait": wait,
         "usage": build_usage(build),
         "live": build.status not in FINAL_BUILD,
     }
@@ -75,15 +83,39 @@ def _piece_of(build: BuildJob) -> Concept | SubConcept | None:
     return db.session.get(Concept if build.scope_kind == "concept" else SubConcept, build.scope_entity_id)
 
 
+def _tree_being_replaced(build: BuildJob | None) -> list[dict[str, Any]] | None:
+    """While a whole-path regenerate runs, the tree it replaces (the new one is half made)."""
+    if build is None or build.status in FINAL_BUILD or build.scope_kind is not None:
+        return None
+    return build.previous_tree if build.force_fresh else None
+
+
+def _piece_label(build: BuildJob, piece: Concept | SubConcept | None) -> str | None:
+    """What a scoped build regenerates, numbered as people count: 'concept 3: Title' or
+    'sub-concept 3.2: Title' (None for a whole-path build)."""
+    if build.scope_kind is None:
+        return None
+    if piece is None:
+        return f"a {build.scope_kind} since replaced"
+    if isinstance(piece, SubConcept):
+        return f"sub-concept {piece.concept.position + 1}.{piece.position + 1}: {piece.name}"
+    return f"concept {piece.position + 1}: {piece.name}"
+
+
 def _render(path: LearningPath, notice: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
     build = _latest_build(path.id)
     failed_in_tree = {} if request.htmx else _failed_in_tree(build)
+    previous_tree = None if request.htmx else _tree_being_replaced(build)
     body = page_or_fragment(
         "web/path.html",
         "web/_build_progress.html",
         path=path,
         notice=notice,
         failed_in_tree=failed_in_tree,
+        previous_tree=previous_tree,
+        export_ready=_has_concepts(path.id),
+        export_reason="Nothing to download yet: build the path first.",
+        export_url=url_for("web.export_path", path_id=path.id),
         **_panel(build),
     )
     return body, status

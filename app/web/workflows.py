@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from flask import redirect, render_template, request, url_for
@@ -16,7 +17,7 @@ from app.extensions import db
 from app.inputs import bounded_int
 from app.models import Module, Workflow, WorkStatus
 from app.pipelines import lesson_plans
-from app.pipelines.lesson_plans_status import estimated_minutes, generation_status, seconds_to_next_slot
+from app.pipelines.lesson_plans_status import generation_status, seconds_to_next_slot
 from app.web import bp, page_or_fragment
 
 
@@ -31,8 +32,13 @@ def _progress(workflow: Workflow) -> dict[str, Any]:
         "overall": round(100 * (done + share) / len(modules)) if modules else 0,
         "current": running,
         "next_slot_s": seconds_to_next_slot(running) if running else None,
-        "eta_minutes": estimated_minutes(modules) if status["status"] == "in_progress" else None,
+        "eta_minutes": math.ceil(status["estimatedSecondsLeft"] / 60)
+        if status["estimatedSecondsLeft"] is not None
+        else None,
         "live": status["status"] == "in_progress",
+        "export_ready": status["modulesGenerated"] > 0,
+        "export_reason": "Nothing to download yet: the lesson plans are not generated.",
+        "export_url": url_for("web.export_workflow", workflow_id=workflow.id),
     }
 
 
@@ -69,14 +75,18 @@ def _render(workflow_id: str, notice: str | None = None, status: int = 200):  # 
     """The page with every lesson plan, or (HTMX) the progress region and only the plans that
     changed since the last poll: a poll's cost does not grow with the plans already shown."""
     workflow = owned_workflow(workflow_id, current_user, with_lessons=not request.htmx)
+    shown = _shown_positions() if request.htmx else None
+    progress = _progress(workflow)
     body = page_or_fragment(
         "web/workflow.html",
         "web/_workflow_progress.html",
         workflow=workflow,
         notice=notice,
         shown=[m.position for m in workflow.modules if m.status == WorkStatus.COMPLETED],
-        changed_lessons=_changed_lessons(workflow, _shown_positions() if request.htmx else None),
-        **_progress(workflow),
+        changed_lessons=_changed_lessons(workflow, shown),
+        # The page shows download links iff it shows plans: swap them only when that changes.
+        refresh_downloads=shown is not None and bool(shown) != progress["export_ready"],
+        **progress,
     )
     return body, status
 
