@@ -42,7 +42,7 @@ def _configure_logging(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     from app import database
     from app.jobs.queues import connect_redis
-    from app.pipelines.build_doorbell import BuildDoorbell
+    from app.pipelines.learning_paths.doorbell import BuildDoorbell
     from app.throttle import init_throttle
 
     database.configure_engine_options(app)

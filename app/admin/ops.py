@@ -15,7 +15,7 @@ from app.extensions import db
 from app.jobs.queues import get_redis
 from app.jobs.runner import WORKER_TTL_S
 from app.models import DeadLetter
-from app.pipelines import build_control
+from app.pipelines.learning_paths import control as build_control
 
 
 @bp.get("/dead-letters")

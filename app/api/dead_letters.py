@@ -11,7 +11,7 @@ from app.api.schemas import query_int
 from app.errors import ApiError
 from app.extensions import db
 from app.models import BuildJob, DeadLetter, LearningPath
-from app.pipelines import build_control
+from app.pipelines.learning_paths import control as build_control
 
 
 def _visible_letters():  # type: ignore[no-untyped-def]

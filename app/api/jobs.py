@@ -12,11 +12,11 @@ from app.api.schemas import BuildStartIn, PieceIn, parse_optional_body, query_ch
 from app.errors import ApiError
 from app.extensions import db
 from app.models import BuildJob, BuildStatus, Concept, JobStep, LearningPath, StepType, SubConcept, WorkStatus
-from app.pipelines import build_control
-from app.pipelines.build_status import build_summaries, build_summary
-from app.pipelines.build_steps import step_job_id
+from app.pipelines.learning_paths import control as build_control
+from app.pipelines.learning_paths.status import build_summaries, build_summary
+from app.pipelines.learning_paths.step_rows import step_job_id
+from app.pipelines.learning_paths.tree import tree_is_complete
 from app.pipelines.listings import page_of
-from app.pipelines.path_tree import tree_is_complete
 from app.pipelines.usage import usage_by_step
 
 TREE_COMPLETE = (

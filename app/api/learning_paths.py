@@ -13,7 +13,7 @@ from app.api.schemas import LearningPathIn, parse_body, query_choice, query_page
 from app.database import isoformat
 from app.extensions import db
 from app.models import BuildJob, LearningPath
-from app.pipelines.build_status import build_summary, progress_percent, unit_fractions
+from app.pipelines.learning_paths.status import build_summary, progress_percent, unit_fractions
 from app.pipelines.listings import PATH_STATUSES, PathRow, path_page
 
 

@@ -29,8 +29,8 @@ from app.inputs import bounded_int
 from app.jobs.queues import get_redis
 from app.models import BuildEvent, BuildJob
 from app.models.builds import FINAL_BUILD
-from app.pipelines.build_doorbell import BuildDoorbell
-from app.pipelines.build_events import events_after
+from app.pipelines.learning_paths.doorbell import BuildDoorbell
+from app.pipelines.learning_paths.events import events_after
 from app.pipelines.stream_slots import StreamSlot
 
 log = logging.getLogger(__name__)

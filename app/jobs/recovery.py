@@ -29,8 +29,8 @@ MASTER_CHECK_S = 1.0
 
 def reconcile_all() -> int:
     """One sweep over every pipeline; returns how many jobs it queued."""
-    from app.pipelines.build_recovery import reconcile_builds
-    from app.pipelines.lesson_plans import reconcile_lesson_plan_runs
+    from app.pipelines.learning_paths.recovery import reconcile_builds
+    from app.pipelines.lesson_plans.run import reconcile_lesson_plan_runs
 
     try:
         return reconcile_lesson_plan_runs() + reconcile_builds()

@@ -29,11 +29,11 @@ from app.models import (
 )
 from app.models.builds import ACTIVE_BUILD, FINAL_BUILD
 from app.models.tracking import FINAL
-from app.pipelines.build_events import add_event, ring
-from app.pipelines.build_finalize import maybe_finalize
-from app.pipelines.build_steps import step_job_id
-from app.pipelines.learning_path import plan_build, queue_owed_steps
-from app.pipelines.path_tree import tree_is_complete
+from app.pipelines.learning_paths.events import add_event, ring
+from app.pipelines.learning_paths.finalize import maybe_finalize
+from app.pipelines.learning_paths.step_rows import step_job_id
+from app.pipelines.learning_paths.steps import plan_build, queue_owed_steps
+from app.pipelines.learning_paths.tree import tree_is_complete
 
 log = logging.getLogger(__name__)
 

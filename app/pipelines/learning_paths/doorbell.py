@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from redis import Redis
 from redis.exceptions import RedisError
 
-from app.pipelines.build_events import DOORBELL_CHANNEL
+from app.pipelines.learning_paths.events import DOORBELL_CHANNEL
 
 log = logging.getLogger(__name__)
 

@@ -40,10 +40,11 @@ from app.models import (
     SubConcept,
     WorkStatus,
 )
-from app.pipelines.build_events import add_event, ring
-from app.pipelines.build_failures import record_step_failure
-from app.pipelines.build_finalize import maybe_finalize
-from app.pipelines.build_steps import (
+from app.pipelines.generation import call_generator
+from app.pipelines.learning_paths.events import add_event, ring
+from app.pipelines.learning_paths.failures import record_step_failure
+from app.pipelines.learning_paths.finalize import maybe_finalize
+from app.pipelines.learning_paths.step_rows import (
     BUILD_COUNTERS,
     QUEUE_OF_STEP,
     bump,
@@ -53,7 +54,6 @@ from app.pipelines.build_steps import (
     set_stage,
     step_job_id,
 )
-from app.pipelines.generation import call_generator
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from app.extensions import db
 from app.jobs import claims
 from app.models import BuildJob, DeadLetter, JobStep, StepType
 from app.pipelines.alerts import queue_alert
-from app.pipelines.build_events import add_event, ring
-from app.pipelines.build_finalize import maybe_finalize
-from app.pipelines.build_steps import QUEUE_OF_STEP, step_job_id
+from app.pipelines.learning_paths.events import add_event, ring
+from app.pipelines.learning_paths.finalize import maybe_finalize
+from app.pipelines.learning_paths.step_rows import QUEUE_OF_STEP, step_job_id
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from app.jobs.queues import BUILD_PATH_QUEUE
 from app.models import BuildJob, BuildStatus, JobStep, WorkStatus
 from app.models.tracking import FINAL
 from app.pipelines.alerts import queue_alert
-from app.pipelines.build_events import add_event, ring
+from app.pipelines.learning_paths.events import add_event, ring
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def finalize_build(build_id: str) -> str:
     ring(build_id)
     if status == BuildStatus.FAILED:
         queue_alert("build-failed", build_id)
-    from app.pipelines.build_control import admit_waiting_builds
+    from app.pipelines.learning_paths.control import admit_waiting_builds
 
     build = db.session.get(BuildJob, build_id)
     if build is not None and build.triggered_by is not None:
