@@ -12,7 +12,7 @@ from app.jobs import claims
 from app.models import BuildJob, DeadLetter, JobStep, StepType
 from app.pipelines.alerts import queue_alert
 from app.pipelines.learning_paths.events import add_event, ring
-from app.pipelines.learning_paths.finalize import maybe_finalize
+from app.pipelines.learning_paths.queueing import maybe_finalize
 from app.pipelines.learning_paths.step_rows import QUEUE_OF_STEP, step_job_id
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,6 @@ from app.extensions import db
 from app.generators import Generator, ProgressCallback
 from app.generators.schemas import ConceptBrief, PathBrief, SubConceptBrief
 from app.jobs import claims
-from app.jobs.enqueue import enqueue_unique
 from app.jobs.lease import WorkCancelled, WorkerShuttingDown
 from app.logs import add_to_context
 from app.models import (
@@ -43,54 +42,17 @@ from app.models import (
 from app.pipelines.generation import call_generator
 from app.pipelines.learning_paths.events import add_event, ring
 from app.pipelines.learning_paths.failures import record_step_failure
-from app.pipelines.learning_paths.finalize import maybe_finalize
+from app.pipelines.learning_paths.queueing import enqueue_steps, maybe_finalize
 from app.pipelines.learning_paths.step_rows import (
     BUILD_COUNTERS,
-    QUEUE_OF_STEP,
     bump,
     child_status,
     insert_steps,
     new_step,
     set_stage,
-    step_job_id,
 )
 
 log = logging.getLogger(__name__)
-
-
-# --- enqueueing --------------------------------------------------------------------------
-
-
-def enqueue_steps(steps: list[tuple[int, str]]) -> int:
-    """Put (step id, type) pairs on their queues, in the order given (RQ queues are FIFO, so
-    order is the only priority RQ offers); returns how many were enqueued."""
-    return sum(
-        enqueue_unique(
-            QUEUE_OF_STEP[StepType(kind)],
-            STEP_FUNCTIONS[StepType(kind)],
-            step_id,
-            job_id=step_job_id(step_id),
-        )
-        for step_id, kind in steps
-    )
-
-
-def queue_owed_steps(build_id: str) -> int:
-    """Move the build's pending steps to queued and enqueue them (resume, recovery)."""
-    owed = db.session.execute(
-        select(JobStep.id, JobStep.type)
-        .where(JobStep.build_id == build_id, JobStep.status == WorkStatus.PENDING)
-        .order_by(JobStep.id)
-    ).all()
-    if not owed:
-        return 0
-    db.session.execute(
-        update(JobStep)
-        .where(JobStep.id.in_([step_id for step_id, _ in owed]), JobStep.status == WorkStatus.PENDING)
-        .values(status=WorkStatus.QUEUED, queued_at=utcnow())
-    )
-    db.session.commit()
-    return enqueue_steps([(step_id, kind) for step_id, kind in owed])
 
 
 def _after_commit(build_id: str, children: list[tuple[int, str]]) -> None:
