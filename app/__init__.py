@@ -18,7 +18,7 @@ from app.extensions import csrf, db, htmx, login_manager, migrate
 from app.inputs import register_input_guards
 from app.jobs.queues import connect_redis
 from app.logs import configure_logging
-from app.ops import bp as ops_bp
+from app.monitoring import bp as monitoring_bp
 from app.pipelines.learning_paths.doorbell import BuildDoorbell
 from app.pipelines.recovery_hooks import register_pipeline_recovery
 from app.security import register_security_headers
@@ -73,7 +73,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(web_bp)
     app.register_blueprint(admin_bp)
-    app.register_blueprint(ops_bp)
+    app.register_blueprint(monitoring_bp)
     mount_rq_dashboard(app)
     register_error_handlers(app)
 

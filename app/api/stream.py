@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from app.api import bp
-from app.api.jobs import load_build
+from app.api.loaders import load_build
 from app.errors import ApiError, error_response
 from app.extensions import db
 from app.inputs import bounded_int

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import g, jsonify
 
-from app.access import owned_workflow
+from app.access import owned_workflow, owner_filter
 from app.api import bp
 from app.api.schemas import (
     Step10StartIn,
@@ -66,7 +66,7 @@ def list_workflows():  # type: ignore[no-untyped-def]
     """List the caller's workflows (an admin: everyone's), newest first, a page at a time."""
     status = query_choice("status", list(WORKFLOW_STATUSES))
     page, limit = query_page()
-    found = workflow_page(None if g.user.is_admin else g.user.id, status, page, limit)
+    found = workflow_page(owner_filter(g.user), status, page, limit)
     return jsonify(
         {
             "success": True,
