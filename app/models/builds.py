@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.database import isoformat, utcnow
@@ -170,93 +170,3 @@ class JobStep(TrackedWork, db.Model):
             if self.waiting_for_rate_limit
             else None,
         }
-
-
-class BuildEvent(db.Model):
-    """Append-only: what the activity log shows and the SSE stream replays by id."""
-
-    __tablename__ = "build_events"
-    __table_args__ = (Index("ix_build_events_build_id_id", "build_id", "id"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    build_id: Mapped[str] = mapped_column(ForeignKey("build_jobs.id", ondelete="CASCADE"))
-    type: Mapped[str] = mapped_column(String(16))  # progress | error | completed
-    data: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "jobId": self.build_id,
-            "type": self.type,
-            "data": self.data,
-            "timestamp": isoformat(self.created_at),
-        }
-
-
-class DeadLetter(db.Model):
-    """A step that failed for good: kept to be seen and retried one by one."""
-
-    __tablename__ = "dead_letters"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    build_id: Mapped[str] = mapped_column(ForeignKey("build_jobs.id", ondelete="CASCADE"), index=True)
-    step_id: Mapped[int] = mapped_column(ForeignKey("job_steps.id", ondelete="CASCADE"), index=True)
-    original_queue: Mapped[str] = mapped_column(String(40))
-    job_id: Mapped[str | None] = mapped_column(String(120))
-    error: Mapped[str | None] = mapped_column(Text)
-    category: Mapped[str | None] = mapped_column(String(32))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    retried_at: Mapped[datetime | None]
-
-    step: Mapped[JobStep] = relationship()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "buildJobId": self.build_id,
-            "stepId": self.step_id,
-            "stepType": self.step.type,
-            "entityName": self.step.entity_name,
-            "originalQueue": self.original_queue,
-            "bullJobId": self.job_id,  # the RQ job of the dead step; `jobId` means a build here
-            "error": self.error,
-            "category": self.category,
-            "createdAt": isoformat(self.created_at),
-            "retriedAt": isoformat(self.retried_at),
-        }
-
-
-class GeneratorCall(db.Model):
-    """One call to the content generator: when, for what, how long, which model, how many
-    tokens the provider reported, and whether a stored answer was reused instead."""
-
-    __tablename__ = "generator_calls"
-    __table_args__ = (Index("ix_generator_calls_called_at", "called_at"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    build_id: Mapped[str | None] = mapped_column(String(32), index=True)
-    step_id: Mapped[int | None] = mapped_column(index=True)
-    workflow_id: Mapped[str | None] = mapped_column(String(32), index=True)
-    module_id: Mapped[int | None]
-    kind: Mapped[str] = mapped_column(String(20))
-    model: Mapped[str | None] = mapped_column(String(120))
-    prompt_tokens: Mapped[int] = mapped_column(default=0)
-    completion_tokens: Mapped[int] = mapped_column(default=0)
-    memo_hit: Mapped[bool] = mapped_column(default=False)
-    called_at: Mapped[datetime] = mapped_column(default=utcnow)
-    waited_ms: Mapped[int] = mapped_column(default=0)  # for a slot in the rate limit
-    duration_ms: Mapped[int | None]
-
-
-class GenerationMemo(db.Model):
-    """A model's valid answer, keyed by a hash of (provider, model, prompt template version,
-    input): a retried or re-delivered step reuses it instead of paying for the call again."""
-
-    __tablename__ = "generation_memos"
-
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20))
-    model: Mapped[str] = mapped_column(String(120))
-    answer: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
