@@ -6,7 +6,6 @@ where the wait goes; the few waits after a call, for the token cap, are drawn th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 
@@ -24,14 +23,6 @@ WAIT_PATTERN = (
     'patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="6" stroke="#ffffff" '
     'stroke-width="3"/></pattern></defs>'
 )
-
-
-@dataclass(frozen=True)
-class Bar:
-    step: JobStep
-    lane: int
-    x: float
-    width: float
 
 
 def _lanes(steps: list[JobStep]) -> list[tuple[JobStep, int]]:

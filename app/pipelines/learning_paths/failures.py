@@ -39,8 +39,8 @@ def record_step_failure(work: claims.Claim, step: JobStep, exc: Exception) -> No
 
 def dead_letter(
     build_id: str, step_id: int, step_type: str, name: str | None, message: str, category: str
-) -> None:
-    """In the caller's transaction: count the failure on the build and keep a dead letter."""
+) -> DeadLetter:
+    """In the caller's transaction: count the failure on the build and keep a dead letter (returned)."""
     db.session.execute(
         update(BuildJob).where(BuildJob.id == build_id).values(error_count=BuildJob.error_count + 1)
     )

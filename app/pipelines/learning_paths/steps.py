@@ -4,9 +4,9 @@ One step per unit of generation, each a row (JobStep) and an RQ job whose only a
 the step's id. A step claims its row under a lease, generates, and in one transaction fenced
 by its claim replaces what it wrote before, marks itself done, updates the build's counters
 in SQL (no read-modify-write), creates its child steps and logs an event; only then are the
-children enqueued. When the last step of a build reaches a final state, finalize runs
-(build_finalize); a failed attempt is recorded by build_failures; step rows and the build's
-counters are written by build_steps.
+children enqueued (`queueing`). When the last step of a build reaches a final state, finalize
+runs (`finalize`); a failed attempt is recorded by `failures`; step rows and the build's
+counters are written by `step_rows`.
 
 Work that is already done is never redone: concepts, a concept's sub-concepts and a
 sub-concept's units each carry the time they were stored, and a step for them is `skipped`.
