@@ -27,8 +27,6 @@ from app.extensions import db
 from app.generators import Generator, ProgressCallback
 from app.generators.schemas import ConceptBrief, PathBrief, SubConceptBrief
 from app.jobs import claims
-from app.jobs.lease import WorkCancelled, WorkerShuttingDown
-from app.logs import add_to_context
 from app.models import (
     BuildJob,
     BuildStatus,
@@ -51,6 +49,7 @@ from app.pipelines.learning_paths.step_rows import (
     new_step,
     set_stage,
 )
+from app.pipelines.step_lifecycle import StepLifecycle
 
 log = logging.getLogger(__name__)
 
@@ -72,29 +71,8 @@ def _build_processing() -> ColumnElement[bool]:
     return exists().where(BuildJob.id == JobStep.build_id, BuildJob.status == BuildStatus.PROCESSING)
 
 
-def _run_step(step_id: int, produce: Callable[[JobStep, claims.Claim], list[tuple[int, str]]]) -> str:
-    """Claim the step, let `produce` do and store its work, then enqueue its children."""
-    work = claims.claim(JobStep, step_id, _build_processing())
-    step = db.session.get(JobStep, step_id)
-    if step is None:
-        return "step deleted"
-    if work is None:
-        return _not_claimed(step)
-    build_id = step.build_id
-    add_to_context(build=build_id, step=step.id, attempt=step.attempts)
-    try:
-        children = produce(step, work)
-    except WorkCancelled:
-        log.info("build %s step %s: stopped by cancel", build_id, step_id)
-        return "cancelled"
-    except WorkerShuttingDown:
-        claims.release(work)
-        log.info("build %s step %s: put back, the worker is shutting down", build_id, step_id)
-        return "put back"
-    except Exception as exc:
-        record_step_failure(work, step, exc)
-        raise
-    _after_commit(build_id, children)
+def _finish_step(step: JobStep, _work: claims.Claim, children: list[tuple[int, str]]) -> str:
+    _after_commit(step.build_id, children)
     return f"{step.type}: {len(children)} child steps"
 
 
@@ -112,6 +90,18 @@ def _not_claimed(step: JobStep) -> str:
         db.session.execute(update(JobStep).where(JobStep.id == step.id, waiting).values(**values))
         db.session.commit()
     return f"not run: step is {step.status}, build is {build_status}"
+
+
+STEP: StepLifecycle[JobStep, list[tuple[int, str]]] = StepLifecycle(
+    model=JobStep,
+    missing="step deleted",
+    label=lambda step: f"build {step.build_id} step {step.id}",
+    log_context=lambda step: {"build": step.build_id, "step": step.id, "attempt": step.attempts},
+    not_claimed=_not_claimed,
+    record_failure=record_step_failure,
+    finish=_finish_step,
+    claim_conditions=lambda: (_build_processing(),),
+)
 
 
 def _generate(
@@ -145,7 +135,7 @@ def _generate(
 
 def generate_concepts(step_id: int) -> str:
     """The orchestrator: generate the path's concepts, then one decompose step per concept."""
-    return _run_step(step_id, _produce_concepts)
+    return STEP.run(step_id, _produce_concepts)
 
 
 def _produce_concepts(step: JobStep, work: claims.Claim) -> list[tuple[int, str]]:
@@ -309,7 +299,7 @@ def _set_counters(build: BuildJob, counters: dict[str, int], stage: str) -> None
 
 def decompose_concept(step_id: int) -> str:
     """Break one concept into sub-concepts, then one knowledge-unit step per sub-concept."""
-    return _run_step(step_id, _produce_sub_concepts)
+    return STEP.run(step_id, _produce_sub_concepts)
 
 
 def _produce_sub_concepts(step: JobStep, work: claims.Claim) -> list[tuple[int, str]]:
@@ -366,7 +356,7 @@ def _produce_sub_concepts(step: JobStep, work: claims.Claim) -> list[tuple[int, 
 
 def generate_knowledge_units(step_id: int) -> str:
     """Generate one sub-concept's knowledge units."""
-    return _run_step(step_id, _produce_knowledge_units)
+    return STEP.run(step_id, _produce_knowledge_units)
 
 
 def _produce_knowledge_units(step: JobStep, work: claims.Claim) -> list[tuple[int, str]]:
