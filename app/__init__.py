@@ -6,10 +6,25 @@ from typing import Any
 
 from flask import Flask
 
+from app import database
+from app.admin import bp as admin_bp
+from app.admin.rq import mount_rq_dashboard
+from app.api import bp as api_bp
+from app.auth import bp as auth_bp
+from app.cli import generator_cli, jobs_cli, users_cli
 from app.config import INSTANCE_DIR, PROJECT_ROOT, check_secret_key, load_settings
+from app.errors import register_error_handlers
 from app.extensions import csrf, db, htmx, login_manager, migrate
 from app.inputs import register_input_guards
+from app.jobs.queues import connect_redis
+from app.logs import configure_logging
+from app.monitoring import bp as monitoring_bp
+from app.pipelines.learning_paths.doorbell import BuildDoorbell
+from app.pipelines.recovery_hooks import register_pipeline_recovery
 from app.security import register_security_headers
+from app.throttle import init_throttle
+from app.web import bp as web_bp
+from app.web.filters import register_filters
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
@@ -30,21 +45,15 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     register_template_filters(app)
     register_security_headers(app)
     register_commands(app)
+    register_pipeline_recovery(app)
     return app
 
 
 def _configure_logging(app: Flask) -> None:
-    from app.logs import configure_logging
-
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
 
 
 def register_extensions(app: Flask) -> None:
-    from app import database
-    from app.jobs.queues import connect_redis
-    from app.pipelines.build_doorbell import BuildDoorbell
-    from app.throttle import init_throttle
-
     database.configure_engine_options(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
@@ -59,33 +68,21 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.admin import bp as admin_bp
-    from app.admin.rq import mount_rq_dashboard
-    from app.api import bp as api_bp
-    from app.auth import bp as auth_bp
-    from app.errors import register_error_handlers
-    from app.ops import bp as ops_bp
-    from app.web import bp as web_bp
-
     csrf.exempt(api_bp)  # bearer tokens, not cookies: there is no session to forge
     app.register_blueprint(api_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(web_bp)
     app.register_blueprint(admin_bp)
-    app.register_blueprint(ops_bp)
+    app.register_blueprint(monitoring_bp)
     mount_rq_dashboard(app)
     register_error_handlers(app)
 
 
 def register_template_filters(app: Flask) -> None:
-    from app.web.filters import register_filters
-
     register_filters(app)
 
 
 def register_commands(app: Flask) -> None:
-    from app.cli import generator_cli, jobs_cli, users_cli
-
     app.cli.add_command(users_cli)
     app.cli.add_command(generator_cli)
     app.cli.add_command(jobs_cli)

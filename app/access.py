@@ -3,9 +3,9 @@ non-admin must not learn that another user's workflow, path or build exists)."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import NotFound
 
@@ -20,6 +20,16 @@ class Viewer(Protocol):
 
 def _may_see(viewer: Viewer, owner_id: int) -> bool:
     return viewer.is_admin or owner_id == viewer.id
+
+
+def visible_to(viewer: Viewer, query: Select[Any], owner_id: ColumnElement[int] | Any) -> Select[Any]:
+    """`query` limited to the rows the viewer may see: all for an admin, else those it owns."""
+    return query if viewer.is_admin else query.where(owner_id == viewer.id)
+
+
+def owner_filter(viewer: Viewer) -> int | None:
+    """The owner id a listing keeps to: None (everyone's) for an admin."""
+    return None if viewer.is_admin else viewer.id
 
 
 def owned_workflow(workflow_id: str, viewer: Viewer, with_lessons: bool = False) -> Workflow:

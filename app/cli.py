@@ -5,13 +5,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app.emails import InvalidEmail, normalize_email
 from app.extensions import db
+from app.generators.schemas import PathBrief
 from app.inputs import bounded_int
+from app.jobs.recovery import reconcile_all
+from app.jobs.retention import prune_history
 from app.models import User
+from app.pipelines.generation import build_pipeline_generator
 
 users_cli = AppGroup("users", help="Manage users and their API tokens.")
 jobs_cli = AppGroup("jobs", help="Inspect and repair background work.")
@@ -26,11 +31,6 @@ RESPONSE_FORMAT_NAMES = {
 @generator_cli.command("check")
 def check_generator() -> None:
     """Send one tiny request to the configured generator and say whether it works."""
-    from flask import current_app
-
-    from app.generators import build_generator
-    from app.generators.schemas import PathBrief
-
     config = current_app.config
     where = (
         config["GENERATOR"]
@@ -38,7 +38,7 @@ def check_generator() -> None:
         else (f"{config['OPENAI_MODEL']} at {config['OPENAI_BASE_URL']}")
     )
     try:
-        generator = build_generator(config, fresh=True)
+        generator = build_pipeline_generator(config, fresh=True)
         concepts = generator.concepts(
             PathBrief(name="Check", topic="arithmetic", concept_count=1), lambda _: None
         )
@@ -166,8 +166,6 @@ def parse_age(text: str) -> timedelta:
 def prune(older_than: str) -> None:
     """Delete finished builds (with their steps, events and dead letters), finished lesson-plan
     runs and generator-call records older than the given age. Generated content is kept."""
-    from app.jobs.retention import prune_history
-
     removed = prune_history(parse_age(older_than))
     click.echo(", ".join(f"{count} {what}" for what, count in removed.items()) + " removed")
 
@@ -175,6 +173,4 @@ def prune(older_than: str) -> None:
 @jobs_cli.command("reconcile")
 def reconcile() -> None:
     """Queue whatever unfinished runs owe and Redis no longer holds (safe to repeat)."""
-    from app.jobs.recovery import reconcile_all
-
     click.echo(f"queued {reconcile_all()} job(s)")

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import JobStep, WorkStatus
-from app.pipelines.learning_path import STEP_FUNCTIONS, StepType
+from app.pipelines.learning_paths.steps import STEP_FUNCTIONS, StepType
 from bench.harness import deployment
 
 

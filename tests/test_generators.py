@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from app.generators import build_generator
 from app.generators.errors import TransientGenerationError
+from app.generators.factory import build_generator
 from app.generators.offline import OfflineGenerator, split_minutes
 from app.generators.schemas import ConceptBrief, ModuleBrief
 from tests.services import ROOT
@@ -130,3 +130,8 @@ def test_split_minutes_sums_to_the_total_and_differs_by_at_most_one(total, parts
 def test_an_unknown_generator_name_is_refused():
     with pytest.raises(ValueError, match="GENERATOR='gpt-9'"):
         build_generator({"GENERATOR": "gpt-9"})
+
+
+def test_a_provider_generator_is_not_built_without_the_pipelines_services() -> None:
+    with pytest.raises(ValueError, match="needs the pipelines' provider services"):
+        build_generator({"GENERATOR": "openai"})

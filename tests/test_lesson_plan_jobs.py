@@ -14,7 +14,7 @@ from app.generators.errors import TransientGenerationError
 from app.jobs import claims
 from app.jobs.queues import LESSON_PLANS_QUEUE, backoff_intervals
 from app.models import LessonPlan, LessonPlanRun, Module
-from app.pipelines import lesson_plans
+from app.pipelines.lesson_plans import run as lesson_plan_run
 from tests.helpers import create_workflow
 
 
@@ -38,8 +38,8 @@ def started(app, client, auth):  # type: ignore[no-untyped-def]
 def test_a_duplicate_delivery_neither_reruns_nor_duplicates(app, started):
     workflow_id, module_id = started
 
-    lesson_plans.generate_module_lesson_plans(module_id)
-    again = lesson_plans.generate_module_lesson_plans(module_id)
+    lesson_plan_run.generate_module_lesson_plans(module_id)
+    again = lesson_plan_run.generate_module_lesson_plans(module_id)
 
     assert again == "skipped: module is completed"
     assert _lesson_count(module_id) == 2
@@ -48,11 +48,11 @@ def test_a_duplicate_delivery_neither_reruns_nor_duplicates(app, started):
 
 def test_running_a_module_again_replaces_its_lessons(app, started):
     workflow_id, module_id = started
-    lesson_plans.generate_module_lesson_plans(module_id)
+    lesson_plan_run.generate_module_lesson_plans(module_id)
     db.session.execute(update(Module).where(Module.id == module_id).values(status="queued"))
     db.session.commit()
 
-    lesson_plans.generate_module_lesson_plans(module_id)
+    lesson_plan_run.generate_module_lesson_plans(module_id)
 
     assert db.session.get(Module, module_id).attempts == 2
     orders = db.session.scalars(select(LessonPlan.order).where(LessonPlan.module_id == module_id))
@@ -68,9 +68,9 @@ def test_a_stale_attempt_cannot_overwrite_a_newer_one(app, started):
     db.session.commit()
     fresh = claims.claim(Module, module_id)
 
-    drafts = lesson_plans._generate(db.session.get(Module, module_id), progress=lambda _: None)
-    assert lesson_plans._store_lesson_plans(stale, drafts) is False
-    assert lesson_plans._store_lesson_plans(fresh, drafts) is True
+    drafts = lesson_plan_run._generate(db.session.get(Module, module_id), progress=lambda _: None)
+    assert lesson_plan_run._store_lesson_plans(stale, drafts) is False
+    assert lesson_plan_run._store_lesson_plans(fresh, drafts) is True
     assert _lesson_count(module_id) == 2
 
 
@@ -79,7 +79,7 @@ def test_a_completed_module_queues_the_next_one(app, started, redis_server):
     queue = Queue(LESSON_PLANS_QUEUE, connection=redis_server.client())
     queue.empty()
 
-    lesson_plans.generate_module_lesson_plans(module_id)
+    lesson_plan_run.generate_module_lesson_plans(module_id)
 
     assert queue.job_ids == [f"step10-{workflow_id}-module-1"]
     next_module = db.session.scalar(
@@ -94,7 +94,7 @@ def test_a_failure_outside_rq_is_final_and_recorded_with_traceback(app, started)
     try:
         raise TransientGenerationError("the provider hiccuped")
     except TransientGenerationError as exc:
-        lesson_plans._record_failure(work, exc)
+        lesson_plan_run._record_failure(work, exc)
 
     module = db.session.get(Module, module_id)
     assert module.status == "failed" and module.failed_attempts == 1
@@ -117,7 +117,7 @@ def test_the_lapsed_lease_of_a_lost_worker_is_requeued_then_given_up(app, starte
             .values(lease_expires_at=utcnow() - timedelta(seconds=1))
         )
         db.session.commit()
-        return lesson_plans.reconcile_workflow(workflow_id)
+        return lesson_plan_run.reconcile_workflow(workflow_id)
 
     assert lose_worker() == 1
     module = db.session.get(Module, module_id)

@@ -16,7 +16,8 @@ from app.extensions import db
 from app.jobs.enqueue import enqueue_unique
 from app.jobs.queues import BUILD_PATH_QUEUE, LESSON_PLANS_QUEUE
 from app.models import BuildJob, BuildStatus, JobStep
-from app.pipelines.build_finalize import finalize_build, finalize_job_id
+from app.pipelines.learning_paths.finalize import finalize_build
+from app.pipelines.learning_paths.queueing import finalize_job_id
 from tests.helpers import create_path, create_workflow, start_build, wait_for_build, wait_for_status
 from tests.services import wait_until
 

@@ -151,7 +151,7 @@ def test_the_token_cap_holds_across_two_worker_processes(app, client, auth, work
 def test_a_step_whose_call_already_succeeded_reuses_the_answer(app, client, auth):
     from app.generators.schemas import PathBrief
     from app.pipelines.generation import call_generator
-    from app.pipelines.learning_path import generate_concepts
+    from app.pipelines.learning_paths.steps import generate_concepts
 
     with FakeChatServer() as fake:
         app.config.update(llm_settings(fake), OPENAI_TIMEOUT_S=1.0, OPENAI_COOLDOWN_S=0.2)

@@ -23,10 +23,10 @@ from app.extensions import db
 from app.jobs import claims
 from app.jobs.limiter import wait_for_slot, waits_reported_to
 from app.models import BuildJob, GeneratorCall, JobStep, LearningPath, Module, User, Workflow, WorkStatus
-from app.pipelines.build_status import estimated_seconds_left
 from app.pipelines.generation import RateLimitWaits
-from app.pipelines.learning_path import generate_concepts
-from app.pipelines.lesson_plans_status import estimated_seconds_left as module_seconds_left
+from app.pipelines.learning_paths.status import estimated_seconds_left
+from app.pipelines.learning_paths.steps import generate_concepts
+from app.pipelines.lesson_plans.status import estimated_seconds_left as module_seconds_left
 from tests.fake_llm import FakeChatServer
 from tests.helpers import build_of, create_path, create_workflow, start_build, status_of, wait_for_build
 from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, shot, sign_in

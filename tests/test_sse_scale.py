@@ -20,8 +20,8 @@ from sqlalchemy import select
 from app.extensions import db
 from app.jobs.queues import get_redis
 from app.models import BuildEvent
-from app.pipelines.build_doorbell import BuildDoorbell
-from app.pipelines.build_events import DOORBELL_CHANNEL
+from app.pipelines.learning_paths.doorbell import BuildDoorbell
+from app.pipelines.learning_paths.events import DOORBELL_CHANNEL
 from app.pipelines.stream_slots import StreamSlot
 from tests.helpers import create_path, start_build, wait_for_build
 from tests.helpers.users import make_user

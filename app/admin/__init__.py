@@ -23,4 +23,4 @@ def guard() -> None:
     require_admin()
 
 
-from app.admin import builds, ops, queue  # noqa: E402,F401  (routes register on bp)
+from app.admin import builds, dead_letters, queue, workers  # noqa: E402,F401  (routes register on bp)

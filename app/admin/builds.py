@@ -14,7 +14,7 @@ from app.admin import bp
 from app.admin.timeline import timeline_svg
 from app.extensions import db
 from app.models import JobStep
-from app.pipelines.build_status import build_summary
+from app.pipelines.learning_paths.status import build_summary
 
 
 @bp.get("/builds/<build_id>")

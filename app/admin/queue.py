@@ -14,7 +14,7 @@ from app.database import utcnow
 from app.extensions import db
 from app.inputs import MAX_ID, bounded_int
 from app.models import BuildJob, LearningPath, LessonPlanRun, Module, User, Workflow
-from app.pipelines.build_status import progress_percent, unit_fractions
+from app.pipelines.learning_paths.status import progress_percent, unit_fractions
 
 PAGE_SIZE = 25
 # One vocabulary for both kinds of work: a run's "running" is a build's "processing".

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from flask import g, jsonify
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import joinedload
 
+from app.access import visible_to
 from app.api import bp
+from app.api.control_errors import api_errors_of_build_control
 from app.api.schemas import query_int
 from app.errors import ApiError, missing_dead_letter
 from app.extensions import db
 from app.models import BuildJob, DeadLetter, LearningPath
-from app.pipelines import build_control
+from app.pipelines.learning_paths import control as build_control
 
 
-def _visible_letters():  # type: ignore[no-untyped-def]
+def _visible_letters() -> Select[tuple[DeadLetter]]:
     query = select(DeadLetter).join(BuildJob).join(LearningPath)
-    return query if g.user.is_admin else query.where(LearningPath.owner_id == g.user.id)
+    return visible_to(g.user, query, LearningPath.owner_id)
 
 
 @bp.get("/dead-letter")
@@ -34,12 +36,6 @@ def retry_dead_letter(letter_id: int):  # type: ignore[no-untyped-def]
     letter = db.session.scalar(_visible_letters().where(DeadLetter.id == letter_id))
     if letter is None:
         raise ApiError(404, "not_found", missing_dead_letter(letter_id))
-    try:
+    with api_errors_of_build_control():
         build_control.retry_dead_letter(letter)
-    except build_control.InvalidTransition as exc:
-        raise ApiError(400, "invalid_state", str(exc)) from None
-    except build_control.BuildConflict as exc:
-        raise ApiError(409, "build_in_progress", str(exc), {"jobId": exc.active_build_id}) from None
-    except build_control.QuotaExceeded as exc:
-        raise ApiError(429, "too_many_builds", str(exc)) from None
     return {"success": True, "stepId": letter.step_id, "jobId": letter.build_id}, 202

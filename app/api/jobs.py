@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from flask import g, jsonify
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
-from app.access import owned_build
+from app.access import visible_to
 from app.api import bp
-from app.api.learning_paths import load_path
+from app.api.control_errors import api_errors_of_build_control
+from app.api.loaders import load_build, load_path
 from app.api.schemas import BuildStartIn, PieceIn, parse_optional_body, query_choice, query_int, query_page
-from app.errors import ApiError
 from app.extensions import db
 from app.models import BuildJob, BuildStatus, Concept, JobStep, LearningPath, StepType, SubConcept, WorkStatus
-from app.pipelines import build_control
-from app.pipelines.build_status import build_summaries, build_summary
-from app.pipelines.build_steps import step_job_id
+from app.pipelines.learning_paths import control as build_control
+from app.pipelines.learning_paths.status import build_summaries, build_summary
+from app.pipelines.learning_paths.step_rows import step_job_id
+from app.pipelines.learning_paths.tree import tree_is_complete
 from app.pipelines.listings import page_of
-from app.pipelines.path_tree import tree_is_complete
 from app.pipelines.usage import usage_by_step
 
 TREE_COMPLETE = (
@@ -24,13 +24,8 @@ TREE_COMPLETE = (
 )
 
 
-def load_build(job_id: str) -> BuildJob:
-    return owned_build(job_id, g.user)
-
-
-def _visible_builds():  # type: ignore[no-untyped-def]
-    query = select(BuildJob).join(LearningPath)
-    return query if g.user.is_admin else query.where(LearningPath.owner_id == g.user.id)
+def _visible_builds() -> Select[tuple[BuildJob]]:
+    return visible_to(g.user, select(BuildJob).join(LearningPath), LearningPath.owner_id)
 
 
 @bp.post("/jobs/build/<path_id>")
@@ -44,12 +39,8 @@ def start_build(path_id: str):  # type: ignore[no-untyped-def]
     if body == BuildStartIn() and build_control.active_build(path.id) is None and tree_is_complete(path):
         return {"alreadyComplete": True, "message": TREE_COMPLETE}, 200
     piece = _piece(path, body.scope) if body.scope else None
-    try:
+    with api_errors_of_build_control():
         build = build_control.start_build(path, g.user.id, fresh=body.fresh, piece=piece)
-    except build_control.BuildConflict as exc:
-        raise ApiError(409, "build_in_progress", str(exc), {"jobId": exc.active_build_id}) from None
-    except build_control.QuotaExceeded as exc:
-        raise ApiError(429, "too_many_builds", str(exc)) from None
     return {"jobId": build.id, "message": "Build job started", "scope": build.scope}, 202
 
 
@@ -57,10 +48,8 @@ def _piece(path: LearningPath, scope: PieceIn) -> Concept | SubConcept:
     kind, entity_id = (
         ("concept", scope.concept_id) if scope.concept_id else ("sub-concept", scope.sub_concept_id)
     )
-    try:
+    with api_errors_of_build_control():
         return build_control.find_piece(path, kind, entity_id or 0)
-    except build_control.UnknownPiece as exc:
-        raise ApiError(404, "not_found", str(exc)) from None
 
 
 @bp.get("/jobs/<job_id>")
@@ -96,10 +85,8 @@ def list_jobs():  # type: ignore[no-untyped-def]
 
 def _control(job_id: str, action) -> None:  # type: ignore[no-untyped-def]
     build = load_build(job_id)
-    try:
+    with api_errors_of_build_control():
         action(build)
-    except build_control.InvalidTransition as exc:
-        raise ApiError(400, "invalid_state", str(exc)) from None
 
 
 @bp.post("/jobs/<job_id>/cancel")
@@ -127,14 +114,8 @@ def resume_job(job_id: str):  # type: ignore[no-untyped-def]
 def retry_job(job_id: str):  # type: ignore[no-untyped-def]
     """Start a new build that re-runs only what the failed or cancelled one did not complete."""
     build = load_build(job_id)
-    try:
+    with api_errors_of_build_control():
         retry = build_control.retry_build(build, g.user.id)
-    except build_control.InvalidTransition as exc:
-        raise ApiError(400, "invalid_state", str(exc)) from None
-    except build_control.BuildConflict as exc:
-        raise ApiError(409, "build_in_progress", str(exc), {"jobId": exc.active_build_id}) from None
-    except build_control.QuotaExceeded as exc:
-        raise ApiError(429, "too_many_builds", str(exc)) from None
     return {"jobId": retry.id}, 202
 
 

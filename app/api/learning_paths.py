@@ -7,18 +7,15 @@ from typing import Any
 from flask import g, jsonify
 from sqlalchemy import select
 
-from app.access import owned_path
+from app.access import owner_filter
 from app.api import bp
+from app.api.loaders import load_path
 from app.api.schemas import LearningPathIn, parse_body, query_choice, query_page
 from app.database import isoformat
 from app.extensions import db
 from app.models import BuildJob, LearningPath
-from app.pipelines.build_status import build_summary, progress_percent, unit_fractions
+from app.pipelines.learning_paths.status import build_summary, progress_percent, unit_fractions
 from app.pipelines.listings import PATH_STATUSES, PathRow, path_page
-
-
-def load_path(path_id: str, with_tree: bool = False) -> LearningPath:
-    return owned_path(path_id, g.user, with_tree)
 
 
 def tree(path: LearningPath) -> list[dict[str, Any]]:
@@ -87,7 +84,7 @@ def list_learning_paths():  # type: ignore[no-untyped-def]
     """List the caller's paths (an admin: everyone's), newest first, each with its latest build."""
     status = query_choice("status", list(PATH_STATUSES))
     page, limit = query_page()
-    found = path_page(None if g.user.is_admin else g.user.id, status, page, limit)
+    found = path_page(owner_filter(g.user), status, page, limit)
     fractions = unit_fractions([row.latest_build.id for row in found.rows if row.latest_build])
     return jsonify(
         {"data": [_path_item(row, fractions) for row in found.rows], "pagination": found.pagination()}

@@ -22,15 +22,15 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from app.api import bp
-from app.api.jobs import load_build
+from app.api.loaders import load_build
 from app.errors import ApiError, error_response
 from app.extensions import db
 from app.inputs import bounded_int
 from app.jobs.queues import get_redis
 from app.models import BuildEvent, BuildJob
 from app.models.builds import FINAL_BUILD
-from app.pipelines.build_doorbell import BuildDoorbell
-from app.pipelines.build_events import events_after
+from app.pipelines.learning_paths.doorbell import BuildDoorbell
+from app.pipelines.learning_paths.events import events_after
 from app.pipelines.stream_slots import StreamSlot
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import g, jsonify
 
-from app.access import owned_workflow
+from app.access import owned_workflow, owner_filter
 from app.api import bp
 from app.api.schemas import (
     Step10StartIn,
@@ -20,8 +20,8 @@ from app.database import isoformat
 from app.errors import ApiError
 from app.extensions import db
 from app.models import Module, Workflow
-from app.pipelines import lesson_plans
-from app.pipelines.lesson_plans_status import estimated_minutes, generation_status
+from app.pipelines.lesson_plans import run as lesson_plan_run
+from app.pipelines.lesson_plans.status import estimated_minutes, generation_status
 from app.pipelines.listings import WORKFLOW_STATUSES, WorkflowRow, workflow_page
 
 
@@ -66,7 +66,7 @@ def list_workflows():  # type: ignore[no-untyped-def]
     """List the caller's workflows (an admin: everyone's), newest first, a page at a time."""
     status = query_choice("status", list(WORKFLOW_STATUSES))
     page, limit = query_page()
-    found = workflow_page(None if g.user.is_admin else g.user.id, status, page, limit)
+    found = workflow_page(owner_filter(g.user), status, page, limit)
     return jsonify(
         {
             "success": True,
@@ -89,7 +89,7 @@ def start_step10(workflow_id: str):  # type: ignore[no-untyped-def]
     body = parse_optional_body(Step10StartIn)
     if body.module_index is not None:
         return _regenerate_module(workflow, body.module_index)
-    queued = lesson_plans.start_generation(workflow, g.user.id, fresh=body.fresh)
+    queued = lesson_plan_run.start_generation(workflow, g.user.id, fresh=body.fresh)
     db.session.expire_all()
     workflow = load_workflow(workflow_id)
     done = sum(1 for m in workflow.modules if m.status == "completed")
@@ -120,13 +120,13 @@ def _regenerate_module(workflow: Workflow, index: int):  # type: ignore[no-untyp
         )
     module = workflow.modules[index]
     try:
-        queued = lesson_plans.regenerate_module(module, g.user.id)
-    except lesson_plans.GenerationInProgress as exc:
+        queued = lesson_plan_run.regenerate_module(module, g.user.id)
+    except lesson_plan_run.GenerationInProgress as exc:
         raise ApiError(409, "generation_in_progress", str(exc)) from None
     data = {
         "jobsQueued": int(queued),
         "moduleIndex": index,
-        "jobId": lesson_plans.module_job_id(workflow.id, index),
+        "jobId": lesson_plan_run.module_job_id(workflow.id, index),
     }
     message = f"Module {index + 1} ({module.title}) will be regenerated in the background."
     return jsonify({"success": True, "data": data, "message": message}), 202

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from app.generators.schemas import (
     ConceptBrief,
@@ -35,24 +35,3 @@ class Generator(Protocol):
     def knowledge_units(self, brief: SubConceptBrief, progress: ProgressCallback) -> list[KnowledgeUnitDraft]:
         """Return the sub-concept's knowledge units."""
         ...
-
-
-def build_generator(config: Mapping[str, Any], fresh: bool = False) -> Generator:
-    """The generator the settings name; the offline one needs no key and no network.
-
-    `fresh` asks the model again instead of reusing stored answers.
-    """
-    name = config["GENERATOR"]
-    if name == "openai":
-        from app.generators.openai import OpenAIGenerator
-
-        return OpenAIGenerator(config, fresh=fresh)
-    if name == "offline":
-        from app.generators.offline import OfflineGenerator
-
-        return OfflineGenerator(
-            latency_ms=config["GENERATOR_LATENCY_MS"],
-            failure_rate=config["GENERATOR_FAILURE_RATE"],
-            fail_on=config["GENERATOR_FAIL_ON"],
-        )
-    raise ValueError(f"GENERATOR={name!r} is not a known generator (known: offline, openai)")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from app.failure_kinds import CategorizedFailure
 
-class GenerationError(Exception):
+
+class GenerationError(CategorizedFailure):
     """A generation failed; `transient` says whether another attempt may succeed."""
-
-    category = "error"
-    transient = True
 
 
 class TransientGenerationError(GenerationError):

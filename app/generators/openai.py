@@ -6,7 +6,7 @@ schema, validates it with the pydantic models the offline generator also returns
 once more with the validation error when it is not valid. It asks for structured output where
 the server takes it and steps down to JSON mode, then to the schema in the prompt alone, when
 a server refuses the `response_format` it was sent (OPENAI_RESPONSE_FORMAT=auto, remembered
-per server and model in Redis for every worker). Answers are memoised by (provider, model, template
+per server and model in a note shared by every worker). Answers are memoised by (provider, model, template
 version, input), so a retried step whose call already succeeded does not pay again.
 """
 
@@ -25,11 +25,7 @@ from typing import Any, TypeVar
 import openai
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import BaseModel, ValidationError
-from redis.exceptions import RedisError
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app.extensions import db
 from app.generators import ProgressCallback
 from app.generators.errors import (
     InvalidOutputError,
@@ -52,9 +48,7 @@ from app.generators.schemas import (
     SubConceptDraft,
     SubConceptsAnswer,
 )
-from app.jobs.limiter import charge_tokens, pause_calls, wait_for_slot
-from app.jobs.queues import get_redis
-from app.models import GenerationMemo
+from app.generators.services import ProviderServices
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +88,9 @@ class Usage:
 class OpenAIGenerator:
     self_limiting = True  # each HTTP request takes its own slot in the shared limits
 
-    def __init__(self, config: Mapping[str, Any], fresh: bool = False) -> None:
+    def __init__(self, config: Mapping[str, Any], services: ProviderServices, fresh: bool = False) -> None:
         self.config = config
+        self.services = services
         self.fresh = fresh
         self.model = config["OPENAI_MODEL"]
         self.base_url = config["OPENAI_BASE_URL"]
@@ -139,9 +134,9 @@ class OpenAIGenerator:
                 ["openai", self.base_url, self.model, template, template_version(template), prompt]
             ).encode()
         ).hexdigest()
-        if not self.fresh and (memo := db.session.get(GenerationMemo, key)) is not None:
+        if not self.fresh and (memo := self.services.recall_answer(key)) is not None:
             self.usage.memo_hit = True
-            return answer.model_validate_json(memo.answer)
+            return answer.model_validate_json(memo)
         messages: list[dict[str, str]] = [
             {"role": "system", "content": SYSTEM},
             {
@@ -170,16 +165,8 @@ class OpenAIGenerator:
                     f"the model answered twice with invalid output: {_summary(second)}; "
                     f"its answer began {text[:120]!r}"
                 ) from None
-        self._remember(key, template, text)
+        self.services.remember_answer(key, template, self.model, text)
         return parsed
-
-    def _remember(self, key: str, kind: str, text: str) -> None:
-        """Store the valid answer at once (its own commit): a crash after this costs no second call."""
-        dialect = db.engine.dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        statement = insert(GenerationMemo).values(key=key, kind=kind, model=self.model, answer=text)
-        with db.engine.begin() as conn:
-            conn.execute(statement.on_conflict_do_nothing(index_elements=["key"]))
 
     # --- which response_format the server takes ------------------------------------------
 
@@ -199,11 +186,8 @@ class OpenAIGenerator:
         copy = _known_formats.get((self.base_url, self.model))
         if copy is not None and time.monotonic() - copy[1] < FORMAT_REREAD_S:
             return copy[0]
-        try:
-            stored = get_redis().get(self._format_key())
-        except RedisError:
-            stored = None
-        known = stored.decode() if stored and stored.decode() in RESPONSE_FORMATS else RESPONSE_FORMATS[0]
+        stored = self.services.read_note(self._format_key())
+        known = stored if stored in RESPONSE_FORMATS else RESPONSE_FORMATS[0]
         _known_formats[(self.base_url, self.model)] = (known, time.monotonic())
         return known
 
@@ -232,10 +216,7 @@ class OpenAIGenerator:
         )
         self.response_format = looser
         _known_formats[(self.base_url, self.model)] = (looser, time.monotonic())
-        try:
-            get_redis().set(self._format_key(), looser, ex=FORMAT_MEMORY_S)
-        except RedisError:
-            pass  # each worker finds out for itself
+        self.services.write_note(self._format_key(), looser, FORMAT_MEMORY_S)  # else each finds out alone
         return True
 
     # --- one HTTP request, its limits and its errors -------------------------------------
@@ -244,7 +225,7 @@ class OpenAIGenerator:
         reserve = sum(len(m["content"]) for m in messages) // 3 + self.config["OPENAI_MAX_OUTPUT_TOKENS"]
         waits = 0
         while True:
-            wait_for_slot(self.config, tokens=reserve)
+            self.services.wait_for_slot(reserve)
             try:
                 response = self.client.chat.completions.create(
                     model=self.model,
@@ -253,7 +234,7 @@ class OpenAIGenerator:
                     **self._format_arguments(answer, name),
                 )
             except openai.RateLimitError as exc:
-                pause_calls(self.config, _retry_after(exc))  # every worker waits, not only this step
+                self.services.pause_calls(_retry_after(exc))  # every worker waits, not only this step
                 waits += 1
                 if waits > self.config["OPENAI_MAX_429_WAITS"]:
                     raise RateLimitedError(
@@ -274,7 +255,7 @@ class OpenAIGenerator:
         if used is not None:
             self.usage.prompt_tokens += used.prompt_tokens or 0
             self.usage.completion_tokens += used.completion_tokens or 0
-            charge_tokens(self.config, (used.total_tokens or 0) - reserved)
+            self.services.charge_tokens((used.total_tokens or 0) - reserved)
         self.usage.model = response.model or self.model
         content = response.choices[0].message.content if response.choices else None
         return content or ""
@@ -284,10 +265,10 @@ class OpenAIGenerator:
         provider that is down does not burn every step's attempts in seconds); 4xx are not."""
         where = self.base_url
         if isinstance(exc, openai.APITimeoutError):
-            pause_calls(self.config, self.config["OPENAI_COOLDOWN_S"])
+            self.services.pause_calls(self.config["OPENAI_COOLDOWN_S"])
             return ProviderTimeoutError(f"{where} did not answer within {self.config['OPENAI_TIMEOUT_S']} s")
         if isinstance(exc, openai.APIConnectionError):
-            pause_calls(self.config, self.config["OPENAI_COOLDOWN_S"])
+            self.services.pause_calls(self.config["OPENAI_COOLDOWN_S"])
             return TransientGenerationError(f"could not connect to {where}: {exc}")
         status = getattr(exc, "status_code", None)
         if status == 401:
@@ -302,7 +283,7 @@ class OpenAIGenerator:
             )
         if status is not None and 400 <= status < 500:
             return PermanentGenerationError(f"{where} rejected the request ({status}): {_message(exc)}")
-        pause_calls(self.config, self.config["OPENAI_COOLDOWN_S"])
+        self.services.pause_calls(self.config["OPENAI_COOLDOWN_S"])
         return TransientGenerationError(f"{where} failed ({status or 'error'}): {_message(exc)}")
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, update
 
 from app.database import utcnow
 from app.extensions import db
-from app.generators.errors import GenerationError
+from app.failure_kinds import CategorizedFailure
 from app.jobs.lease import keep_lease
 from app.models.tracking import TrackedWork, WorkStatus
 
@@ -132,7 +132,7 @@ def mark_completed(work: Claim, **extra: Any) -> bool:
 def failure_category(exc: BaseException) -> str:
     if isinstance(exc, JobTimeoutException):
         return "timeout"
-    if isinstance(exc, GenerationError):
+    if isinstance(exc, CategorizedFailure):
         return exc.category
     return "error"
 
@@ -140,7 +140,7 @@ def failure_category(exc: BaseException) -> str:
 def is_final_attempt(exc: BaseException) -> bool:
     """True when RQ will not try again: retries used up, or an error no retry can fix."""
     rq_job = get_current_job()
-    permanent = isinstance(exc, GenerationError) and not exc.transient
+    permanent = isinstance(exc, CategorizedFailure) and not exc.transient
     if permanent and rq_job is not None:
         rq_job.retries_left = 0  # RQ reads this very object when it decides on a retry
     return permanent or rq_job is None or not rq_job.should_retry

@@ -86,8 +86,9 @@ def _delete_finished(job: Job) -> None:
         job.delete()
 
 
-def enqueue_unique(queue_name: str, func: Callable[..., Any], *args: Any, job_id: str) -> bool:
-    """Enqueue `func(*args)` as `job_id` unless a job with that id is alive; True if enqueued.
+def enqueue_unique(queue_name: str, func: Callable[..., Any] | str, *args: Any, job_id: str) -> bool:
+    """Enqueue `func(*args)` (a function or its dotted path) as `job_id` unless a job with that id
+    is alive; True if enqueued.
 
     RQ's `unique=True` makes the final check atomic; a finished or failed job under the
     same id would block it for its retention period, so it is deleted first.

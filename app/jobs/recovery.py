@@ -1,7 +1,9 @@
 """The recovery sweep: find work the database says is owed but no live worker holds.
 
-Every worker process runs it on start and then every JOB_RECOVERY_INTERVAL_S; a Redis lock
-keeps two workers from sweeping at the same moment. A step whose worker died is run again
+Each `python worker.py` runs it on start and then every JOB_RECOVERY_INTERVAL_S (in the
+supervisor, not in the slots it starts with --no-recovery); a Redis lock keeps two workers from
+sweeping at the same moment. Each pipeline registers what it sweeps (`register_reconciler`).
+A step whose worker died is run again
 within JOB_LEASE_TTL_S + JOB_RECOVERY_INTERVAL_S (40 s by default) of its last lease renewal.
 
 A different Redis server answering (a Sentinel failover, or a restart) may have missed the
@@ -13,8 +15,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
-from flask import Flask
+from flask import Flask, current_app
 
 from app.extensions import db
 from app.jobs.queues import get_redis
@@ -27,13 +30,21 @@ MASTER_SWEPT_KEY = "curriculum-builder:recovery-swept-master:{}"
 MASTER_CHECK_S = 1.0
 
 
-def reconcile_all() -> int:
-    """One sweep over every pipeline; returns how many jobs it queued."""
-    from app.pipelines.build_recovery import reconcile_builds
-    from app.pipelines.lesson_plans import reconcile_lesson_plan_runs
+Reconciler = Callable[[], int]
+RECONCILERS = "reconcilers"  # app.extensions key: what each pipeline registered
 
+
+def register_reconciler(app: Flask, reconcile: Reconciler) -> None:
+    """Add a pipeline's pass over its unfinished work (returning how many jobs it queued) to the
+    sweep; the job machinery knows no pipeline, so each one registers itself at app start."""
+    app.extensions.setdefault(RECONCILERS, []).append(reconcile)
+
+
+def reconcile_all() -> int:
+    """One sweep over every registered pipeline, in the order they registered; returns how many
+    jobs it queued."""
     try:
-        return reconcile_lesson_plan_runs() + reconcile_builds()
+        return sum(reconcile() for reconcile in current_app.extensions.get(RECONCILERS, []))
     finally:
         db.session.remove()
 

@@ -1,15 +1,9 @@
 """Tables and their small invariants."""
 
-from app.models.builds import (
-    BuildEvent,
-    BuildJob,
-    BuildStatus,
-    DeadLetter,
-    GenerationMemo,
-    GeneratorCall,
-    JobStep,
-    StepType,
-)
+from app.models.build_events import BuildEvent
+from app.models.builds import BuildJob, BuildStatus, JobStep, StepType
+from app.models.dead_letters import DeadLetter
+from app.models.generation import GenerationMemo, GeneratorCall
 from app.models.learning_paths import Concept, KnowledgeUnit, LearningPath, SubConcept
 from app.models.tracking import WorkStatus
 from app.models.users import ApiToken, User, UserSession

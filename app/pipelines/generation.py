@@ -18,16 +18,23 @@ from sqlalchemy import case, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
-from app.generators import Generator, build_generator
+from app.generators import Generator
+from app.generators.factory import build_generator
 from app.jobs.claims import Claim
 from app.jobs.limiter import wait_for_slot, waits_reported_to
 from app.models import BuildJob, GeneratorCall
+from app.pipelines.provider_services import PipelineProviderServices
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 # A new estimate of the next slot is written only when it moved this much: workers racing for
 # the same slot re-estimate often, and a poll shows whole seconds anyway.
 NEXT_SLOT_TOLERANCE_S = 1.0
+
+
+def build_pipeline_generator(config: Any, fresh: bool = False) -> Generator:
+    """The configured generator, given the pipelines' limiter, memo and shared notes."""
+    return build_generator(config, fresh=fresh, services=PipelineProviderServices(config))
 
 
 def call_generator(
@@ -37,7 +44,7 @@ def call_generator(
     it with `ids` (build_id, step_id, workflow_id, module_id), the model and the tokens used.
     `work`, the claim on the step or module the call is for, is told of every wait."""
     config = current_app.config
-    generator = build_generator(config, fresh=fresh)
+    generator = build_pipeline_generator(config, fresh=fresh)
     waits = RateLimitWaits(work, kind)
     with waits_reported_to(waits):
         return _call_and_record(config, generator, kind, call, ids, waits)

@@ -97,7 +97,7 @@ def _module_counts() -> Subquery:
 
 def workflow_page(owner_id: int | None, status: str | None, page: int, limit: int) -> Page[WorkflowRow]:
     """Workflows of `owner_id` (None: everyone's). The status is the rule of
-    `lesson_plans_status.overall_status`, in SQL so that it can be filtered on and paginated."""
+    `lesson_plans.status.overall_status`, in SQL so that it can be filtered on and paginated."""
     counts = _module_counts()
     total, done = func.coalesce(counts.c.total, 0), func.coalesce(counts.c.done, 0)
     running = exists().where(

@@ -8,6 +8,7 @@ from flask import redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import Row, ScalarSelect, Select, func, select
 
+from app.access import visible_to
 from app.extensions import db
 from app.forms import PathForm, WorkflowForm
 from app.models import BuildJob, LearningPath, LessonPlanRun, Module, Workflow
@@ -18,7 +19,7 @@ HOME_ROWS = 50  # the newest workflows and paths listed; the API's lists page th
 
 def _mine(query: Select[Any], model: type[Workflow] | type[LearningPath]) -> Select[Any]:
     query = query.order_by(model.created_at.desc(), model.id.desc()).limit(HOME_ROWS)
-    return query if current_user.is_admin else query.where(model.owner_id == current_user.id)
+    return visible_to(current_user, query, model.owner_id)
 
 
 def _newest(column: Any, key: Any, owner: Any) -> ScalarSelect[Any]:

@@ -16,9 +16,9 @@ from app.extensions import db
 from app.inputs import bounded_int
 from app.models import BuildJob, Concept, JobStep, LearningPath, StepType, SubConcept, WorkStatus
 from app.models.builds import FINAL_BUILD
-from app.pipelines import build_control
-from app.pipelines.build_events import recent_events
-from app.pipelines.build_status import estimated_seconds_left, progress_percent, rate_limit_wait
+from app.pipelines.learning_paths import control as build_control
+from app.pipelines.learning_paths.events import recent_events
+from app.pipelines.learning_paths.status import estimated_seconds_left, progress_percent, rate_limit_wait
 from app.pipelines.usage import build_usage
 from app.web import bp, page_or_fragment
 

@@ -16,8 +16,8 @@ from app.access import owned_workflow
 from app.extensions import db
 from app.inputs import bounded_int
 from app.models import Module, Workflow, WorkStatus
-from app.pipelines import lesson_plans
-from app.pipelines.lesson_plans_status import generation_status, seconds_to_next_slot
+from app.pipelines.lesson_plans import run as lesson_plan_run
+from app.pipelines.lesson_plans.status import generation_status, seconds_to_next_slot
 from app.web import bp, page_or_fragment
 
 
@@ -122,10 +122,10 @@ def regenerate_lessons(workflow_id: str):  # type: ignore[no-untyped-def]
     module = _requested_module(workflow, request.form.get("module"))
     try:
         if module is None:
-            lesson_plans.start_generation(workflow, current_user.id, fresh=True)
+            lesson_plan_run.start_generation(workflow, current_user.id, fresh=True)
         else:
-            lesson_plans.regenerate_module(module, current_user.id)
-    except lesson_plans.GenerationInProgress as exc:
+            lesson_plan_run.regenerate_module(module, current_user.id)
+    except lesson_plan_run.GenerationInProgress as exc:
         return _render(workflow_id, f"{exc} Regenerate once it has ended.", 409)
     except RedisError:
         return _render(
@@ -141,7 +141,7 @@ def generate(workflow_id: str):  # type: ignore[no-untyped-def]
     """Start lesson-plan generation, then show the progress (which polls again)."""
     workflow = owned_workflow(workflow_id, current_user)
     try:
-        lesson_plans.start_generation(workflow, current_user.id)
+        lesson_plan_run.start_generation(workflow, current_user.id)
     except RedisError:
         return _render(
             workflow_id,

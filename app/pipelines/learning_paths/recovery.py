@@ -18,18 +18,21 @@ from app.jobs import claims
 from app.jobs.enqueue import LIVE_STATES, StrandedJobs, discard_job, fetch_job
 from app.jobs.queues import get_redis
 from app.models import BuildJob, BuildStatus, JobStep, WorkStatus
-from app.pipelines.build_failures import after_final_failure, dead_letter
-from app.pipelines.build_finalize import finalize_job_id, maybe_finalize
-from app.pipelines.build_steps import step_job_id
-from app.pipelines.learning_path import enqueue_steps, queue_owed_steps
+from app.pipelines.learning_paths.admission import admit_waiting_builds
+from app.pipelines.learning_paths.failures import after_final_failure, dead_letter
+from app.pipelines.learning_paths.queueing import (
+    enqueue_steps,
+    finalize_job_id,
+    maybe_finalize,
+    queue_owed_steps,
+)
+from app.pipelines.learning_paths.step_rows import step_job_id
 
 log = logging.getLogger(__name__)
 
 
 def reconcile_builds() -> int:
     """One pass over every processing build, and admission of waiting ones."""
-    from app.pipelines.build_control import admit_waiting_builds
-
     queued = 0
     for build_id in db.session.scalars(
         select(BuildJob.id).where(BuildJob.status == BuildStatus.PROCESSING)

@@ -25,12 +25,11 @@ from app.generators import ProgressCallback
 from app.generators.schemas import LessonPlanDraft, ModuleBrief
 from app.jobs import claims
 from app.jobs.enqueue import LIVE_STATES, StrandedJobs, discard_job, enqueue_unique, fetch_job
-from app.jobs.lease import WorkerShuttingDown
 from app.jobs.queues import LESSON_PLANS_QUEUE
-from app.logs import add_to_context
 from app.models import LessonPlan, LessonPlanRun, Module, RunStatus, Workflow, WorkStatus
 from app.models.tracking import IN_FLIGHT
 from app.pipelines.generation import call_generator
+from app.pipelines.step_lifecycle import StepLifecycle
 
 log = logging.getLogger(__name__)
 
@@ -197,26 +196,23 @@ def _chain(workflow_id: str) -> None:
 
 def generate_module_lesson_plans(module_id: int) -> str:
     """Generate one module's lesson plans, replace any earlier ones, and queue the next module."""
-    work = claims.claim(Module, module_id)
-    module = db.session.get(Module, module_id)
-    if module is None:
-        return "module deleted"
-    if work is None:  # a duplicate delivery, or a stale job: do nothing twice
-        if module.status == WorkStatus.COMPLETED:
-            _chain(module.workflow_id)
-        return f"skipped: module is {module.status}"
+    return MODULE.run(module_id, _produce_lesson_plans)
+
+
+def _produce_lesson_plans(module: Module, work: claims.Claim) -> list[LessonPlanDraft]:
+    return claims.run_under_lease(work, lambda progress: _generate(module, progress, work))
+
+
+def _not_claimed(module: Module) -> str:
+    """A duplicate delivery, or a stale job: do nothing twice (but mend a broken chain)."""
+    if module.status == WorkStatus.COMPLETED:
+        _chain(module.workflow_id)
+    return f"skipped: module is {module.status}"
+
+
+def _finish_module(module: Module, work: claims.Claim, drafts: list[LessonPlanDraft]) -> str:
+    """Store the drafts under the claim (a stale attempt stores nothing), then chain."""
     workflow_id, position = module.workflow_id, module.position
-    add_to_context(workflow=workflow_id, module=position, attempt=module.attempts)
-    log.info("workflow %s module %s: attempt %s started", workflow_id, position, module.attempts)
-    try:
-        drafts = claims.run_under_lease(work, lambda progress: _generate(module, progress, work))
-    except WorkerShuttingDown:
-        claims.release(work)
-        log.info("workflow %s module %s: put back, the worker is shutting down", workflow_id, position)
-        return "put back"
-    except Exception as exc:
-        _record_failure(work, exc)
-        raise
     if _store_lesson_plans(work, drafts):
         log.info("workflow %s module %s: %s lessons stored", workflow_id, position, len(drafts))
         _chain(workflow_id)
@@ -287,6 +283,22 @@ def _record_failure(work: claims.Claim, exc: Exception) -> None:
         _end_run(module.workflow_id, RunStatus.FAILED, failure)
     db.session.commit()
     log.warning("module %s: attempt failed (%s), final=%s", work.row_id, exc, final)
+
+
+MODULE: StepLifecycle[Module, list[LessonPlanDraft]] = StepLifecycle(
+    model=Module,
+    missing="module deleted",
+    label=lambda module: f"workflow {module.workflow_id} module {module.position}",
+    log_context=lambda module: {
+        "workflow": module.workflow_id,
+        "module": module.position,
+        "attempt": module.attempts,
+    },
+    not_claimed=_not_claimed,
+    record_failure=lambda work, _module, exc: _record_failure(work, exc),
+    finish=_finish_module,
+    announce=True,
+)
 
 
 # --- recovery ----------------------------------------------------------------------------

@@ -5,40 +5,17 @@ from __future__ import annotations
 
 import logging
 
-from redis.exceptions import RedisError
 from sqlalchemy import exists, func, select, update
 
 from app.database import utcnow
 from app.extensions import db
-from app.jobs.enqueue import enqueue_unique
-from app.jobs.queues import BUILD_PATH_QUEUE
 from app.models import BuildJob, BuildStatus, JobStep, WorkStatus
 from app.models.tracking import FINAL
 from app.pipelines.alerts import queue_alert
-from app.pipelines.build_events import add_event, ring
+from app.pipelines.learning_paths.admission import admit_waiting_builds
+from app.pipelines.learning_paths.events import add_event, ring
 
 log = logging.getLogger(__name__)
-
-
-def finalize_job_id(build_id: str) -> str:
-    return f"finalize-{build_id}"
-
-
-def unfinished_steps(build_id: str) -> int:
-    return db.session.scalar(
-        select(func.count(JobStep.id)).where(JobStep.build_id == build_id, JobStep.status.not_in(FINAL))
-    )
-
-
-def maybe_finalize(build_id: str) -> bool:
-    """Queue finalize once no step of the build is left to run; True if queued."""
-    if unfinished_steps(build_id):
-        return False
-    try:
-        return enqueue_unique(BUILD_PATH_QUEUE, finalize_build, build_id, job_id=finalize_job_id(build_id))
-    except RedisError:
-        log.warning("build %s: could not queue finalize; recovery will", build_id)
-        return False
 
 
 def finalize_build(build_id: str) -> str:
@@ -74,8 +51,6 @@ def finalize_build(build_id: str) -> str:
     ring(build_id)
     if status == BuildStatus.FAILED:
         queue_alert("build-failed", build_id)
-    from app.pipelines.build_control import admit_waiting_builds
-
     build = db.session.get(BuildJob, build_id)
     if build is not None and build.triggered_by is not None:
         admit_waiting_builds(build.triggered_by)

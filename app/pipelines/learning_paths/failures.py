@@ -11,9 +11,9 @@ from app.extensions import db
 from app.jobs import claims
 from app.models import BuildJob, DeadLetter, JobStep, StepType
 from app.pipelines.alerts import queue_alert
-from app.pipelines.build_events import add_event, ring
-from app.pipelines.build_finalize import maybe_finalize
-from app.pipelines.build_steps import QUEUE_OF_STEP, step_job_id
+from app.pipelines.learning_paths.events import add_event, ring
+from app.pipelines.learning_paths.queueing import maybe_finalize
+from app.pipelines.learning_paths.step_rows import QUEUE_OF_STEP, step_job_id
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,8 @@ def record_step_failure(work: claims.Claim, step: JobStep, exc: Exception) -> No
 
 def dead_letter(
     build_id: str, step_id: int, step_type: str, name: str | None, message: str, category: str
-) -> None:
-    """In the caller's transaction: count the failure on the build and keep a dead letter."""
+) -> DeadLetter:
+    """In the caller's transaction: count the failure on the build and keep a dead letter (returned)."""
     db.session.execute(
         update(BuildJob).where(BuildJob.id == build_id).values(error_count=BuildJob.error_count + 1)
     )

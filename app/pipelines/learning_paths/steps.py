@@ -4,9 +4,9 @@ One step per unit of generation, each a row (JobStep) and an RQ job whose only a
 the step's id. A step claims its row under a lease, generates, and in one transaction fenced
 by its claim replaces what it wrote before, marks itself done, updates the build's counters
 in SQL (no read-modify-write), creates its child steps and logs an event; only then are the
-children enqueued. When the last step of a build reaches a final state, finalize runs
-(build_finalize); a failed attempt is recorded by build_failures; step rows and the build's
-counters are written by build_steps.
+children enqueued (`queueing`). When the last step of a build reaches a final state, finalize
+runs (`finalize`); a failed attempt is recorded by `failures`; step rows and the build's
+counters are written by `step_rows`.
 
 Work that is already done is never redone: concepts, a concept's sub-concepts and a
 sub-concept's units each carry the time they were stored, and a step for them is `skipped`.
@@ -27,9 +27,6 @@ from app.extensions import db
 from app.generators import Generator, ProgressCallback
 from app.generators.schemas import ConceptBrief, PathBrief, SubConceptBrief
 from app.jobs import claims
-from app.jobs.enqueue import enqueue_unique
-from app.jobs.lease import WorkCancelled, WorkerShuttingDown
-from app.logs import add_to_context
 from app.models import (
     BuildJob,
     BuildStatus,
@@ -40,57 +37,21 @@ from app.models import (
     SubConcept,
     WorkStatus,
 )
-from app.pipelines.build_events import add_event, ring
-from app.pipelines.build_failures import record_step_failure
-from app.pipelines.build_finalize import maybe_finalize
-from app.pipelines.build_steps import (
+from app.pipelines.generation import call_generator
+from app.pipelines.learning_paths.events import add_event, ring
+from app.pipelines.learning_paths.failures import record_step_failure
+from app.pipelines.learning_paths.queueing import enqueue_steps, maybe_finalize
+from app.pipelines.learning_paths.step_rows import (
     BUILD_COUNTERS,
-    QUEUE_OF_STEP,
     bump,
     child_status,
     insert_steps,
     new_step,
     set_stage,
-    step_job_id,
 )
-from app.pipelines.generation import call_generator
+from app.pipelines.step_lifecycle import StepLifecycle
 
 log = logging.getLogger(__name__)
-
-
-# --- enqueueing --------------------------------------------------------------------------
-
-
-def enqueue_steps(steps: list[tuple[int, str]]) -> int:
-    """Put (step id, type) pairs on their queues, in the order given (RQ queues are FIFO, so
-    order is the only priority RQ offers); returns how many were enqueued."""
-    return sum(
-        enqueue_unique(
-            QUEUE_OF_STEP[StepType(kind)],
-            STEP_FUNCTIONS[StepType(kind)],
-            step_id,
-            job_id=step_job_id(step_id),
-        )
-        for step_id, kind in steps
-    )
-
-
-def queue_owed_steps(build_id: str) -> int:
-    """Move the build's pending steps to queued and enqueue them (resume, recovery)."""
-    owed = db.session.execute(
-        select(JobStep.id, JobStep.type)
-        .where(JobStep.build_id == build_id, JobStep.status == WorkStatus.PENDING)
-        .order_by(JobStep.id)
-    ).all()
-    if not owed:
-        return 0
-    db.session.execute(
-        update(JobStep)
-        .where(JobStep.id.in_([step_id for step_id, _ in owed]), JobStep.status == WorkStatus.PENDING)
-        .values(status=WorkStatus.QUEUED, queued_at=utcnow())
-    )
-    db.session.commit()
-    return enqueue_steps([(step_id, kind) for step_id, kind in owed])
 
 
 def _after_commit(build_id: str, children: list[tuple[int, str]]) -> None:
@@ -110,29 +71,8 @@ def _build_processing() -> ColumnElement[bool]:
     return exists().where(BuildJob.id == JobStep.build_id, BuildJob.status == BuildStatus.PROCESSING)
 
 
-def _run_step(step_id: int, produce: Callable[[JobStep, claims.Claim], list[tuple[int, str]]]) -> str:
-    """Claim the step, let `produce` do and store its work, then enqueue its children."""
-    work = claims.claim(JobStep, step_id, _build_processing())
-    step = db.session.get(JobStep, step_id)
-    if step is None:
-        return "step deleted"
-    if work is None:
-        return _not_claimed(step)
-    build_id = step.build_id
-    add_to_context(build=build_id, step=step.id, attempt=step.attempts)
-    try:
-        children = produce(step, work)
-    except WorkCancelled:
-        log.info("build %s step %s: stopped by cancel", build_id, step_id)
-        return "cancelled"
-    except WorkerShuttingDown:
-        claims.release(work)
-        log.info("build %s step %s: put back, the worker is shutting down", build_id, step_id)
-        return "put back"
-    except Exception as exc:
-        record_step_failure(work, step, exc)
-        raise
-    _after_commit(build_id, children)
+def _finish_step(step: JobStep, _work: claims.Claim, children: list[tuple[int, str]]) -> str:
+    _after_commit(step.build_id, children)
     return f"{step.type}: {len(children)} child steps"
 
 
@@ -150,6 +90,18 @@ def _not_claimed(step: JobStep) -> str:
         db.session.execute(update(JobStep).where(JobStep.id == step.id, waiting).values(**values))
         db.session.commit()
     return f"not run: step is {step.status}, build is {build_status}"
+
+
+STEP: StepLifecycle[JobStep, list[tuple[int, str]]] = StepLifecycle(
+    model=JobStep,
+    missing="step deleted",
+    label=lambda step: f"build {step.build_id} step {step.id}",
+    log_context=lambda step: {"build": step.build_id, "step": step.id, "attempt": step.attempts},
+    not_claimed=_not_claimed,
+    record_failure=record_step_failure,
+    finish=_finish_step,
+    claim_conditions=lambda: (_build_processing(),),
+)
 
 
 def _generate(
@@ -183,7 +135,7 @@ def _generate(
 
 def generate_concepts(step_id: int) -> str:
     """The orchestrator: generate the path's concepts, then one decompose step per concept."""
-    return _run_step(step_id, _produce_concepts)
+    return STEP.run(step_id, _produce_concepts)
 
 
 def _produce_concepts(step: JobStep, work: claims.Claim) -> list[tuple[int, str]]:
@@ -347,7 +299,7 @@ def _set_counters(build: BuildJob, counters: dict[str, int], stage: str) -> None
 
 def decompose_concept(step_id: int) -> str:
     """Break one concept into sub-concepts, then one knowledge-unit step per sub-concept."""
-    return _run_step(step_id, _produce_sub_concepts)
+    return STEP.run(step_id, _produce_sub_concepts)
 
 
 def _produce_sub_concepts(step: JobStep, work: claims.Claim) -> list[tuple[int, str]]:
@@ -404,7 +356,7 @@ def _produce_sub_concepts(step: JobStep, work: claims.Claim) -> list[tuple[int, 
 
 def generate_knowledge_units(step_id: int) -> str:
     """Generate one sub-concept's knowledge units."""
-    return _run_step(step_id, _produce_knowledge_units)
+    return STEP.run(step_id, _produce_knowledge_units)
 
 
 def _produce_knowledge_units(step: JobStep, work: claims.Claim) -> list[tuple[int, str]]:

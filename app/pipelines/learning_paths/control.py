@@ -10,7 +10,6 @@ import logging
 from typing import Any
 
 from flask import current_app
-from redis.exceptions import RedisError
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -25,17 +24,17 @@ from app.models import (
     JobStep,
     LearningPath,
     SubConcept,
-    User,
     WorkStatus,
 )
 from app.models.builds import ACTIVE_BUILD, FINAL_BUILD
 from app.models.tracking import FINAL
-from app.pipelines.build_events import add_event, ring
-from app.pipelines.build_finalize import maybe_finalize
-from app.pipelines.build_steps import step_job_id
-from app.pipelines.learning_path import plan_build, queue_owed_steps
-from app.pipelines.path_tree import tree_is_complete
-from app.pipelines.tree_snapshot import snapshot_tree
+from app.pipelines.learning_paths.admission import admit_waiting_builds, lock_user
+from app.pipelines.learning_paths.events import add_event, ring
+from app.pipelines.learning_paths.queueing import queue_owed_steps
+from app.pipelines.learning_paths.step_rows import step_job_id
+from app.pipelines.learning_paths.steps import plan_build
+from app.pipelines.learning_paths.tree import tree_is_complete
+from app.pipelines.learning_paths.tree_snapshot import snapshot_tree
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +100,7 @@ def _create_build(
 ) -> BuildJob:
     """Insert the build and plan its steps in one transaction (rolled back, resets included,
     on a conflict), then admit waiting builds."""
-    _lock_user(user_id)  # before the insert: its foreign-key lock on the user would deadlock
+    lock_user(user_id)  # before the insert: its foreign-key lock on the user would deadlock
     build = BuildJob(
         path_id=path.id,
         triggered_by=user_id,
@@ -173,70 +172,6 @@ def _refuse_over_active_quota(user_id: int | None) -> None:
             f"This build's owner already has {limit} builds running or paused (the most allowed); "
             "retry the dead letter when one of them has finished."
         )
-
-
-def _lock_user(user_id: int) -> None:
-    """Serialize admission per user (PostgreSQL row lock; SQLite has one writer anyway)."""
-    db.session.execute(select(User.id).where(User.id == user_id).with_for_update())
-
-
-def admit_waiting_builds(user_id: int) -> int:
-    """Start the user's waiting builds, oldest first, while they hold fewer than
-    MAX_ACTIVE_BUILDS_PER_USER running or paused builds. Returns how many started."""
-    limit = current_app.config["MAX_ACTIVE_BUILDS_PER_USER"]
-    admitted = 0
-    while True:
-        _lock_user(user_id)
-        running = db.session.scalar(
-            select(func.count(BuildJob.id)).where(
-                BuildJob.triggered_by == user_id,
-                BuildJob.status.in_([BuildStatus.PROCESSING, BuildStatus.PAUSED]),
-            )
-        )
-        waiting = db.session.scalar(
-            select(BuildJob)
-            .where(BuildJob.triggered_by == user_id, BuildJob.status == BuildStatus.PENDING)
-            .order_by(BuildJob.created_at)
-            .limit(1)
-        )
-        if waiting is None or running >= limit:
-            db.session.commit()
-            return admitted
-        if not _admit(waiting):
-            db.session.commit()
-            return admitted
-        admitted += 1
-
-
-def _admit(build: BuildJob) -> bool:
-    started = db.session.execute(
-        update(BuildJob)
-        .where(BuildJob.id == build.id, BuildJob.status == BuildStatus.PENDING)
-        .values(
-            status=BuildStatus.PROCESSING,
-            started_at=utcnow(),
-            current_stage=func.coalesce(BuildJob.current_stage, "concepts"),
-            rq_job_id=None,
-        )
-    ).rowcount
-    if not started:
-        return False
-    root = db.session.scalar(  # the orchestrator, or the step of the piece a scoped build regenerates
-        select(JobStep)
-        .where(JobStep.build_id == build.id, JobStep.parent_step_id.is_(None))
-        .order_by(JobStep.id)
-        .limit(1)
-    )
-    db.session.execute(update(BuildJob).where(BuildJob.id == build.id).values(rq_job_id=step_job_id(root.id)))
-    add_event(build.id, "progress", stage="concepts", status="started")
-    db.session.commit()
-    try:
-        queue_owed_steps(build.id)
-        maybe_finalize(build.id)  # everything carried over: nothing to run, the build is done
-    except RedisError:
-        log.warning("build %s: admitted, but Redis is away; recovery will enqueue it", build.id)
-    ring(build.id)
-    return True
 
 
 def cancel_build(build: BuildJob) -> None:
@@ -327,7 +262,7 @@ def retry_dead_letter(letter: DeadLetter) -> None:
         )
     if build.status in FINAL_BUILD:
         if build.triggered_by is not None:
-            _lock_user(build.triggered_by)
+            lock_user(build.triggered_by)
         try:
             db.session.execute(
                 update(BuildJob)

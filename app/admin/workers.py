@@ -1,50 +1,16 @@
-"""Dead letters (with retry) and the workers alive right now."""
+"""The workers alive right now, the queues they serve and the job each is running."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import flash, redirect, render_template, url_for
+from flask import render_template
 from redis.exceptions import RedisError
 from rq import Worker
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from app.admin import bp
-from app.errors import error_page, missing_dead_letter
-from app.extensions import db
 from app.jobs.queues import get_redis
 from app.jobs.runner import WORKER_TTL_S
-from app.models import DeadLetter
-from app.pipelines import build_control
-
-
-@bp.get("/dead-letters")
-def dead_letters():  # type: ignore[no-untyped-def]
-    """List the steps that failed for good, newest first."""
-    letters = db.session.scalars(
-        select(DeadLetter).options(selectinload(DeadLetter.step)).order_by(DeadLetter.id.desc()).limit(200)
-    ).all()
-    return render_template("admin/dead_letters.html", letters=letters)
-
-
-@bp.post("/dead-letters/<int:letter_id>/retry")
-def retry_dead_letter(letter_id: int):  # type: ignore[no-untyped-def]
-    """Run one dead step again."""
-    letter = db.session.get(DeadLetter, letter_id)
-    if letter is None:
-        return error_page(404, missing_dead_letter(letter_id), title="No such dead letter")
-    try:
-        build_control.retry_dead_letter(letter)
-        flash(f"Dead letter {letter_id}: step queued again.")
-    except (
-        build_control.InvalidTransition,
-        build_control.BuildConflict,
-        build_control.QuotaExceeded,
-    ) as exc:
-        flash(f"Dead letter {letter_id}: {exc}")
-    return redirect(url_for("admin.dead_letters"))
-
 
 # RQ's worker states in words; a worker that has not reported one yet is still starting ("?").
 WORKER_STATES = {"idle": "idle", "busy": "busy", "suspended": "suspended"}

@@ -2,7 +2,7 @@
 to every stream of that process that waits on the build whose id was published.
 
 Workers publish a build's id on one channel after each commit that added events
-(`build_events.ring`). A stream registers a bell here before its first read of the database,
+(`learning_paths.events.ring`). A stream registers a bell here before its first read of the database,
 then sleeps on it: it reads again only when its own build's bell rings (or its slow safety poll
 comes due), so a thousand idle streams cost no queries and hold no Redis connection each.
 """
@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from redis import Redis
 from redis.exceptions import RedisError
 
-from app.pipelines.build_events import DOORBELL_CHANNEL
+from app.pipelines.learning_paths.events import DOORBELL_CHANNEL
 
 log = logging.getLogger(__name__)
 

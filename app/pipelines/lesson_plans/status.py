@@ -1,7 +1,8 @@
 """What a person waiting on lesson plans sees: counts, per-module job state (waiting for the
 rate limit included), and an estimate.
 
-Read from the database alone (two queries), never from RQ `meta`, so it stays right after a
+Read from the database alone (four queries: modules, lesson totals, latest run, usage), never
+from RQ `meta`, so it stays right after a
 restart and costs the same however long the workflow's history is.
 """
 

@@ -1,0 +1,1 @@
+"""The learning-path pipeline: a build's steps, control, finalize, failures, recovery, status and events."""
