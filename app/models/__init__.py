@@ -13,7 +13,7 @@ from app.models.builds import (
 from app.models.learning_paths import Concept, KnowledgeUnit, LearningPath, SubConcept
 from app.models.tracking import WorkStatus
 from app.models.users import ApiToken, User, UserSession
-from app.models.workflows import LessonPlan, LessonPlanRun, Module, RunStatus, Workflow
+from app.models.workflows import LessonPlan, LessonPlanRun, Module, RunEvent, RunStatus, Workflow
 
 __all__ = [
     "BuildEvent",
@@ -33,6 +33,7 @@ __all__ = [
     "LessonPlanRun",
     "Module",
     "WorkStatus",
+    "RunEvent",
     "RunStatus",
     "User",
     "UserSession",
