@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from flask import redirect, render_template, request, url_for
@@ -15,9 +16,9 @@ from app.access import owned_workflow
 from app.extensions import db
 from app.inputs import bounded_int
 from app.models import Module, Workflow, WorkStatus
-from app.pipelines import lesson_plans
+from app.pipelines import lesson_plans, run_events
 from app.pipelines.lesson_plans_status import estimated_minutes, generation_status, seconds_to_next_slot
-from app.web import bp, page_or_fragment
+from app.web import bp, page_or_fragment, swap_whole
 
 
 def _progress(workflow: Workflow) -> dict[str, Any]:
@@ -34,6 +35,12 @@ def _progress(workflow: Workflow) -> dict[str, Any]:
         "eta_minutes": estimated_minutes(modules) if status["status"] == "in_progress" else None,
         "live": status["status"] == "in_progress",
     }
+
+
+def _last_run_event_id(workflow: Workflow) -> int:
+    """Where the page's stream starts: after the events of the running run it already shows."""
+    run_id = run_events.running_run_id(workflow.id)
+    return run_events.last_event_id(run_id) if run_id else 0
 
 
 MAX_SHOWN_CHARS = 2000  # far more than 50 modules' positions; longer is not from our page
@@ -65,17 +72,23 @@ def _changed_lessons(workflow: Workflow, shown: set[int] | None) -> list[Module]
     return changed
 
 
-def _render(workflow_id: str, notice: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+def _render(  # type: ignore[no-untyped-def]
+    workflow_id: str,
+    notice: str | None = None,
+    status: int = 200,
+    fragment: str = "web/_workflow_progress.html",
+):
     """The page with every lesson plan, or (HTMX) the progress region and only the plans that
     changed since the last poll: a poll's cost does not grow with the plans already shown."""
     workflow = owned_workflow(workflow_id, current_user, with_lessons=not request.htmx)
     body = page_or_fragment(
         "web/workflow.html",
-        "web/_workflow_progress.html",
+        fragment,
         workflow=workflow,
         notice=notice,
         shown=[m.position for m in workflow.modules if m.status == WorkStatus.COMPLETED],
         changed_lessons=_changed_lessons(workflow, _shown_positions() if request.htmx else None),
+        last_event_id=partial(_last_run_event_id, workflow),  # asked only where a stream starts
         **_progress(workflow),
     )
     return body, status
@@ -139,5 +152,5 @@ def generate(workflow_id: str):  # type: ignore[no-untyped-def]
             503,
         )
     if request.htmx:
-        return _render(workflow_id)
+        return (*_render(workflow_id, fragment="web/_run_push.html"), swap_whole("#run-push"))
     return redirect(url_for("web.workflow", workflow_id=workflow_id))
