@@ -15,13 +15,15 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import RunEvent
+from tests import test_sse_scale
 from tests.conftest import make_user
 from tests.helpers import create_path, create_workflow, start_build, wait_for_status
 from tests.services import wait_until
-from tests.test_sse_scale import EventReader, procfile_web  # noqa: F401  (a fixture)
+from tests.test_sse_scale import EventReader
 from tests.web_helpers import csrf_token
 
 PASSWORD = "correct horse battery staple"  # make_user's
+procfile_web = test_sse_scale.procfile_web  # the Procfile's gevent web command, as a fixture
 
 
 def _signed_in(app: Flask, email: str = "designer@example.com") -> tuple[FlaskClient, dict[str, str]]:
@@ -182,7 +184,7 @@ def test_the_admin_queue_stream_is_refused_to_a_non_admin(client, auth):
     assert response.status_code == 403 and response.get_json()["error"]["code"] == "forbidden"
 
 
-def test_the_admin_queue_stream_says_changed_when_any_build_moves(app, client, auth, procfile_web):  # noqa: F811
+def test_the_admin_queue_stream_says_changed_when_any_build_moves(app, client, auth, procfile_web):
     base = procfile_web()
     admin = make_user(app, "admin@example.com", admin=True)
     build_id = start_build(client, auth, create_path(client, auth, concepts=1))
