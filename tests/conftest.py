@@ -20,6 +20,7 @@ from app import create_app
 from app.extensions import db
 from tests import services
 from tests.helpers.browser import browser, page  # noqa: F401  (fixtures for every browser test)
+from tests.helpers.streams import procfile_web  # noqa: F401  (the streams' real web server)
 from tests.helpers.users import make_user
 from tests.services import ProcessGroup, RedisServer, start_gunicorn, start_worker
 

@@ -135,6 +135,9 @@ def run_every_documented_request(app: Flask, client: FlaskClient, auth: dict[str
     stream = client.get(f"/api/jobs/{failing}/stream", headers=auth).get_data(as_text=True)
     events = [json.loads(line[6:]) for line in stream.splitlines() if line.startswith("data: ")]
     seen[("GET", "/api/jobs/<jobId>/stream", 200)] = events[-1]  # the final `completed` event
+    stream = client.get(f"/api/v3/workflow/{workflow_id}/step10/stream", headers=auth).get_data(as_text=True)
+    events = [json.loads(line[6:]) for line in stream.splitlines() if line.startswith("data: ")]
+    seen[("GET", "/api/v3/workflow/<id>/step10/stream", 200)] = events[-1]  # the run's `completed`
     letter = seen[("GET", "/api/dead-letter", 200)][0]["id"]
     call("POST", "/api/dead-letter/<id>/retry", f"/api/dead-letter/{letter}/retry")
     return seen

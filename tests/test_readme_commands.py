@@ -34,6 +34,13 @@ NOT_RUN_HERE = {
     "GENERATOR=openai OPENAI_BASE_URL=http://localhost:11434/v1 OPENAI_MODEL=llama3.1 make run": (
         "needs a local Ollama"
     ),
+    'curl -N -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8000/api/jobs/$JOB_ID/stream': (
+        "needs a running server and a token; tests/test_sse_scale.py reads the same stream over HTTP"
+    ),
+    'curl -N -H "Authorization: Bearer $TOKEN" -H "Last-Event-ID: 41" '
+    "http://127.0.0.1:8000/api/v3/workflow/$WORKFLOW_ID/step10/stream": (
+        "needs a running server and a token; tests/test_stream_push.py reads the same stream"
+    ),
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import render_template, request
+from flask import current_app, render_template, request
 from sqlalchemy import case, func, literal, or_, select, union_all
 
 from app.admin import bp
@@ -130,7 +130,8 @@ def _page_rows(
 @bp.get("/")
 @bp.get("/jobs")
 def queue():  # type: ignore[no-untyped-def]
-    """Show the stat cards and the filtered, searchable, paginated table of work."""
+    """Show the stat cards and the filtered, searchable, paginated table of work (only those,
+    the live region, for HTMX: the admin stream or the fallback poll re-renders them)."""
     status = request.args.get("status") or None
     if status not in STATUS_FILTERS:
         status = None
@@ -138,7 +139,8 @@ def queue():  # type: ignore[no-untyped-def]
     requested = min(bounded_int(request.args.get("page"), low=1) or 1, MAX_ID // PAGE_SIZE)
     rows, total, page, pages = _page_rows(status, search, requested)
     return render_template(
-        "admin/queue.html",
+        "admin/_queue_live.html" if request.htmx else "admin/queue.html",
+        poll_s=current_app.config["POLL_INTERVAL_S"],
         stats=stats(),
         rows=rows,
         total=total,

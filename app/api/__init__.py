@@ -1,9 +1,11 @@
-"""The JSON API: every route needs `Authorization: Bearer <token>`."""
+"""The JSON API: every route needs `Authorization: Bearer <token>` (the event streams also take
+the signed-in page session: see stream_access)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, g, request
 
+from app.api.stream_access import accepts_session, session_user
 from app.errors import ApiError, error_response
 from app.models import ApiToken
 from app.throttle import count_token_failure
@@ -15,6 +17,9 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 def authenticate():  # type: ignore[no-untyped-def]
     """Resolve the bearer token to a user, or refuse with 401 (429 once an address has failed
     too often: the failures are counted, a valid token never waits on the count)."""
+    if accepts_session():
+        g.user = session_user()
+        return None
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthorized", "Send 'Authorization: Bearer <token>'.")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from flask import g
 
-from app.access import owned_build, owned_path
-from app.models import BuildJob, LearningPath
+from app.access import owned_build, owned_path, owned_workflow
+from app.models import BuildJob, LearningPath, Workflow
 
 
 def load_path(path_id: str, with_tree: bool = False) -> LearningPath:
@@ -15,3 +15,7 @@ def load_path(path_id: str, with_tree: bool = False) -> LearningPath:
 
 def load_build(build_id: str) -> BuildJob:
     return owned_build(build_id, g.user)
+
+
+def load_workflow(workflow_id: str, with_lessons: bool = False) -> Workflow:
+    return owned_workflow(workflow_id, g.user, with_lessons)

@@ -1,4 +1,5 @@
-"""Server-Sent Events for a build: progress, error and completed events, replayable by id.
+"""Server-Sent Events for a build (progress, error, completed) and for a workflow's lesson-plan
+run (progress, module_completed, error, completed), replayable by id.
 
 The event log lives in the database. A stream reads it when the process's one doorbell
 subscription says its build changed (plus a slow safety poll), so an idle stream costs neither
@@ -14,7 +15,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from flask import Response, current_app, g, request, stream_with_context
@@ -22,24 +23,30 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from app.api import bp
-from app.api.loaders import load_build
+from app.api.loaders import load_build, load_workflow
 from app.errors import ApiError, error_response
 from app.extensions import db
 from app.inputs import bounded_int
 from app.jobs.queues import get_redis
-from app.models import BuildEvent, BuildJob
+from app.models import BuildEvent, BuildJob, LessonPlanRun, RunEvent, RunStatus
 from app.models.builds import FINAL_BUILD
-from app.pipelines.learning_paths.doorbell import BuildDoorbell
+from app.pipelines.doorbell import EVERY, BuildDoorbell
 from app.pipelines.learning_paths.events import events_after
+from app.pipelines.lesson_plans import events as run_events
 from app.pipelines.stream_slots import StreamSlot
 
 log = logging.getLogger(__name__)
 
 RETRY_MS = 2000  # how long a browser waits before it reconnects
 PAGE = 500  # events read at a time
+QUEUE_COALESCE_S = 1.0  # the admin queue's stream: at most one `changed` a second
 
 
-def _format(event: BuildEvent) -> str:
+# (after id, whether to read the status) -> (whether final, [(id, type, text)])
+Reader = Callable[[int, bool], tuple[bool, list[tuple[int, str, str]]]]
+
+
+def _format(event: BuildEvent | RunEvent) -> str:
     return f"id: {event.id}\nevent: {event.type}\ndata: {json.dumps(event.to_dict())}\n\n"
 
 
@@ -62,11 +69,27 @@ def _read(build_id: str, after_id: int, with_status: bool = True) -> tuple[bool,
     return status is None or status in FINAL_BUILD, events
 
 
-class _BuildStream:
+def _read_run(
+    run_id: str, after_id: int, with_status: bool = True
+) -> tuple[bool, list[tuple[int, str, str]]]:
+    """As _read, for a lesson-plan run."""
+    status = (
+        db.session.scalar(select(LessonPlanRun.status).where(LessonPlanRun.id == run_id))
+        if with_status
+        else ""
+    )
+    events = [(e.id, e.type, _format(e)) for e in run_events.events_after(run_id, after_id, limit=PAGE)]
+    db.session.commit()
+    return status is None or (with_status and status != RunStatus.RUNNING), events
+
+
+class _EventStream:
     """One viewer's stream: its position in the log, its bell, its slot and its deadlines."""
 
-    def __init__(self, build_id: str, last_id: int, slot: StreamSlot | None, config: dict[str, Any]) -> None:
-        self.build_id, self.last_id, self.slot = build_id, last_id, slot
+    def __init__(
+        self, key: str, read: Reader, last_id: int, slot: StreamSlot | None, config: dict[str, Any]
+    ) -> None:
+        self.key, self.read, self.last_id, self.slot = key, read, last_id, slot
         self.keepalive_s = config["SSE_KEEPALIVE_S"]
         self.safety_poll_s = config["SSE_SAFETY_POLL_S"]
         now = time.monotonic()
@@ -78,11 +101,11 @@ class _BuildStream:
     def run(self, doorbell: BuildDoorbell) -> Iterator[str]:
         try:
             yield f"retry: {RETRY_MS}\n\n"
-            with doorbell.bell(self.build_id) as bell:  # before the first read: no ring is missed
+            with doorbell.bell(self.key) as bell:  # before the first read: no ring is missed
                 with_status = True
                 while True:
                     bell.clear()
-                    final, events = _read(self.build_id, self.last_id, with_status)
+                    final, events = self.read(self.last_id, with_status)
                     for event_id, _, text in events:
                         yield text
                         self.last_id = event_id
@@ -155,20 +178,80 @@ def _claim_slot(user_id: int) -> StreamSlot | Response:
     return response
 
 
-@bp.get("/jobs/<job_id>/stream")
-def stream_job(job_id: str):  # type: ignore[no-untyped-def]
-    """Stream the build's events; Last-Event-ID (or ?lastEventId=) resumes after that id."""
-    build_id, user_id = load_build(job_id).id, g.user.id  # read before _read's commit expires them
+def _event_stream(key: str, read: Reader, user_id: int) -> Response:
+    """What a stream route answers: 204 once nothing more will come, the cap's 429, or the stream."""
     last_id = _last_event_id()
-    final, missed = _read(build_id, last_id)
+    final, missed = read(last_id, True)
     if final and not missed:
         return Response(status=204)  # nothing more will come: EventSource stops reconnecting
     slot = None if final else _claim_slot(user_id)
     if isinstance(slot, Response):
         return slot
-    stream = _BuildStream(build_id, last_id, slot, current_app.config)
+    stream = _EventStream(key, read, last_id, slot, current_app.config)
     doorbell = current_app.extensions["build_doorbell"]
     response = Response(stream_with_context(stream.run(doorbell)), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"
+    return response
+
+
+@bp.get("/jobs/<job_id>/stream")
+def stream_job(job_id: str):  # type: ignore[no-untyped-def]
+    """Stream the build's events; Last-Event-ID (or ?lastEventId=) resumes after that id."""
+    build_id, user_id = load_build(job_id).id, g.user.id  # read before _read's commit expires them
+    return _event_stream(build_id, lambda after, with_status: _read(build_id, after, with_status), user_id)
+
+
+@bp.get("/v3/workflow/<workflow_id>/step10/stream")
+def stream_run(workflow_id: str):  # type: ignore[no-untyped-def]
+    """Stream the events of the workflow's latest lesson-plan run (Last-Event-ID resumes); 204
+    when it has none, or it ended and nothing was missed."""
+    workflow_id, user_id = load_workflow(workflow_id).id, g.user.id
+    run_id = db.session.scalar(
+        select(LessonPlanRun.id)
+        .where(LessonPlanRun.workflow_id == workflow_id)
+        .order_by(LessonPlanRun.created_at.desc())
+        .limit(1)
+    )
+    if run_id is None:
+        return Response(status=204)
+    key = run_events.doorbell_key(run_id)
+    return _event_stream(key, lambda after, with_status: _read_run(run_id, after, with_status), user_id)
+
+
+def _queue_changes(doorbell: BuildDoorbell, slot: StreamSlot, config: dict[str, Any]) -> Iterator[str]:
+    """`changed` whenever any build or run has new events (at most one a QUEUE_COALESCE_S: a
+    burst is one refresh), keep-alives between, until the stream's lifetime is over."""
+    keepalive_s = config["SSE_KEEPALIVE_S"]
+    deadline = time.monotonic() + config["SSE_MAX_STREAM_S"] * random.uniform(0.75, 1.0)
+    try:
+        yield f"retry: {RETRY_MS}\n\n"
+        with doorbell.bell(EVERY) as bell:
+            while (left := deadline - time.monotonic()) > 0:
+                if bell.wait(min(keepalive_s, left)):
+                    bell.clear()
+                    yield "event: changed\ndata: {}\n\n"
+                    time.sleep(QUEUE_COALESCE_S)
+                else:
+                    yield ": keep-alive\n\n"
+                _quietly(slot.renew)
+    finally:
+        _quietly(slot.release)
+
+
+@bp.get("/admin/queue/stream")
+def stream_queue():  # type: ignore[no-untyped-def]
+    """Admins: a `changed` event whenever the job queue may have changed (one stream per page)."""
+    if not g.user.is_admin:
+        raise ApiError(403, "forbidden", "The job queue's stream is for admins.")
+    user_id = g.user.id
+    db.session.commit()  # give the connection back: the stream reads nothing from the database
+    slot = _claim_slot(user_id)
+    if isinstance(slot, Response):
+        return slot
+    doorbell = current_app.extensions["build_doorbell"]
+    changes = _queue_changes(doorbell, slot, current_app.config)
+    response = Response(stream_with_context(changes), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"
     return response

@@ -6,8 +6,9 @@ from typing import Any
 
 from flask import g, jsonify
 
-from app.access import owned_workflow, owner_filter
+from app.access import owner_filter
 from app.api import bp
+from app.api.loaders import load_workflow
 from app.api.schemas import (
     Step10StartIn,
     WorkflowIn,
@@ -23,10 +24,6 @@ from app.models import Module, Workflow
 from app.pipelines.lesson_plans import run as lesson_plan_run
 from app.pipelines.lesson_plans.status import estimated_minutes, generation_status
 from app.pipelines.listings import WORKFLOW_STATUSES, WorkflowRow, workflow_page
-
-
-def load_workflow(workflow_id: str, with_lessons: bool = False) -> Workflow:
-    return owned_workflow(workflow_id, g.user, with_lessons)
 
 
 @bp.post("/v3/workflows")

@@ -7,7 +7,7 @@ from app.models.generation import GenerationMemo, GeneratorCall
 from app.models.learning_paths import Concept, KnowledgeUnit, LearningPath, SubConcept
 from app.models.tracking import WorkStatus
 from app.models.users import ApiToken, User, UserSession
-from app.models.workflows import LessonPlan, LessonPlanRun, Module, RunStatus, Workflow
+from app.models.workflows import LessonPlan, LessonPlanRun, Module, RunEvent, RunStatus, Workflow
 
 __all__ = [
     "BuildEvent",
@@ -27,6 +27,7 @@ __all__ = [
     "LessonPlanRun",
     "Module",
     "WorkStatus",
+    "RunEvent",
     "RunStatus",
     "User",
     "UserSession",

@@ -142,3 +142,25 @@ class LessonPlanRun(db.Model):
     scope_module_id: Mapped[int | None] = mapped_column(ForeignKey("modules.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+
+
+class RunEvent(db.Model):
+    """Append-only, like BuildEvent: what a run's SSE stream sends and replays by id."""
+
+    __tablename__ = "run_events"
+    __table_args__ = (Index("ix_run_events_run_id_id", "run_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("lesson_plan_runs.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(20))  # progress | module_completed | error | completed
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "runId": self.run_id,
+            "type": self.type,
+            "data": self.data,
+            "timestamp": isoformat(self.created_at),
+        }

@@ -23,4 +23,10 @@ def page_or_fragment(page: str, fragment: str, **context: Any) -> str:
     return render_template(fragment if request.htmx else page, **context)
 
 
+def swap_whole(selector: str) -> dict[str, str]:
+    """Headers that make HTMX put the response in place of `selector` (the live region's
+    stream wrapper, so its stream follows the work an action just started or ended)."""
+    return {"HX-Retarget": selector, "HX-Reswap": "outerHTML"}
+
+
 from app.web import exports, home, paths, workflows  # noqa: E402,F401  (routes register on bp)

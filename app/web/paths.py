@@ -20,7 +20,7 @@ from app.pipelines.learning_paths import control as build_control
 from app.pipelines.learning_paths.events import recent_events
 from app.pipelines.learning_paths.status import estimated_seconds_left, progress_percent, rate_limit_wait
 from app.pipelines.usage import build_usage
-from app.web import bp, page_or_fragment
+from app.web import bp, page_or_fragment, swap_whole
 
 CONTROLS = {
     "cancel": build_control.cancel_build,
@@ -102,13 +102,18 @@ def _piece_label(build: BuildJob, piece: Concept | SubConcept | None) -> str | N
     return f"concept {piece.position + 1}: {piece.name}"
 
 
-def _render(path: LearningPath, notice: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+def _render(  # type: ignore[no-untyped-def]
+    path: LearningPath,
+    notice: str | None = None,
+    status: int = 200,
+    fragment: str = "web/_build_progress.html",
+):
     build = _latest_build(path.id)
     failed_in_tree = {} if request.htmx else _failed_in_tree(build)
     previous_tree = None if request.htmx else _tree_being_replaced(build)
     body = page_or_fragment(
         "web/path.html",
-        "web/_build_progress.html",
+        fragment,
         path=path,
         notice=notice,
         failed_in_tree=failed_in_tree,
@@ -214,5 +219,5 @@ def regenerate(path_id: str):  # type: ignore[no-untyped-def]
 def _after_action(path: LearningPath):  # type: ignore[no-untyped-def]
     if request.htmx:
         db.session.expire_all()
-        return _render(path)
+        return (*_render(path, fragment="web/_build_push.html"), swap_whole("#build-push"))
     return redirect(url_for("web.path", path_id=path.id))

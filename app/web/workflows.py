@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 from flask import redirect, render_template, request, url_for
@@ -16,9 +17,10 @@ from app.access import owned_workflow
 from app.extensions import db
 from app.inputs import bounded_int
 from app.models import Module, Workflow, WorkStatus
+from app.pipelines.lesson_plans import events as run_events
 from app.pipelines.lesson_plans import run as lesson_plan_run
 from app.pipelines.lesson_plans.status import generation_status, seconds_to_next_slot
-from app.web import bp, page_or_fragment
+from app.web import bp, page_or_fragment, swap_whole
 
 
 def _progress(workflow: Workflow) -> dict[str, Any]:
@@ -40,6 +42,12 @@ def _progress(workflow: Workflow) -> dict[str, Any]:
         "export_reason": "Nothing to download yet: the lesson plans are not generated.",
         "export_url": url_for("web.export_workflow", workflow_id=workflow.id),
     }
+
+
+def _last_run_event_id(workflow: Workflow) -> int:
+    """Where the page's stream starts: after the events of the running run it already shows."""
+    run_id = run_events.running_run_id(workflow.id)
+    return run_events.last_event_id(run_id) if run_id else 0
 
 
 MAX_SHOWN_CHARS = 2000  # far more than 50 modules' positions; longer is not from our page
@@ -71,7 +79,12 @@ def _changed_lessons(workflow: Workflow, shown: set[int] | None) -> list[Module]
     return changed
 
 
-def _render(workflow_id: str, notice: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+def _render(  # type: ignore[no-untyped-def]
+    workflow_id: str,
+    notice: str | None = None,
+    status: int = 200,
+    fragment: str = "web/_workflow_progress.html",
+):
     """The page with every lesson plan, or (HTMX) the progress region and only the plans that
     changed since the last poll: a poll's cost does not grow with the plans already shown."""
     workflow = owned_workflow(workflow_id, current_user, with_lessons=not request.htmx)
@@ -79,13 +92,14 @@ def _render(workflow_id: str, notice: str | None = None, status: int = 200):  # 
     progress = _progress(workflow)
     body = page_or_fragment(
         "web/workflow.html",
-        "web/_workflow_progress.html",
+        fragment,
         workflow=workflow,
         notice=notice,
         shown=[m.position for m in workflow.modules if m.status == WorkStatus.COMPLETED],
         changed_lessons=_changed_lessons(workflow, shown),
         # The page shows download links iff it shows plans: swap them only when that changes.
         refresh_downloads=shown is not None and bool(shown) != progress["export_ready"],
+        last_event_id=partial(_last_run_event_id, workflow),  # asked only where a stream starts
         **progress,
     )
     return body, status
@@ -149,5 +163,5 @@ def generate(workflow_id: str):  # type: ignore[no-untyped-def]
             503,
         )
     if request.htmx:
-        return _render(workflow_id)
+        return (*_render(workflow_id, fragment="web/_run_push.html"), swap_whole("#run-push"))
     return redirect(url_for("web.workflow", workflow_id=workflow_id))

@@ -13,12 +13,12 @@ from sqlalchemy import Select, bindparam, select
 from app.extensions import db
 from app.jobs.queues import get_redis
 from app.models import BuildEvent
+from app.pipelines.doorbell import DOORBELL_CHANNEL
 
 log = logging.getLogger(__name__)
 
 
 # One channel for every build: a web process holds one subscription, whatever it streams.
-DOORBELL_CHANNEL = "build-events"
 
 
 def add_event(build_id: str, type_: str, **data: Any) -> None:

@@ -29,6 +29,7 @@ from app.jobs.queues import LESSON_PLANS_QUEUE
 from app.models import LessonPlan, LessonPlanRun, Module, RunStatus, Workflow, WorkStatus
 from app.models.tracking import IN_FLIGHT
 from app.pipelines.generation import call_generator
+from app.pipelines.lesson_plans.events import add_run_event, module_event
 from app.pipelines.step_lifecycle import StepLifecycle
 
 log = logging.getLogger(__name__)
@@ -176,6 +177,7 @@ def _enqueue_module(module_id: int, job_id: str) -> bool:
 
 def _end_run(workflow_id: str, status: RunStatus, error: str | None = None) -> None:
     """In the caller's transaction: the workflow's running run ends as `status`."""
+    add_run_event(workflow_id, "completed", status=status, error=error)
     db.session.execute(
         update(LessonPlanRun)
         .where(LessonPlanRun.workflow_id == workflow_id, LessonPlanRun.status == RunStatus.RUNNING)
@@ -200,6 +202,8 @@ def generate_module_lesson_plans(module_id: int) -> str:
 
 
 def _produce_lesson_plans(module: Module, work: claims.Claim) -> list[LessonPlanDraft]:
+    module_event(module, "progress", status=WorkStatus.RUNNING, attempt=module.attempts)
+    db.session.commit()
     return claims.run_under_lease(work, lambda progress: _generate(module, progress, work))
 
 
@@ -266,6 +270,7 @@ def _store_lesson_plans(work: claims.Claim, drafts: list[LessonPlanDraft]) -> bo
         )
         for order, draft in enumerate(drafts)
     )
+    module_event(db.session.get(Module, work.row_id), "module_completed", lessons=len(drafts))
     db.session.commit()
     return True
 
@@ -278,6 +283,8 @@ def _record_failure(work: claims.Claim, exc: Exception) -> None:
     final = claims.is_final_attempt(exc)
     recorded = claims.record_failure(work, exc, final)
     module = db.session.get(Module, work.row_id)
+    if recorded and module is not None:
+        module_event(module, "error", message=module.error, category=module.error_category, final=final)
     if recorded and final and module is not None:
         failure = f"Module {module.position + 1} ({module.title}): {module.error}"  # numbered for people
         _end_run(module.workflow_id, RunStatus.FAILED, failure)

@@ -19,10 +19,11 @@ from contextlib import contextmanager
 from redis import Redis
 from redis.exceptions import RedisError
 
-from app.pipelines.learning_paths.events import DOORBELL_CHANNEL
-
 log = logging.getLogger(__name__)
 
+DOORBELL_CHANNEL = "build-events"  # a build's id, "run:<id>" for a lesson-plan run
+
+EVERY = "*"  # the key of a bell rung by every publish (the admin queue's stream)
 RECONNECT_DELAY_S = 1.0
 LISTEN_TIMEOUT_S = 5.0  # below the client's socket timeout, so a quiet channel is not an error
 
@@ -58,7 +59,7 @@ class BuildDoorbell:
             if build_id is None:
                 bells = [bell for group in self._bells.values() for bell in group]
             else:
-                bells = list(self._bells.get(build_id, ()))
+                bells = [*self._bells.get(build_id, ()), *self._bells.get(EVERY, ())]
         for bell in bells:
             bell.set()
 

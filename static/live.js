@@ -1,0 +1,28 @@
+// Pages live by push, polling as the fallback (README: "How pages stay live").
+// While an element's event stream is open it carries the class `push-live`, and the polls of the
+// live regions inside it are skipped; when the stream drops, the polls go on as before.
+// A stream refused for good (429 over the cap, 403, 204) is not tried again: the page polls.
+(function () {
+  function streamOf(event) { return event.detail && event.detail.source }
+
+  document.addEventListener('htmx:sseOpen', function (event) {
+    event.target.classList.add('push-live')
+  })
+  document.addEventListener('htmx:sseClose', function (event) {
+    event.target.classList.remove('push-live')
+  })
+  document.addEventListener('htmx:sseError', function (event) {
+    event.target.classList.remove('push-live')
+    var source = streamOf(event)
+    if (source && source.readyState === EventSource.CLOSED) {
+      // The extension would retry for ever; without the attribute its retry does nothing.
+      event.target.removeAttribute('sse-connect')
+    }
+  })
+  // A poll is the one request htmx makes without a triggering event.
+  document.addEventListener('htmx:confirm', function (event) {
+    if (!event.detail.triggeringEvent && event.detail.elt.closest('.push-live')) {
+      event.preventDefault()
+    }
+  })
+})()
