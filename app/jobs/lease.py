@@ -43,11 +43,13 @@ class _LeasedThread:
     wake: threading.Event = field(default_factory=threading.Event)
     pending: type[BaseException] | None = None
     active: bool = True
+    waiting: bool = False  # only waiting for a rate-limit slot: nothing done worth finishing
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 _leased: dict[int, _LeasedThread] = {}
 _leased_lock = threading.Lock()
+_shutting_down = threading.Event()
 
 
 def _raise_pending(_signum: int, _frame: object) -> None:
@@ -79,6 +81,33 @@ def interrupt_for_shutdown() -> bool:
     with _leased_lock:
         running = list(_leased.values())
     return sum(_interrupt(leased, WorkerShuttingDown) for leased in running) > 0
+
+
+def interrupt_waiting_for_shutdown() -> int:
+    """The worker is stopping: put back at once the work that only waits for a rate-limit slot
+    (it has done nothing worth the grace period), and any that starts waiting from now on."""
+    _shutting_down.set()
+    with _leased_lock:
+        waiting = [leased for leased in _leased.values() if leased.waiting]
+    return sum(_interrupt(leased, WorkerShuttingDown) for leased in waiting)
+
+
+@contextmanager
+def waiting_for_slot() -> Iterator[None]:
+    """Mark the calling thread's leased work as only waiting (for a rate-limit slot) meanwhile."""
+    leased = _leased.get(threading.get_ident())
+    if leased is None:
+        yield
+        return
+    with leased.lock:
+        leased.waiting = True
+    try:
+        if _shutting_down.is_set():
+            raise WorkerShuttingDown(_MESSAGES[WorkerShuttingDown])
+        yield
+    finally:
+        with leased.lock:
+            leased.waiting = False
 
 
 def leased_work_count() -> int:

@@ -21,7 +21,7 @@ from rq.queue import Queue
 from rq.timeouts import TimerDeathPenalty
 from rq.utils import now
 
-from app.jobs.lease import interrupt_for_shutdown
+from app.jobs.lease import interrupt_for_shutdown, interrupt_waiting_for_shutdown
 from app.jobs.queues import connect_redis
 from app.jobs.recovery import start_recovery_thread
 from app.jobs.runner import (
@@ -89,6 +89,7 @@ class WorkerThreads:
         with self._lock:
             for worker in self._workers:
                 worker.stop_after_current_job()
+        interrupt_waiting_for_shutdown()
         grace = max(0.5, self.app.config["WORKER_SHUTDOWN_TIMEOUT_S"] - SHUTDOWN_MARGIN_S)
         self._grace_timer = threading.Timer(grace, interrupt_for_shutdown)
         self._grace_timer.daemon = True
