@@ -187,3 +187,29 @@ def test_a_hundred_waiters_in_a_process_leave_redis_quiet(app, redis_server):
 
     assert 3 <= admitted_during <= 5, "one slot a second still goes to a waiter"
     assert commands <= 20 * admitted_during, f"{commands} Redis commands for {admitted_during} slots"
+
+
+def test_two_machines_one_killed_mid_build_finish_it_exactly_without_waiting_on_its_scheduler_lock(
+    app, client, auth, workers, redis_server
+):
+    path_id = create_path(client, auth, concepts=6)
+    flaky = {"GENERATOR_LATENCY_MS": "400", "GENERATOR_FAILURE_RATE": "0.3", "JOB_MAX_ATTEMPTS": "12"}
+    redis = redis_server.client()
+    first = workers(**flaky)
+    wait_until(lambda: redis.exists("rq:scheduler-lock:generate-ku"), timeout=30, message="a scheduler lock")
+    workers(**flaky)
+    wait_until(lambda: len(Worker.all(connection=redis)) == 10, timeout=30, message="both machines' workers")
+    build_id = start_build(client, auth, path_id)
+    wait_until(
+        lambda: _units_running(app, build_id, at_least=2), timeout=60, message="the unit stage under way"
+    )
+
+    first.signal_group(signal.SIGKILL)  # the machine that holds the scheduler's locks, all of it
+    # delayed retries keep coming: they must not wait the 61 s RQ's lock would take to lapse
+    build = wait_for_build(client, auth, build_id, timeout=45)
+    _assert_exact(app, build)
+    with app.app_context():
+        retried = db.session.scalar(
+            select(func.count(JobStep.id)).where(JobStep.build_id == build_id, JobStep.failed_attempts > 0)
+        )
+    assert retried, "some steps went through a delayed retry"
