@@ -1,5 +1,6 @@
 """`python -m bench [--quick] [--output FILE]`: pipeline overhead against bare RQ, chain
-latency, status cost, parallel speed-up, a large build and 1,000 live SSE viewers (bench/sse.py);
+latency, status cost, parallel speed-up, a large build, 1,000 live SSE viewers (bench/sse.py) and
+worker density: calls in flight, memory and the rate limit (bench/density.py);
 prints figures, writes JSON."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import BuildJob, JobStep, Module
+from bench import density
 from bench.harness import deployment, median, percentile, rss_peak_kb, start_path_build, wait_build
 from bench.sse import sse_viewers
 from tests.services import wait_until
@@ -298,6 +300,8 @@ BENCHMARKS = {
     "parallelism": parallelism,
     "scale": scale,
     "sse_viewers": sse_viewers,
+    "density_in_flight": density.in_flight,
+    "density_rate_limit": density.rate_limit,
 }
 
 
