@@ -252,7 +252,7 @@ class Settings(BaseSettings):
     )
     WORKER_PROCESSES: int = setting(
         0,
-        "worker processes sharing those threads (~100 MB PSS each); 0: one per 50 threads, <= 1 per core",
+        "worker processes sharing those threads (~80 MB PSS each); 0: one per 50 threads, <= 1 per core",
         ge=0,
     )
     MAX_ACTIVE_BUILDS_PER_USER: int = setting(3, "a user's builds beyond this many wait their turn", ge=1)
