@@ -17,7 +17,15 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.jobs.limiter import wait_for_slot
-from app.jobs.queues import GENERATE_KU_QUEUE
+from app.jobs.queues import (
+    BUILD_PATH_QUEUE,
+    DEAD_LETTER_QUEUE,
+    DECOMPOSE_QUEUE,
+    GENERATE_KU_QUEUE,
+    LESSON_PLANS_QUEUE,
+)
+from app.jobs.supervisor import worker_processes
+from app.jobs.threaded import format_slot, parse_slot
 from app.models import BuildEvent, JobStep, KnowledgeUnit
 from tests.helpers import build_of, create_path, start_build, wait_for_build
 from tests.services import wait_until
@@ -25,6 +33,7 @@ from tests.web_helpers import sign_in
 
 pytestmark = pytest.mark.slow
 # 1 + 10 + 40 worker threads in one process
+ORCHESTRATOR_QUEUES = (BUILD_PATH_QUEUE, LESSON_PLANS_QUEUE, DEAD_LETTER_QUEUE)
 MANY = {"JOB_CONCURRENCY_DECOMPOSE": "10", "JOB_CONCURRENCY_GENERATE_KU": "40", "WORKER_PROCESSES": "1"}
 
 
@@ -213,3 +222,31 @@ def test_two_machines_one_killed_mid_build_finish_it_exactly_without_waiting_on_
             select(func.count(JobStep.id)).where(JobStep.build_id == build_id, JobStep.failed_attempts > 0)
         )
     assert retried, "some steps went through a delayed retry"
+
+
+def _plan(**settings: int) -> list[list[tuple[tuple[str, ...], int]]]:
+    config = {"WORKER_PROCESSES": 0, "JOB_CONCURRENCY_DECOMPOSE": 3, "JOB_CONCURRENCY_GENERATE_KU": 5}
+    return worker_processes({**config, **settings})
+
+
+def test_the_default_concurrency_runs_in_one_process_of_nine_threads():
+    assert _plan() == [[(ORCHESTRATOR_QUEUES, 1), ((DECOMPOSE_QUEUE,), 3), ((GENERATE_KU_QUEUE,), 5)]]
+
+
+def test_worker_processes_share_each_stages_threads_evenly():
+    assert _plan(WORKER_PROCESSES=2) == [
+        [(ORCHESTRATOR_QUEUES, 1), ((DECOMPOSE_QUEUE,), 2), ((GENERATE_KU_QUEUE,), 3)],
+        [((DECOMPOSE_QUEUE,), 1), ((GENERATE_KU_QUEUE,), 2)],
+    ]
+    threads = sum(
+        count
+        for process in _plan(WORKER_PROCESSES=3, JOB_CONCURRENCY_GENERATE_KU=100)
+        for _, count in process
+    )
+    assert threads == 1 + 3 + 100
+
+
+def test_a_slot_argument_names_its_queues_and_threads():
+    assert parse_slot("build-path,lesson-plans*1") == (("build-path", "lesson-plans"), 1)
+    assert parse_slot("generate-ku*40") == (("generate-ku",), 40)
+    assert parse_slot(format_slot((("decompose-concept",), 7))) == (("decompose-concept",), 7)
