@@ -142,12 +142,14 @@ def _leased_thread() -> Iterator[_LeasedThread]:
     try:
         yield leased
     finally:
-        with leased.lock:
-            leased.active = False
-            if leased.pending is not None and leased.ident != threading.main_thread().ident:
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(leased.ident), None)
-        with _leased_lock:
-            _leased.pop(leased.ident, None)
+        try:
+            with leased.lock:
+                leased.active = False
+                if leased.pending is not None and leased.ident != threading.main_thread().ident:
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(leased.ident), None)
+        finally:  # even if the interrupt lands just above, the record goes: none can follow it
+            with _leased_lock:
+                _leased.pop(leased.ident, None)
 
 
 @contextmanager
