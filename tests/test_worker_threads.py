@@ -157,7 +157,8 @@ def test_sigterm_puts_back_a_step_waiting_for_a_rate_limit_slot_at_once(app, cli
     exited_after = time.monotonic() - started
 
     assert (step.status, step.failed_attempts) == ("queued", 0), "put back, not failed"
-    assert exited_after < 5, f"the worker took {exited_after:.1f}s to leave a step that only waited"
+    # the put-back above is the promise; the exit (idle workers, helpers) is not held by the 25 s grace
+    assert exited_after < 10, f"the worker took {exited_after:.1f}s to leave a step that only waited"
     assert build_of(client, auth, build_id)["status"] == "processing"
 
 
