@@ -1,11 +1,11 @@
 """Many RQ workers in one process, one per thread: a job spends its life waiting on the model,
-so a thread (~100 KB) carries a job in flight instead of a process (~80 MB).
+so a thread (~0.3 MB PSS) carries a job in flight instead of a process (~80 MB).
 
 Each thread is a whole RQ worker (its own name, registration, heartbeat and pub/sub channel),
-so rq-dashboard, /admin/workers and /metrics see every slot. What RQ does with signals is done
-per thread instead: job timeouts by RQ's TimerDeathPenalty (SIGALRM only reaches the main
-thread), cancel and shutdown by app.jobs.lease's per-thread interrupts, and SIGTERM by the
-main thread, which asks every worker to stop after its job in hand.
+so rq-dashboard and /admin/workers list every slot (and /metrics counts its started jobs).
+What RQ does with signals is done per thread instead: job timeouts by RQ's TimerDeathPenalty
+(SIGALRM only reaches the main thread), cancel and shutdown by app.jobs.lease's per-thread
+interrupts, and SIGTERM by the main thread, which asks every worker to stop after its job.
 """
 
 from __future__ import annotations
