@@ -147,13 +147,14 @@ def _gate(key: str) -> _Gate:
 
 def _pass_gate(gate: _Gate) -> None:
     """Wait for the gate in short slices (an interrupt lands between them), telling the listener
-    when the waiter ahead expects its slot."""
-    reported: float | None = None
+    once when the waiter ahead expects its slot: a hundred waiters writing their row at every
+    slot the one ahead takes was a storm of writes for the database."""
+    reported = False
     while not gate.lock.acquire(timeout=GATE_CHECK_S):
         listener = _listener.get()
-        if listener is not None and gate.next_slot_at is not None and gate.next_slot_at != reported:
-            reported = gate.next_slot_at
-            listener.waiting(reported)
+        if listener is not None and gate.next_slot_at is not None and not reported:
+            reported = True
+            listener.waiting(gate.next_slot_at)
 
 
 def _take(
