@@ -244,8 +244,17 @@ class Settings(BaseSettings):
     )
     JOB_RATE_LIMIT_DURATION: int = setting(60_000, "the rate limit's window, in milliseconds", ge=1)
     JOB_RATE_LIMIT_TOKENS: int = setting(0, "tokens per window across every worker (0: no cap)", ge=0)
-    JOB_CONCURRENCY_DECOMPOSE: int = setting(3, "worker processes for the decompose-concept queue", ge=0)
-    JOB_CONCURRENCY_GENERATE_KU: int = setting(5, "worker processes for the generate-ku queue", ge=0)
+    JOB_CONCURRENCY_DECOMPOSE: int = setting(
+        3, "decompose-concept jobs at once per worker machine (each a thread)", ge=0
+    )
+    JOB_CONCURRENCY_GENERATE_KU: int = setting(
+        5, "generate-ku jobs at once per worker machine (threads)", ge=0
+    )
+    WORKER_PROCESSES: int = setting(
+        0,
+        "worker processes sharing those threads (~80 MB PSS each); 0: one per 50 threads, <= 1 per core",
+        ge=0,
+    )
     MAX_ACTIVE_BUILDS_PER_USER: int = setting(3, "a user's builds beyond this many wait their turn", ge=1)
     MAX_PENDING_BUILDS_PER_USER: int = setting(10, "waiting builds per user; one more start is a 429", ge=0)
     SSE_MAX_STREAM_S: Number = setting(

@@ -1,6 +1,7 @@
 """`python -m bench [--quick] [--output FILE]`: pipeline overhead against bare RQ, chain
-latency, status cost, parallel speed-up, a large build, 1,000 live SSE viewers (bench/sse.py)
-and pages live by push in Chromium (bench/push.py); prints figures, writes JSON."""
+latency, status cost, parallel speed-up, a large build, 1,000 live SSE viewers (bench/sse.py),
+pages live by push in Chromium (bench/push.py) and worker density: calls in flight, memory and
+the rate limit (bench/density.py); prints figures, writes JSON."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import BuildJob, JobStep, Module
+from bench import density
 from bench.harness import deployment, median, percentile, rss_peak_kb, start_path_build, wait_build
 from bench.push import push_pages
 from bench.sse import sse_viewers
@@ -300,6 +302,8 @@ BENCHMARKS = {
     "scale": scale,
     "sse_viewers": sse_viewers,
     "push_pages": push_pages,
+    "density_in_flight": density.in_flight,
+    "density_rate_limit": density.rate_limit,
 }
 
 

@@ -7,6 +7,11 @@ tokens), and is charged more after the call if the provider reported more, so no
 holds more than the cap. A pause (a 429's Retry-After, or a provider that is down) stops every
 worker's calls until it ends. A call over a limit waits; it neither fails nor uses up an attempt.
 
+Waiting costs Redis nothing while it sleeps: a waiter sleeps until the window's oldest call
+leaves it (when a slot can be free), and inside a process only one waiter per window asks Redis
+at a time; the others wait on a process-local gate for it. A wait is interruptible: a cancel or
+a stopping worker ends it at once (app.jobs.lease), and the step is put back.
+
 Whoever makes the calls may listen to the waits (`waits_reported_to`): it hears when a wait
 starts (with when the next slot should come) and when it ends, so the work that waits can say
 so; the generators need not know.
@@ -15,6 +20,7 @@ so; the generators need not know.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -29,6 +35,7 @@ from redis.commands.core import Script
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app.jobs.lease import interruptible_sleep, waiting_for_slot
 from app.jobs.queues import connect_redis, redis_settings_key
 
 LIMIT_KEY = "generator-calls"
@@ -39,6 +46,7 @@ MIN_WAIT_S = 0.05
 # failing its step's attempt. A longer outage fails the attempt (and it is retried as usual).
 REDIS_OUTAGE_WAIT_S = 30.0
 OUTAGE_RETRY_S = 0.5
+GATE_CHECK_S = 0.25  # a waiter behind the gate looks this often whether it is interrupted
 T = TypeVar("T")
 
 
@@ -120,6 +128,35 @@ def _item(amount: int, config: Mapping[str, Any]) -> RateLimitItemPerSecond | No
     return RateLimitItemPerSecond(amount, _window_s(config)) if amount > 0 else None
 
 
+class _Gate:
+    """The one waiter of this process that asks Redis for a window's slot, and when it expects one."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.next_slot_at: float | None = None
+
+
+_gates: dict[str, _Gate] = {}
+_gates_lock = threading.Lock()
+
+
+def _gate(key: str) -> _Gate:
+    with _gates_lock:
+        return _gates.setdefault(key, _Gate())
+
+
+def _pass_gate(gate: _Gate) -> None:
+    """Wait for the gate in short slices (an interrupt lands between them), telling the listener
+    once when the waiter ahead expects its slot: a hundred waiters writing their row at every
+    slot the one ahead takes was a storm of writes for the database."""
+    reported = False
+    while not gate.lock.acquire(timeout=GATE_CHECK_S):
+        listener = _listener.get()
+        if listener is not None and gate.next_slot_at is not None and not reported:
+            reported = True
+            listener.waiting(gate.next_slot_at)
+
+
 def _take(
     config: Mapping[str, Any],
     item: RateLimitItemPerSecond | None,
@@ -132,13 +169,21 @@ def _take(
         return time.time()
     limiter = _limiter(config)
     cost = min(cost, item.amount)  # a single call larger than the whole cap still runs, alone
-    while True:
-        _wait_for_pause(config, sleep)
-        attempt_at = time.time()
-        if limiter.hit(item, key, cost=cost):
-            return attempt_at
-        reset_at = limiter.get_window_stats(item, key).reset_time
-        _sleep_reported(sleep, max(MIN_WAIT_S, min(reset_at - time.time(), item.get_expiry())))
+    gate = _gate(key)
+    _pass_gate(gate)
+    try:
+        while True:
+            _wait_for_pause(config, sleep)
+            attempt_at = time.time()
+            if limiter.hit(item, key, cost=cost):
+                return attempt_at
+            reset_at = limiter.get_window_stats(item, key).reset_time
+            wait_s = max(MIN_WAIT_S, min(reset_at - time.time(), item.get_expiry()))
+            gate.next_slot_at = time.time() + wait_s
+            _sleep_reported(sleep, wait_s)
+    finally:
+        gate.next_slot_at = None
+        gate.lock.release()
 
 
 def _through_outage(call: Callable[[], T], sleep: Callable[[float], None]) -> T:
@@ -154,7 +199,7 @@ def _through_outage(call: Callable[[], T], sleep: Callable[[float], None]) -> T:
 
 
 def wait_for_slot(
-    config: Mapping[str, Any], tokens: int = 0, sleep: Callable[[float], None] = time.sleep
+    config: Mapping[str, Any], tokens: int = 0, sleep: Callable[[float], None] = interruptible_sleep
 ) -> float:
     """Block until both windows admit one more call (reserving `tokens`); returns the wall-clock
     time of admission (read just before the admitting hit, as the limiter reads its own)."""
@@ -164,12 +209,12 @@ def wait_for_slot(
         _take(config, _item(config["JOB_RATE_LIMIT_TOKENS"], config), TOKEN_KEY, tokens, sleep)
         return _take(config, _item(config["JOB_RATE_LIMIT_MAX"], config), LIMIT_KEY, 1, sleep)
 
-    with _one_call():
+    with _one_call(), waiting_for_slot():
         return _through_outage(_admit, sleep)
 
 
 def charge_tokens(
-    config: Mapping[str, Any], tokens: int, sleep: Callable[[float], None] = time.sleep
+    config: Mapping[str, Any], tokens: int, sleep: Callable[[float], None] = interruptible_sleep
 ) -> None:
     """Charge tokens a call used beyond what it reserved (waiting for room, so later calls see them)."""
     item = _item(config["JOB_RATE_LIMIT_TOKENS"], config)

@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.job import Job
 
-from app.jobs.lease import interrupt_for_shutdown
+from app.jobs.lease import interrupt_for_shutdown, interrupt_waiting_for_shutdown
 from app.jobs.queues import ALL_QUEUES, connect_redis
 from app.jobs.recovery import start_recovery_thread
 from app.jobs.scheduling import start_scheduler_thread
@@ -45,7 +45,10 @@ class AppWorker(SimpleWorker):
             self._grace_timer = threading.Timer(grace, interrupt_for_shutdown)
             self._grace_timer.daemon = True
             self._grace_timer.start()
-        return super().request_stop(signum, frame)
+        try:
+            return super().request_stop(signum, frame)
+        finally:  # after RQ noted the stop: the interrupt may land as soon as this returns
+            interrupt_waiting_for_shutdown()
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         with self.app.app_context(), log_context(job=job.id, queue=queue.name):

@@ -1,7 +1,8 @@
-"""`python worker.py` with no arguments: one process per worker slot, kept alive.
+"""`python worker.py` with no arguments: WORKER_PROCESSES worker processes, kept alive.
 
-The orchestrator, lesson-plan and dead-letter queues share one process; decompose-concept
-gets JOB_CONCURRENCY_DECOMPOSE processes and generate-ku JOB_CONCURRENCY_GENERATE_KU. The
+Each worker slot is a thread of one of them (app.jobs.threaded): the orchestrator, lesson-plan
+and dead-letter queues share one thread; decompose-concept gets JOB_CONCURRENCY_DECOMPOSE
+threads and generate-ku JOB_CONCURRENCY_GENERATE_KU, spread evenly over the processes. The
 supervisor restarts a child that dies, runs the recovery sweep and RQ's scheduler (threads of
 its own, so they never die with a child), and on SIGTERM passes it on
 and waits up to WORKER_SHUTDOWN_TIMEOUT_S for the jobs in hand before killing what is left
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -33,6 +35,7 @@ from app.jobs.queues import (
 )
 from app.jobs.recovery import start_recovery_thread
 from app.jobs.scheduling import start_scheduler_thread
+from app.jobs.threaded import Slot, format_slot
 
 log = logging.getLogger(__name__)
 
@@ -41,22 +44,41 @@ RESPAWN_DELAY_S = 1.0
 PR_SET_PDEATHSIG = 1
 
 
-def worker_slots(config: Mapping[str, Any]) -> list[tuple[str, ...]]:
-    """The queues of each worker process."""
-    return (
-        [(BUILD_PATH_QUEUE, LESSON_PLANS_QUEUE, DEAD_LETTER_QUEUE)]
-        + [(DECOMPOSE_QUEUE,)] * config["JOB_CONCURRENCY_DECOMPOSE"]
-        + [(GENERATE_KU_QUEUE,)] * config["JOB_CONCURRENCY_GENERATE_KU"]
-    )
+# A process serves about this many steps in flight before its one core (the GIL) is the limit.
+THREADS_PER_CORE = 50
 
 
-def _spawn(queues: tuple[str, ...]) -> subprocess.Popen[bytes]:
+def worker_process_count(config: Mapping[str, Any]) -> int:
+    """WORKER_PROCESSES, or (0) one per THREADS_PER_CORE threads, at most one per CPU core: small
+    set-ups stay in one process's memory, big ones use every core."""
+    if config["WORKER_PROCESSES"] > 0:
+        return int(config["WORKER_PROCESSES"])
+    threads = 1 + config["JOB_CONCURRENCY_DECOMPOSE"] + config["JOB_CONCURRENCY_GENERATE_KU"]
+    return max(1, min(os.cpu_count() or 1, math.ceil(threads / THREADS_PER_CORE)))
+
+
+def worker_processes(config: Mapping[str, Any]) -> list[list[Slot]]:
+    """The slots (queues and thread count) of each worker process."""
+    count = worker_process_count(config)
+    plan: list[list[Slot]] = [[] for _ in range(count)]
+    plan[0].append(((BUILD_PATH_QUEUE, LESSON_PLANS_QUEUE, DEAD_LETTER_QUEUE), 1))
+    for queue, total in (
+        (DECOMPOSE_QUEUE, config["JOB_CONCURRENCY_DECOMPOSE"]),
+        (GENERATE_KU_QUEUE, config["JOB_CONCURRENCY_GENERATE_KU"]),
+    ):
+        for i in range(count):
+            share = total // count + (1 if i < total % count else 0)
+            if share:
+                plan[i].append(((queue,), share))
+    return [slots for slots in plan if slots]
+
+
+def _spawn(slots: list[Slot]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             sys.executable,
             str(WORKER_SCRIPT),
-            "--queues",
-            ",".join(queues),
+            *[arg for slot in slots for arg in ("--slot", format_slot(slot))],
             "--no-recovery",
             "--no-scheduler",
             "--parent",
@@ -80,8 +102,8 @@ def run_supervisor(app: Flask) -> None:
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
-    slots = worker_slots(app.config)
-    children = [_spawn(queues) for queues in slots]
+    slots = worker_processes(app.config)
+    children = [_spawn(process_slots) for process_slots in slots]
     log.info("supervisor: %s worker processes for %s", len(children), slots)
     helpers = [start_recovery_thread(app, stopping), start_scheduler_thread(app, stopping)]
     while not stopping.wait(0.5):

@@ -9,16 +9,15 @@ from redis import Redis
 from rq import Worker
 
 from app.jobs.queues import ALL_QUEUES
-from app.jobs.supervisor import worker_slots
 from tests.services import wait_until
 
 
 def rq_workers_of(settings: Mapping[str, Any]) -> int:
-    """How many RQ workers one `python worker.py` registers with these settings."""
-    counts = {
-        name: int(settings[name]) for name in ("JOB_CONCURRENCY_DECOMPOSE", "JOB_CONCURRENCY_GENERATE_KU")
-    }
-    return len(worker_slots(counts))
+    """How many RQ workers one `python worker.py` registers with these settings: one per thread,
+    whatever the number of processes sharing them (the orchestrator's thread, then each stage's)."""
+    return 1 + sum(
+        int(settings[name]) for name in ("JOB_CONCURRENCY_DECOMPOSE", "JOB_CONCURRENCY_GENERATE_KU")
+    )
 
 
 def wait_for_workers(redis: Redis, count: int, timeout: float = 60) -> None:

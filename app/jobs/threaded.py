@@ -1,0 +1,163 @@
+"""Many RQ workers in one process, one per thread: a job spends its life waiting on the model,
+so a thread (~0.3 MB PSS) carries a job in flight instead of a process (~80 MB).
+
+Each thread is a whole RQ worker (its own name, registration, heartbeat and pub/sub channel),
+so rq-dashboard and /admin/workers list every slot (and /metrics counts its started jobs).
+What RQ does with signals is done per thread instead: job timeouts by RQ's TimerDeathPenalty
+(SIGALRM only reaches the main thread), cancel and shutdown by app.jobs.lease's per-thread
+interrupts, and SIGTERM by the main thread, which asks every worker to stop after its job.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+from flask import Flask
+from redis.exceptions import RedisError
+from rq.queue import Queue
+from rq.timeouts import TimerDeathPenalty
+from rq.utils import now
+
+from app.jobs.lease import interrupt_for_shutdown, interrupt_waiting_for_shutdown
+from app.jobs.queues import connect_redis
+from app.jobs.recovery import start_recovery_thread
+from app.jobs.runner import (
+    RESTART_DELAY_S,
+    SHUTDOWN_MARGIN_S,
+    WORKER_SOCKET_TIMEOUT_S,
+    WORKER_TTL_S,
+    AppWorker,
+)
+from app.jobs.scheduling import start_scheduler_thread
+
+log = logging.getLogger(__name__)
+
+# An idle worker thread looks for a stop request this often (RQ's own loop blocks ~7 minutes).
+DEQUEUE_POLL_S = 1
+Slot = tuple[tuple[str, ...], int]  # queues, and how many worker threads serve them
+
+
+class ThreadWorker(AppWorker):
+    """An RQ worker that runs in a thread of a process shared with other workers."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self) -> None:
+        """The process's main thread handles the signals, for every worker."""
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
+        """Wait for a job in short blocking pops, so a stop request is seen within a second."""
+        while not self._stop_requested:
+            result = super().dequeue_job_and_maintain_ttl(DEQUEUE_POLL_S, DEQUEUE_POLL_S)
+            if result is not None:
+                return result
+        return None
+
+    def stop_after_current_job(self) -> None:
+        """RQ's warm shutdown: finish the job in hand, take no other."""
+        self._shutdown_requested_date = now()
+        self._stop_requested = True
+
+
+def engine_options_for(threads: int) -> dict[str, Any]:
+    """A database pool that covers every thread: a running step may hold two connections at
+    once (its session, and its lease renewal)."""
+    return {"pool_size": threads + 2, "max_overflow": threads + 2}
+
+
+class WorkerThreads:
+    """The worker threads of one process, stopped together."""
+
+    def __init__(self, app: Flask, slots: list[Slot]) -> None:
+        self.app = app
+        self.slots = slots
+        self.stopping = threading.Event()
+        self._workers: list[ThreadWorker] = []
+        self._lock = threading.Lock()
+        self._grace_timer: threading.Timer | None = None
+
+    def request_stop(self, _signum: int = signal.SIGTERM, _frame: object = None) -> None:
+        """First signal: every worker finishes its job in hand, for the grace period; a second
+        signal puts the jobs in hand back at once."""
+        if self.stopping.is_set():
+            interrupt_for_shutdown()
+            return
+        self.stopping.set()
+        with self._lock:
+            for worker in self._workers:
+                worker.stop_after_current_job()
+        interrupt_waiting_for_shutdown()
+        grace = max(0.5, self.app.config["WORKER_SHUTDOWN_TIMEOUT_S"] - SHUTDOWN_MARGIN_S)
+        self._grace_timer = threading.Timer(grace, interrupt_for_shutdown)
+        self._grace_timer.daemon = True
+        self._grace_timer.start()
+
+    def run(self, recovery: bool, scheduling: bool) -> None:
+        """Serve every slot until SIGTERM or SIGINT and every job in hand is done or put back."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self.request_stop)
+        helpers = [start_recovery_thread(self.app, self.stopping)] if recovery else []
+        if scheduling:
+            helpers.append(start_scheduler_thread(self.app, self.stopping))
+        threads = [
+            threading.Thread(target=self._serve, args=(queues,), name=f"rq-{queues[0]}-{n}", daemon=True)
+            for queues, count in self.slots
+            for n in range(count)
+        ]
+        for thread in threads:
+            thread.start()
+        log.info("worker: %s worker threads for %s", len(threads), self.slots)
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(timeout=0.5)  # in slices, so the main thread still handles signals
+        self.stopping.set()
+        for helper in helpers:
+            helper.join(timeout=5)
+        log.info("worker: stopped")
+
+    def _serve(self, queue_names: tuple[str, ...]) -> None:
+        """One worker thread: RQ's work loop, started again after a Redis outage until a stop."""
+        failures = 0
+        while not self.stopping.is_set():
+            try:
+                worker = self._new_worker(queue_names)
+                worker.work(with_scheduler=False, logging_level=self.app.config["LOG_LEVEL"])
+                failures = 0
+            except RedisError as exc:
+                log.warning("worker: Redis unavailable (%s)", exc)
+            except Exception:
+                log.exception("worker: the work loop failed")
+            if self.stopping.is_set():
+                return
+            delay = RESTART_DELAY_S[min(failures, len(RESTART_DELAY_S) - 1)]
+            failures += 1
+            self.stopping.wait(delay)
+
+    def _new_worker(self, queue_names: tuple[str, ...]) -> ThreadWorker:
+        redis = connect_redis(self.app.config, socket_timeout=WORKER_SOCKET_TIMEOUT_S)
+        worker = ThreadWorker(
+            [Queue(name, connection=redis) for name in queue_names], connection=redis, worker_ttl=WORKER_TTL_S
+        )
+        worker.app = self.app
+        with self._lock:
+            self._workers = [w for w in self._workers if not w._stop_requested] + [worker]
+            if self.stopping.is_set():
+                worker.stop_after_current_job()
+        return worker
+
+
+def parse_slot(text: str) -> Slot:
+    """`queue-a,queue-b*N` (N threads; one without `*N`)."""
+    queues, _, count = text.partition("*")
+    return tuple(queues.split(",")), int(count or 1)
+
+
+def format_slot(slot: Slot) -> str:
+    return f"{','.join(slot[0])}*{slot[1]}"
+
+
+def slot_threads(slots: list[Slot]) -> int:
+    return sum(count for _, count in slots)
