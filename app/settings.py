@@ -246,6 +246,20 @@ class Settings(BaseSettings):
     JOB_RATE_LIMIT_TOKENS: int = setting(0, "tokens per window across every worker (0: no cap)", ge=0)
     JOB_CONCURRENCY_DECOMPOSE: int = setting(3, "worker processes for the decompose-concept queue", ge=0)
     JOB_CONCURRENCY_GENERATE_KU: int = setting(5, "worker processes for the generate-ku queue", ge=0)
+    RELEASE_WINDOW: int | None = setting(
+        None,
+        "steps of one queue held in Redis at once (queued + running), all builds together; the rest "
+        "wait in the database and are released fairly as steps finish. Smaller: a new build waits "
+        "behind fewer steps; too small: workers idle between steps. 0: no window, every step is "
+        "enqueued at once (first come, first served)",
+        shown_default="twice the queue's worker processes",
+        ge=0,
+    )
+    RELEASE_POLICY: Literal["fair", "fifo"] = setting(
+        "fair",
+        "fair: a free place goes to the user with the fewest steps in flight, then to their build "
+        "with the fewest; fifo: the oldest build takes all it is owed first",
+    )
     MAX_ACTIVE_BUILDS_PER_USER: int = setting(3, "a user's builds beyond this many wait their turn", ge=1)
     MAX_PENDING_BUILDS_PER_USER: int = setting(10, "waiting builds per user; one more start is a 429", ge=0)
     SSE_MAX_STREAM_S: Number = setting(

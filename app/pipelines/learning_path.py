@@ -43,6 +43,7 @@ from app.models import (
 from app.pipelines.build_events import add_event, ring
 from app.pipelines.build_failures import record_step_failure
 from app.pipelines.build_finalize import maybe_finalize
+from app.pipelines.build_release import release_owed_steps, windowed
 from app.pipelines.build_steps import (
     BUILD_COUNTERS,
     QUEUE_OF_STEP,
@@ -76,7 +77,15 @@ def enqueue_steps(steps: list[tuple[int, str]]) -> int:
 
 
 def queue_owed_steps(build_id: str) -> int:
-    """Move the build's pending steps to queued and enqueue them (resume, recovery)."""
+    """Release owed (pending) steps: this build's and every processing build's, a window at a
+    time and fairly (build_release); with RELEASE_WINDOW=0, all of them at once."""
+    if not windowed():
+        return _queue_all_owed(build_id)
+    return release_owed_steps(enqueue_steps)
+
+
+def _queue_all_owed(build_id: str) -> int:
+    """Move the build's pending steps to queued and enqueue them (no window)."""
     owed = db.session.execute(
         select(JobStep.id, JobStep.type)
         .where(JobStep.build_id == build_id, JobStep.status == WorkStatus.PENDING)
@@ -93,13 +102,24 @@ def queue_owed_steps(build_id: str) -> int:
     return enqueue_steps([(step_id, kind) for step_id, kind in owed])
 
 
+def _release_freed_places(build_id: str) -> None:
+    """A step left Redis: its place in the window goes to whoever's turn it is."""
+    if not windowed():
+        return
+    try:
+        release_owed_steps(enqueue_steps)
+    except RedisError:
+        log.warning("build %s: could not release owed steps; recovery will", build_id)
+
+
 def _after_commit(build_id: str, children: list[tuple[int, str]]) -> None:
     """Tell listeners, enqueue the children, and finalize if nothing is left."""
     ring(build_id)
     try:
-        enqueue_steps(children)
+        enqueue_steps(children)  # with a window, children are pending: released just below
     except RedisError:
         log.warning("build %s: could not enqueue %s steps; recovery will", build_id, len(children))
+    _release_freed_places(build_id)
     maybe_finalize(build_id)
 
 
@@ -124,6 +144,7 @@ def _run_step(step_id: int, produce: Callable[[JobStep, claims.Claim], list[tupl
         children = produce(step, work)
     except WorkCancelled:
         log.info("build %s step %s: stopped by cancel", build_id, step_id)
+        _release_freed_places(build_id)
         return "cancelled"
     except WorkerShuttingDown:
         claims.release(work)
@@ -131,6 +152,7 @@ def _run_step(step_id: int, produce: Callable[[JobStep, claims.Claim], list[tupl
         return "put back"
     except Exception as exc:
         record_step_failure(work, step, exc)
+        _release_freed_places(build_id)
         raise
     _after_commit(build_id, children)
     return f"{step.type}: {len(children)} child steps"
@@ -149,6 +171,7 @@ def _not_claimed(step: JobStep) -> str:
     if values is not None:
         db.session.execute(update(JobStep).where(JobStep.id == step.id, waiting).values(**values))
         db.session.commit()
+        _release_freed_places(step.build_id)
     return f"not run: step is {step.status}, build is {build_status}"
 
 

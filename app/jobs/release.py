@@ -1,0 +1,130 @@
+"""Fair release: which owed jobs go to Redis next, so one owner's big batch never fills a queue.
+
+RQ queues are FIFO: whatever is enqueued first runs first. So owed work is not enqueued all at
+once; a queue holds at most a window of jobs (queued + running) at a time, and as jobs finish,
+the free places are shared out here: to the owner with the fewest jobs in flight first (ties
+go round-robin, after the owner served last), then to that owner's group (a build) with the
+fewest. A lone group may take the whole window, so with no contention nothing waits.
+
+This module knows owners, groups and counts only; a pipeline reads them from its database,
+calls `share_out`, and marks and enqueues what it is given. `run_exclusively` keeps two
+processes from sharing out the same free places at once (which would overfill the window).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from redis import Redis
+
+Policy = Literal["fair", "fifo"]
+
+LOCK_KEY = "curriculum-builder:release-lock"
+WANTED_KEY = "curriculum-builder:release-wanted"
+LAST_OWNER_KEY = "curriculum-builder:release-last-owner:{}"
+LOCK_TTL_MS = 10_000
+# A process that finds more to release after its pass goes round again, but not forever: it has
+# work of its own. What it leaves is released by the next finish or the recovery sweep.
+MAX_ROUNDS = 20
+
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Group:
+    """One batch of work of one owner (a build): what it holds in Redis and what it is owed."""
+
+    key: str
+    owner: str
+    in_flight: int
+    owed: int
+    age: int = 0  # lower is older: the order among one owner's groups (and the fifo policy)
+
+
+def share_out(
+    groups: list[Group], free: int, policy: Policy = "fair", last_owner: str | None = None
+) -> tuple[dict[str, int], str | None]:
+    """How many of its owed jobs each group may release into `free` places, and the owner
+    served last (where the next pass's round-robin starts).
+
+    fair: each place goes to the owner with the fewest jobs in flight (counting those just
+    given), ties broken round-robin after `last_owner`; within the owner, to the group with the
+    fewest. fifo: the oldest group takes all it is owed, then the next."""
+    given: dict[str, int] = {}
+    wanting = [group for group in groups if group.owed > 0]
+    if free <= 0 or not wanting:
+        return given, last_owner
+    if policy == "fifo":
+        for group in sorted(wanting, key=lambda g: (g.age, g.key)):
+            take = min(group.owed, free)
+            if take:
+                given[group.key] = take
+                free -= take
+                last_owner = group.owner
+        return given, last_owner
+    held = {group.key: group.in_flight for group in groups}
+    owed = {group.key: group.owed for group in wanting}
+    owners = sorted({group.owner for group in wanting})
+    owner_held = {owner: sum(g.in_flight for g in groups if g.owner == owner) for owner in owners}
+    by_owner = {owner: [g for g in wanting if g.owner == owner] for owner in owners}
+    for _ in range(free):
+        candidates = [owner for owner in owners if any(owed[g.key] for g in by_owner[owner])]
+        if not candidates:
+            break
+        owner = min(candidates, key=lambda o: (owner_held[o], _turn(o, owners, last_owner)))
+        group = min((g for g in by_owner[owner] if owed[g.key]), key=lambda g: (held[g.key], g.age, g.key))
+        given[group.key] = given.get(group.key, 0) + 1
+        owed[group.key] -= 1
+        held[group.key] += 1
+        owner_held[owner] += 1
+        last_owner = owner
+    return given, last_owner
+
+
+def _turn(owner: str, owners: list[str], last_owner: str | None) -> int:
+    """Round-robin order: the owner just after `last_owner` comes first, `last_owner` last."""
+    if last_owner is None:
+        return owners.index(owner)
+    after = sum(1 for o in owners if o <= last_owner)
+    return (owners.index(owner) - after) % len(owners)
+
+
+def last_owner(redis: Redis, queue_name: str) -> str | None:
+    raw = redis.get(LAST_OWNER_KEY.format(queue_name))
+    return raw.decode() if raw is not None else None
+
+
+def remember_last_owner(redis: Redis, queue_name: str, owner: str | None) -> None:
+    """Store the owner served last, so the next pass's ties start after them."""
+    if owner is not None:
+        redis.set(LAST_OWNER_KEY.format(queue_name), owner, ex=3600)
+
+
+def run_exclusively(redis: Redis, release_pass: Callable[[], int]) -> int:
+    """Run `release_pass` in one process at a time; returns how many jobs it released.
+
+    A caller that finds the lock taken marks a release as wanted and returns at once: the
+    holder runs another pass when it is done, so the places this caller freed are not left
+    empty (its database change is committed before it asks)."""
+    redis.set(WANTED_KEY, "1", ex=60)
+    released = 0
+    for _ in range(MAX_ROUNDS):
+        token = uuid.uuid4().hex
+        if not redis.set(LOCK_KEY, token, nx=True, px=LOCK_TTL_MS):
+            return released
+        try:
+            redis.delete(WANTED_KEY)
+            released += release_pass()
+        finally:
+            redis.eval(_UNLOCK, 1, LOCK_KEY, token)
+        if not redis.exists(WANTED_KEY):
+            return released
+    return released
