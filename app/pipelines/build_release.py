@@ -26,6 +26,7 @@ from app.jobs.queues import DECOMPOSE_QUEUE, GENERATE_KU_QUEUE, get_redis
 from app.models import BuildJob, BuildStatus, JobStep, StepType, WorkStatus
 from app.models.tracking import IN_FLIGHT
 from app.pipelines.build_steps import QUEUE_OF_STEP
+from app.pipelines.call_owner import owner_key
 
 # One orchestrator per build, on the queue finalize shares: never held back.
 UNWINDOWED = (StepType.CONCEPTS,)
@@ -71,7 +72,7 @@ def _loads() -> tuple[dict[str, QueueLoad], dict[str, tuple[str, int]]]:
         .order_by(BuildJob.created_at, BuildJob.id)
     ).all()
     owners = {
-        build_id: (f"user-{user_id}" if user_id is not None else f"build-{build_id}", age)
+        build_id: (owner_key(user_id, f"build-{build_id}"), age)
         for age, (build_id, user_id) in enumerate(builds)
     }
     loads = {kind: QueueLoad({}, {}) for kind in StepType}

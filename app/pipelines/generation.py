@@ -20,8 +20,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.extensions import db
 from app.generators import Generator, build_generator
 from app.jobs.claims import Claim
-from app.jobs.limiter import wait_for_slot, waits_reported_to
+from app.jobs.limiter import calls_owned_by, wait_for_slot, waits_reported_to
 from app.models import BuildJob, GeneratorCall
+from app.pipelines.call_owner import owner_of_call
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -39,7 +40,7 @@ def call_generator(
     config = current_app.config
     generator = build_generator(config, fresh=fresh)
     waits = RateLimitWaits(work, kind)
-    with waits_reported_to(waits):
+    with waits_reported_to(waits), calls_owned_by(owner_of_call(ids)):
         return _call_and_record(config, generator, kind, call, ids, waits)
 
 
