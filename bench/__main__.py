@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import BuildJob, JobStep, Module
+from bench.fairshare import rate_limit_share, small_build_under_load, work_conservation
 from bench.harness import deployment, median, percentile, rss_peak_kb, start_path_build, wait_build
 from bench.sse import sse_viewers
 from tests.services import wait_until
@@ -298,6 +299,9 @@ BENCHMARKS = {
     "parallelism": parallelism,
     "scale": scale,
     "sse_viewers": sse_viewers,
+    "fair_small_build_under_load": small_build_under_load,
+    "fair_work_conservation": work_conservation,
+    "fair_rate_limit_share": rate_limit_share,
 }
 
 
