@@ -67,6 +67,13 @@ def _steps_per_s(run: Deployment, build_id: str) -> tuple[int, float]:
     return count, count / (last - first).total_seconds()
 
 
+def _warm_up(run: Deployment) -> None:
+    """Start the workers and wait until a 1-concept build has gone through them all (starting
+    them takes seconds, more on a loaded machine, and must not count in any figure)."""
+    run.worker()
+    wait_build(run.app.test_client(), run.auth, _start(run, run.auth, 1, "Warm-up"), timeout=600)
+
+
 def _cancel(run: Deployment, auth: dict[str, str], build_id: str) -> None:
     run.app.test_client().post(f"/api/jobs/{build_id}/cancel", headers=auth)
 
@@ -74,11 +81,9 @@ def _cancel(run: Deployment, auth: dict[str, str], build_id: str) -> None:
 def _small_under_load(release: dict[str, str], big: int) -> dict[str, Any]:
     """B's 1-concept build alone, then again 3 s into A's big build."""
     with deployment(**LATENCY, **release) as run:
-        run.worker()
-        time.sleep(2)
+        _warm_up(run)
         a, b = run.auth, _user(run, "b@example.com")
         client = run.app.test_client()
-        wait_build(client, a, _start(run, a, 1, "Warm-up"), timeout=300)  # every worker up and connected
         idle_build = _start(run, b, 1, "Small idle")
         wait_build(client, b, idle_build, timeout=120)
         idle = _build_seconds(run, idle_build)
@@ -105,8 +110,7 @@ def small_build_under_load(quick: bool) -> dict[str, Any]:
 
 def _alone(release: dict[str, str], concepts: int) -> dict[str, Any]:
     with deployment(**LATENCY, **release) as run:
-        run.worker()
-        time.sleep(2)
+        _warm_up(run)
         build_id = _start(run, run.auth, concepts, "Alone")
         wait_build(run.app.test_client(), run.auth, build_id, timeout=3600)
         steps, rate = _steps_per_s(run, build_id)
@@ -141,8 +145,7 @@ def _calls_by_owner(run: Deployment, since: Any, until: Any) -> dict[int, int]:
 def _share(release: dict[str, str], seconds: float) -> dict[str, Any]:
     limits = {"JOB_RATE_LIMIT_MAX": "20", "JOB_RATE_LIMIT_DURATION": "2000"}
     with deployment(**LATENCY, **release, **limits) as run:
-        run.worker()
-        time.sleep(2)
+        _warm_up(run)
         a, b = run.auth, _user(run, "b@example.com")
         a_build = _start(run, a, 100, "A large")
         time.sleep(3)

@@ -16,7 +16,7 @@ from app.database import utcnow
 from app.extensions import db
 from app.jobs.queues import DECOMPOSE_QUEUE, GENERATE_KU_QUEUE
 from app.jobs.recovery import reconcile_all
-from app.jobs.release import Group, share_out
+from app.jobs.release import Group, owners_behind, share_out
 from app.models import BuildJob, Concept, JobStep, LearningPath, StepType
 from app.models.tracking import IN_FLIGHT
 from tests.conftest import make_user
@@ -57,6 +57,14 @@ def test_tied_users_take_turns_across_passes() -> None:
         given, last = share_out(groups, free=1, last_owner=last)
         served.append(last)
     assert served == ["alice", "bob", "carol", "alice", "bob", "carol"]
+
+
+def test_what_an_owner_behind_is_given_goes_to_the_front_of_the_queue() -> None:
+    groups = [Group("a", "alice", 6, 100), Group("b", "bob", 0, 4), Group("c", "carol", 6, 0)]
+    assert owners_behind(groups) == {"bob"}
+    assert owners_behind([Group("a1", "alice", 6, 9), Group("a2", "alice", 0, 9)]) == set(), (
+        "one owner: in order"
+    )
 
 
 def test_fifo_policy_serves_the_oldest_build_first() -> None:

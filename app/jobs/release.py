@@ -7,7 +7,8 @@ go round-robin, after the owner served last), then to that owner's group (a buil
 fewest. A lone group may take the whole window, so with no contention nothing waits.
 
 This module knows owners, groups and counts only; a pipeline reads them from its database,
-calls `share_out`, and marks and enqueues what it is given. `run_exclusively` keeps two
+calls `share_out`, and marks and enqueues what it is given (at the front of the queue for
+`owners_behind`: a window's worth of another owner's queued jobs is still a wait). `run_exclusively` keeps two
 processes from sharing out the same free places at once (which would overfill the window).
 """
 
@@ -87,6 +88,18 @@ def share_out(
         owner_held[owner] += 1
         last_owner = owner
     return given, last_owner
+
+
+def owners_behind(groups: list[Group]) -> set[str]:
+    """Owners holding fewer jobs in flight than another owner of the queue: what they are given
+    goes to the front of the queue, so it does not wait behind the bigger owner's queued jobs."""
+    held: dict[str, int] = {}
+    for group in groups:
+        held[group.owner] = held.get(group.owner, 0) + group.in_flight
+    if len(held) < 2:
+        return set()
+    most = max(held.values())
+    return {owner for owner, count in held.items() if count < most}
 
 
 def _turn(owner: str, owners: list[str], last_owner: str | None) -> int:

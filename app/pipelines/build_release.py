@@ -36,7 +36,7 @@ WORKERS_SETTING = {
     GENERATE_KU_QUEUE: "JOB_CONCURRENCY_GENERATE_KU",
 }
 HELD_REASON = "waiting for its turn"
-Enqueue = Callable[[list[tuple[int, str]]], int]
+Enqueue = Callable[[list[tuple[int, str]], bool], int]  # (steps, at the queue's front)
 
 
 def release_window(queue_name: str, config: Mapping[str, Any] | None = None) -> int | None:
@@ -98,26 +98,33 @@ def _release_pass(enqueue: Enqueue) -> int:
     config = current_app.config
     redis = get_redis()
     loads, owners = _loads()
-    chosen: list[tuple[int, StepType]] = []
+    chosen: list[tuple[int, StepType, bool]] = []
     for kind, load in loads.items():
         if not load.owed:
             continue
         queue_name = QUEUE_OF_STEP[kind]
         window = None if kind in UNWINDOWED else release_window(queue_name, config)
+        front: set[str] = set()
         if window is None:
             given = dict(load.owed)
         else:
             groups = [
                 release.Group(
-                    build_id, owners[build_id][0], load.in_flight.get(build_id, 0), owed, owners[build_id][1]
+                    build_id,
+                    owners[build_id][0],
+                    load.in_flight.get(build_id, 0),
+                    load.owed.get(build_id, 0),
+                    owners[build_id][1],
                 )
-                for build_id, owed in load.owed.items()
+                for build_id in {*load.owed, *load.in_flight}
             ]
             free = window - sum(load.in_flight.values())
             given, served_last = release.share_out(
                 groups, free, config["RELEASE_POLICY"], release.last_owner(redis, queue_name)
             )
             release.remember_last_owner(redis, queue_name, served_last)
+            if config["RELEASE_POLICY"] == "fair":
+                front = release.owners_behind(groups)
         for build_id, count in given.items():
             step_ids = db.session.scalars(
                 select(JobStep.id)
@@ -127,14 +134,16 @@ def _release_pass(enqueue: Enqueue) -> int:
                 .order_by(JobStep.id)
                 .limit(count)
             ).all()
-            chosen += [(step_id, kind) for step_id in step_ids]
+            chosen += [(step_id, kind, owners[build_id][0] in front) for step_id in step_ids]
     if not chosen:
         db.session.commit()
         return 0
-    marked = (
+    marked = set(
         db.session.execute(
             update(JobStep)
-            .where(JobStep.id.in_([step_id for step_id, _ in chosen]), JobStep.status == WorkStatus.PENDING)
+            .where(
+                JobStep.id.in_([step_id for step_id, _, _ in chosen]), JobStep.status == WorkStatus.PENDING
+            )
             .values(status=WorkStatus.QUEUED, queued_at=utcnow())
             .returning(JobStep.id)
         )
@@ -142,12 +151,14 @@ def _release_pass(enqueue: Enqueue) -> int:
         .all()
     )
     db.session.commit()
-    marked_ids = set(marked)
-    return enqueue([(step_id, str(kind)) for step_id, kind in chosen if step_id in marked_ids])
+    released = [(step_id, str(kind), at_front) for step_id, kind, at_front in chosen if step_id in marked]
+    return enqueue(
+        [(step_id, kind) for step_id, kind, at_front in released if not at_front], False
+    ) + enqueue([(step_id, kind) for step_id, kind, at_front in released if at_front], True)
 
 
 def release_owed_steps(enqueue: Enqueue) -> int:
-    """Release what the window lets through, fairly, handing each released step to `enqueue`
+    """Release what the window lets through, fairly, handing the released steps to `enqueue`
     (the pipeline's, which knows each step type's function); returns how many were enqueued."""
     return release.run_exclusively(get_redis(), lambda: _release_pass(enqueue))
 

@@ -62,15 +62,16 @@ log = logging.getLogger(__name__)
 # --- enqueueing --------------------------------------------------------------------------
 
 
-def enqueue_steps(steps: list[tuple[int, str]]) -> int:
+def enqueue_steps(steps: list[tuple[int, str]], at_front: bool = False) -> int:
     """Put (step id, type) pairs on their queues, in the order given (RQ queues are FIFO, so
-    order is the only priority RQ offers); returns how many were enqueued."""
+    order is the only priority RQ offers), or at their fronts; returns how many were enqueued."""
     return sum(
         enqueue_unique(
             QUEUE_OF_STEP[StepType(kind)],
             STEP_FUNCTIONS[StepType(kind)],
             step_id,
             job_id=step_job_id(step_id),
+            at_front=at_front,
         )
         for step_id, kind in steps
     )
