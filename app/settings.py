@@ -251,8 +251,9 @@ class Settings(BaseSettings):
         "steps of one queue held in Redis at once (queued + running), all builds together; the rest "
         "wait in the database and are released fairly as steps finish. Smaller: a new build waits "
         "behind fewer steps; too small: workers idle between steps. 0: no window, every step is "
-        "enqueued at once (first come, first served)",
-        shown_default="twice the queue's worker processes",
+        "enqueued at once (first come, first served). With workers on several machines, set it to "
+        "twice their processes for the queue in all",
+        shown_default="twice the queue's JOB_CONCURRENCY_*",
         ge=0,
     )
     RELEASE_POLICY: Literal["fair", "fifo"] = setting(

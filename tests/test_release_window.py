@@ -16,7 +16,7 @@ from app.database import utcnow
 from app.extensions import db
 from app.jobs.queues import DECOMPOSE_QUEUE, GENERATE_KU_QUEUE
 from app.jobs.recovery import reconcile_all
-from app.jobs.release import Group, owners_behind, share_out
+from app.jobs.release import LOCK_KEY, Group, owners_behind, run_exclusively, share_out
 from app.models import BuildJob, Concept, JobStep, LearningPath, StepType
 from app.models.tracking import IN_FLIGHT
 from tests.conftest import make_user
@@ -71,6 +71,21 @@ def test_fifo_policy_serves_the_oldest_build_first() -> None:
     groups = [Group("new", "bob", 0, 5, age=1), Group("old", "alice", 0, 5, age=0)]
     given, _ = share_out(groups, free=7, policy="fifo")
     assert given == {"old": 5, "new": 2}
+
+
+def test_a_pass_whose_lock_expired_under_it_is_told_so_before_it_commits(redis_server) -> None:  # type: ignore[no-untyped-def]
+    redis = redis_server.client()
+    seen: list[bool] = []
+
+    def release_pass(still_held) -> int:  # type: ignore[no-untyped-def]
+        seen.append(still_held())
+        redis.set(LOCK_KEY, "another process's token")  # this one's lock expired and was taken
+        seen.append(still_held())
+        return 0
+
+    run_exclusively(redis, release_pass)
+    assert seen == [True, False]
+    assert redis.get(LOCK_KEY) == b"another process's token", "the other holder's lock is left alone"
 
 
 # --- the window with no worker running: exact counts -------------------------------------

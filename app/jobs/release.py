@@ -26,7 +26,9 @@ Policy = Literal["fair", "fifo"]
 LOCK_KEY = "curriculum-builder:release-lock"
 WANTED_KEY = "curriculum-builder:release-wanted"
 LAST_OWNER_KEY = "curriculum-builder:release-last-owner:{}"
-LOCK_TTL_MS = 10_000
+# Longer than a pass can wait on the database (SQLite's busy timeout is 30 s); a pass also checks
+# it still holds the lock before it commits (`still_held`), so an expired lock overfills nothing.
+LOCK_TTL_MS = 45_000
 # A process that finds more to release after its pass goes round again, but not forever: it has
 # work of its own. What it leaves is released by the next finish or the recovery sweep.
 MAX_ROUNDS = 20
@@ -121,9 +123,17 @@ def remember_last_owner(redis: Redis, queue_name: str, owner: str | None) -> Non
         redis.set(LAST_OWNER_KEY.format(queue_name), owner, ex=3600)
 
 
-def run_exclusively(redis: Redis, release_pass: Callable[[], int]) -> int:
-    """Run `release_pass` in one process at a time; returns how many jobs it released.
+def _holder_check(redis: Redis, token: str) -> Callable[[], bool]:
+    def still_held() -> bool:
+        return redis.get(LOCK_KEY) == token.encode()
 
+    return still_held
+
+
+def run_exclusively(redis: Redis, release_pass: Callable[[Callable[[], bool]], int]) -> int:
+    """Run `release_pass(still_held)` in one process at a time; returns how many jobs it released.
+
+    The pass calls `still_held()` just before it commits, and commits nothing if it is False.
     A caller that finds the lock taken marks a release as wanted and returns at once: the
     holder runs another pass when it is done, so the places this caller freed are not left
     empty (its database change is committed before it asks)."""
@@ -135,7 +145,7 @@ def run_exclusively(redis: Redis, release_pass: Callable[[], int]) -> int:
             return released
         try:
             redis.delete(WANTED_KEY)
-            released += release_pass()
+            released += release_pass(_holder_check(redis, token))
         finally:
             redis.eval(_UNLOCK, 1, LOCK_KEY, token)
         if not redis.exists(WANTED_KEY):

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 from sqlalchemy import func, select, update
 
 from app.database import utcnow
@@ -46,8 +45,7 @@ def release_window(queue_name: str, config: Mapping[str, Any] | None = None) -> 
     if setting is not None:
         return setting or None
     configured = config[WORKERS_SETTING[queue_name]] if queue_name in WORKERS_SETTING else 1
-    live = get_redis().scard(WORKERS_BY_QUEUE_KEY % queue_name)
-    return 2 * max(configured, live, 1)
+    return 2 * max(configured, 1)
 
 
 def windowed() -> bool:
@@ -94,7 +92,7 @@ def _loads() -> tuple[dict[str, QueueLoad], dict[str, tuple[str, int]]]:
     return loads, owners
 
 
-def _release_pass(enqueue: Enqueue) -> int:
+def _release_pass(enqueue: Enqueue, still_held: Callable[[], bool]) -> int:
     config = current_app.config
     redis = get_redis()
     loads, owners = _loads()
@@ -150,6 +148,9 @@ def _release_pass(enqueue: Enqueue) -> int:
         .scalars()
         .all()
     )
+    if not still_held():  # another process may be sharing out the same places: leave it to it
+        db.session.rollback()
+        return 0
     db.session.commit()
     released = [(step_id, str(kind), at_front) for step_id, kind, at_front in chosen if step_id in marked]
     return enqueue(
@@ -160,7 +161,7 @@ def _release_pass(enqueue: Enqueue) -> int:
 def release_owed_steps(enqueue: Enqueue) -> int:
     """Release what the window lets through, fairly, handing the released steps to `enqueue`
     (the pipeline's, which knows each step type's function); returns how many were enqueued."""
-    return release.run_exclusively(get_redis(), lambda: _release_pass(enqueue))
+    return release.run_exclusively(get_redis(), lambda still_held: _release_pass(enqueue, still_held))
 
 
 def step_placement(build_ids: list[str]) -> dict[str, dict[str, int]]:
