@@ -248,7 +248,8 @@ class Settings(BaseSettings):
     JOB_CONCURRENCY_GENERATE_KU: int = setting(5, "worker processes for the generate-ku queue", ge=0)
     RELEASE_WINDOW: int | None = setting(
         None,
-        "steps of one queue held in Redis at once (queued + running), all builds together; the rest "
+        "steps of one queue held in Redis at once (queued + running), all builds together (a user "
+        "with none in flight may take one more); the rest "
         "wait in the database and are released fairly as steps finish. Smaller: a new build waits "
         "behind fewer steps; too small: workers idle between steps. 0: no window, every step is "
         "enqueued at once (first come, first served). With workers on several machines, set it to "

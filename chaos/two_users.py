@@ -1,6 +1,6 @@
 """Chaos with two users' builds in flight under the release window: workers SIGKILLed, Redis
 restarted, Redis flushed. Every invariant (chaos.checks) must hold for both builds, and no queue
-may ever hold more of their steps than the window."""
+may ever hold more of their steps than the window (and one place per user past it)."""
 
 from __future__ import annotations
 
@@ -103,10 +103,10 @@ def _one(break_it: Callable[[Deployment], None], concepts: int) -> dict[str, Any
         wait_build(client, other, second, timeout=900)
         sampling.set()
         problems = check_build(run.app, first) + check_build(run.app, second)
-        problems += [
-            f"{kind}: {most[kind]} steps in flight, window {window}"
+        problems += [  # a user with nothing in flight may take one place past a full window
+            f"{kind}: {most[kind]} steps in flight, window {window} + 1 per user"
             for kind, window in windows.items()
-            if window is not None and most.get(kind, 0) > window
+            if window is not None and most.get(kind, 0) > window + 2
         ]
     return {"windows": windows, "most_in_flight": most, "problems": problems}
 

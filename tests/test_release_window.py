@@ -67,6 +67,14 @@ def test_what_an_owner_behind_is_given_goes_to_the_front_of_the_queue() -> None:
     )
 
 
+def test_a_user_with_nothing_in_flight_gets_one_place_even_when_the_window_is_full() -> None:
+    full = [Group("a", "alice", 6, 100), Group("b", "bob", 0, 4)]
+    assert share_out(full, free=0)[0] == {"b": 1}, "bob's first step does not wait for one of alice's"
+    assert share_out(full, free=0, policy="fifo")[0] == {}
+    alone = [Group("a", "alice", 0, 100)]
+    assert share_out(alone, free=3)[0] == {"a": 3}, "the newcomer's place is one of the free ones"
+
+
 def test_fifo_policy_serves_the_oldest_build_first() -> None:
     groups = [Group("new", "bob", 0, 5, age=1), Group("old", "alice", 0, 5, age=0)]
     given, _ = share_out(groups, free=7, policy="fifo")

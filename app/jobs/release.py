@@ -56,14 +56,20 @@ def share_out(
     groups: list[Group], free: int, policy: Policy = "fair", last_owner: str | None = None
 ) -> tuple[dict[str, int], str | None]:
     """How many of its owed jobs each group may release into `free` places, and the owner
-    served last (where the next pass's round-robin starts).
+    served last (where the next pass's round-robin starts). With the fair policy an owner with
+    nothing in flight gets one place even when none is free (`_newcomers`).
 
     fair: each place goes to the owner with the fewest jobs in flight (counting those just
     given), ties broken round-robin after `last_owner`; within the owner, to the group with the
     fewest. fifo: the oldest group takes all it is owed, then the next."""
     given: dict[str, int] = {}
     wanting = [group for group in groups if group.owed > 0]
-    if free <= 0 or not wanting:
+    if not wanting:
+        return given, last_owner
+    if policy == "fair":
+        given, last_owner = _newcomers(groups, wanting, last_owner)
+        free -= len(given)  # taken from the free places first; past the window only when none is
+    if free <= 0:
         return given, last_owner
     if policy == "fifo":
         for group in sorted(wanting, key=lambda g: (g.age, g.key)):
@@ -73,10 +79,10 @@ def share_out(
                 free -= take
                 last_owner = group.owner
         return given, last_owner
-    held = {group.key: group.in_flight for group in groups}
-    owed = {group.key: group.owed for group in wanting}
+    held = {group.key: group.in_flight + given.get(group.key, 0) for group in groups}
+    owed = {group.key: group.owed - given.get(group.key, 0) for group in wanting}
     owners = sorted({group.owner for group in wanting})
-    owner_held = {owner: sum(g.in_flight for g in groups if g.owner == owner) for owner in owners}
+    owner_held = {owner: sum(held[g.key] for g in groups if g.owner == owner) for owner in owners}
     by_owner = {owner: [g for g in wanting if g.owner == owner] for owner in owners}
     for _ in range(free):
         candidates = [owner for owner in owners if any(owed[g.key] for g in by_owner[owner])]
@@ -89,6 +95,22 @@ def share_out(
         held[group.key] += 1
         owner_held[owner] += 1
         last_owner = owner
+    return given, last_owner
+
+
+def _newcomers(
+    groups: list[Group], wanting: list[Group], last_owner: str | None
+) -> tuple[dict[str, int], str | None]:
+    """One place for each owner with nothing in flight, beyond the window if it is full: a
+    newcomer's first job never waits for another owner's job to finish (so the queue holds at
+    most the window plus one job per owner; one build never more than the window)."""
+    given: dict[str, int] = {}
+    busy = {group.owner for group in groups if group.in_flight > 0}
+    for group in sorted(wanting, key=lambda g: (g.owner, g.age, g.key)):
+        if group.owner not in busy:
+            given[group.key] = 1
+            busy.add(group.owner)
+            last_owner = group.owner
     return given, last_owner
 
 
