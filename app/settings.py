@@ -253,8 +253,8 @@ class Settings(BaseSettings):
         "wait in the database and are released fairly as steps finish. Smaller: a new build waits "
         "behind fewer steps; too small: workers idle between steps. 0: no window, every step is "
         "enqueued at once (first come, first served). With workers on several machines, set it to "
-        "twice their processes for the queue in all",
-        shown_default="twice the queue's JOB_CONCURRENCY_*",
+        "four times their processes for the queue in all",
+        shown_default="4 × the queue's JOB_CONCURRENCY_*",
         ge=0,
     )
     RELEASE_POLICY: Literal["fair", "fifo"] = setting(

@@ -74,6 +74,26 @@ def _warm_up(run: Deployment) -> None:
     wait_build(run.app.test_client(), run.auth, _start(run, run.auth, 1, "Warm-up"), timeout=600)
 
 
+def _timeline(run: Deployment, build_id: str) -> dict[str, float]:
+    """Where a build's time went, summed over its steps: waiting to be released (created to
+    queued), waiting in Redis (queued to started) and running (started to completed)."""
+    with run.app.app_context():
+        steps = db.session.execute(
+            select(JobStep.created_at, JobStep.queued_at, JobStep.started_at, JobStep.completed_at).where(
+                JobStep.build_id == build_id, JobStep.status == "completed"
+            )
+        ).all()
+        db.session.remove()
+    sums = {"held_back_s": 0.0, "in_queue_s": 0.0, "running_s": 0.0}
+    for created, queued, started, completed in steps:
+        if None in (created, queued, started, completed):
+            continue
+        sums["held_back_s"] += max(0.0, (queued - created).total_seconds())
+        sums["in_queue_s"] += max(0.0, (started - queued).total_seconds())
+        sums["running_s"] += (completed - started).total_seconds()
+    return {name: round(value, 2) for name, value in sums.items()} | {"steps": len(steps)}
+
+
 def _cancel(run: Deployment, auth: dict[str, str], build_id: str) -> None:
     run.app.test_client().post(f"/api/jobs/{build_id}/cancel", headers=auth)
 
@@ -93,7 +113,13 @@ def _small_under_load(release: dict[str, str], big: int) -> dict[str, Any]:
         wait_build(client, b, loaded_build, timeout=1800)
         loaded = _build_seconds(run, loaded_build)
         _cancel(run, a, big_build)
-    return {"idle_s": round(idle, 2), "under_load_s": round(loaded, 2), "ratio": round(loaded / idle, 2)}
+        where = {"idle": _timeline(run, idle_build), "under_load": _timeline(run, loaded_build)}
+    return {
+        "idle_s": round(idle, 2),
+        "under_load_s": round(loaded, 2),
+        "ratio": round(loaded / idle, 2),
+        "steps_time": where,
+    }
 
 
 def small_build_under_load(quick: bool) -> dict[str, Any]:

@@ -34,6 +34,9 @@ WORKERS_SETTING = {
     DECOMPOSE_QUEUE: "JOB_CONCURRENCY_DECOMPOSE",
     GENERATE_KU_QUEUE: "JOB_CONCURRENCY_GENERATE_KU",
 }
+# Four steps queued or running per worker: the workers never wait for a release, and a newcomer
+# does not wait behind them either (its steps go to the front of the queue).
+DEFAULT_WINDOW_PER_WORKER = 4
 HELD_REASON = "waiting for its turn"
 Enqueue = Callable[[list[tuple[int, str]], bool], int]  # (steps, at the queue's front)
 
@@ -45,7 +48,13 @@ def release_window(queue_name: str, config: Mapping[str, Any] | None = None) -> 
     if setting is not None:
         return setting or None
     configured = config[WORKERS_SETTING[queue_name]] if queue_name in WORKERS_SETTING else 1
-    return 2 * max(configured, 1)
+    return DEFAULT_WINDOW_PER_WORKER * max(configured, 1)
+
+
+def release_batch(window: int) -> int:
+    """Places are released once this many are free, not one by one: each release is a write
+    transaction, and a quarter of the window still leaves three quarters queued for the workers."""
+    return max(1, window // 4)
 
 
 def windowed() -> bool:
@@ -117,6 +126,8 @@ def _release_pass(enqueue: Enqueue, still_held: Callable[[], bool]) -> int:
                 for build_id in {*load.owed, *load.in_flight}
             ]
             free = window - sum(load.in_flight.values())
+            if free < release_batch(window):
+                free = 0  # newcomers still get their one place (share_out)
             given, served_last = release.share_out(
                 groups, free, config["RELEASE_POLICY"], release.last_owner(redis, queue_name)
             )
