@@ -61,10 +61,11 @@ def test_tied_users_take_turns_across_passes() -> None:
 
 def test_what_an_owner_behind_is_given_goes_to_the_front_of_the_queue() -> None:
     groups = [Group("a", "alice", 6, 100), Group("b", "bob", 0, 4), Group("c", "carol", 6, 0)]
-    assert owners_behind(groups) == {"bob"}
-    assert owners_behind([Group("a1", "alice", 6, 9), Group("a2", "alice", 0, 9)]) == set(), (
-        "one owner: in order"
-    )
+    assert owners_behind(groups, workers=6) == {"bob"}
+    one_owner = [Group("a1", "alice", 6, 9), Group("a2", "alice", 0, 9)]
+    assert owners_behind(one_owner, workers=6) == set(), "one owner: in order"
+    running_his_share = [Group("a", "alice", 6, 100), Group("b", "bob", 3, 100)]
+    assert owners_behind(running_his_share, workers=6) == set(), "bob has his share: alice's queued go first"
 
 
 def test_a_user_with_nothing_in_flight_gets_one_place_even_when_the_window_is_full() -> None:

@@ -114,16 +114,19 @@ def _newcomers(
     return given, last_owner
 
 
-def owners_behind(groups: list[Group]) -> set[str]:
-    """Owners holding fewer jobs in flight than another owner of the queue: what they are given
-    goes to the front of the queue, so it does not wait behind the bigger owner's queued jobs."""
+def owners_behind(groups: list[Group], workers: int) -> set[str]:
+    """Owners holding fewer jobs in flight than another owner of the queue and than their share
+    of its workers: what they are given goes to the front of the queue, so a newcomer does not
+    wait behind the bigger owner's queued jobs. Only up to that share: beyond it, jumping the
+    queue would starve the other owner's queued jobs of workers."""
     held: dict[str, int] = {}
     for group in groups:
         held[group.owner] = held.get(group.owner, 0) + group.in_flight
     if len(held) < 2:
         return set()
     most = max(held.values())
-    return {owner for owner, count in held.items() if count < most}
+    share = max(1, workers // len(held))
+    return {owner for owner, count in held.items() if count < most and count < share}
 
 
 def _turn(owner: str, owners: list[str], last_owner: str | None) -> int:

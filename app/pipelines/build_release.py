@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
+from rq import Queue
+from rq.registry import StartedJobRegistry
 from sqlalchemy import func, select, update
 
 from app.database import utcnow
@@ -47,8 +49,12 @@ def release_window(queue_name: str, config: Mapping[str, Any] | None = None) -> 
     setting = config["RELEASE_WINDOW"]
     if setting is not None:
         return setting or None
-    configured = config[WORKERS_SETTING[queue_name]] if queue_name in WORKERS_SETTING else 1
-    return DEFAULT_WINDOW_PER_WORKER * max(configured, 1)
+    return DEFAULT_WINDOW_PER_WORKER * _workers(queue_name, config)
+
+
+def _workers(queue_name: str, config: Mapping[str, Any]) -> int:
+    """The queue's worker processes, as configured on this machine."""
+    return max(1, config[WORKERS_SETTING[queue_name]] if queue_name in WORKERS_SETTING else 1)
 
 
 def release_batch(window: int) -> int:
@@ -60,6 +66,22 @@ def release_batch(window: int) -> int:
 def windowed() -> bool:
     """False with RELEASE_WINDOW=0: every owed step is enqueued at once, as before windows."""
     return current_app.config["RELEASE_WINDOW"] != 0
+
+
+def room_for_a_batch(queue_name: str) -> bool:
+    """Whether a step of this queue that just finished may have left a batch of places free,
+    judged from Redis alone (its queue's length and its started jobs, the finishing one
+    excepted): most finishes leave too few, and a pass is a database read. When wrong (a killed
+    worker's job still counted as started), the next finish or the recovery sweep releases."""
+    window = release_window(queue_name)
+    if window is None:
+        return True
+    redis = get_redis()
+    pipe = redis.pipeline(transaction=False)
+    pipe.llen(Queue(queue_name, connection=redis).key)
+    pipe.zcard(StartedJobRegistry(queue_name, connection=redis).key)
+    waiting, started = pipe.execute()
+    return window - (waiting + max(0, started - 1)) >= release_batch(window)
 
 
 @dataclass
@@ -133,7 +155,7 @@ def _release_pass(enqueue: Enqueue, still_held: Callable[[], bool]) -> int:
             )
             release.remember_last_owner(redis, queue_name, served_last)
             if config["RELEASE_POLICY"] == "fair":
-                front = release.owners_behind(groups)
+                front = release.owners_behind(groups, _workers(queue_name, config))
         for build_id, count in given.items():
             step_ids = db.session.scalars(
                 select(JobStep.id)

@@ -43,7 +43,7 @@ from app.models import (
 from app.pipelines.build_events import add_event, ring
 from app.pipelines.build_failures import record_step_failure
 from app.pipelines.build_finalize import maybe_finalize
-from app.pipelines.build_release import release_owed_steps, windowed
+from app.pipelines.build_release import release_owed_steps, room_for_a_batch, windowed
 from app.pipelines.build_steps import (
     BUILD_COUNTERS,
     QUEUE_OF_STEP,
@@ -113,14 +113,18 @@ def _release_freed_places(build_id: str) -> None:
         log.warning("build %s: could not release owed steps; recovery will", build_id)
 
 
-def _after_commit(build_id: str, children: list[tuple[int, str]]) -> None:
-    """Tell listeners, enqueue the children, and finalize if nothing is left."""
+def _after_commit(build_id: str, children: list[tuple[int, str]], kind: str) -> None:
+    """Tell listeners, enqueue the children, release what the step's place (or its children)
+    allow, and finalize if nothing is left."""
     ring(build_id)
     try:
         enqueue_steps(children)  # with a window, children are pending: released just below
+        # A unit step has no children: only its freed place can be released, worth a pass once
+        # a batch of places is free.
+        if kind != StepType.KNOWLEDGE_UNITS or room_for_a_batch(QUEUE_OF_STEP[StepType(kind)]):
+            _release_freed_places(build_id)
     except RedisError:
         log.warning("build %s: could not enqueue %s steps; recovery will", build_id, len(children))
-    _release_freed_places(build_id)
     maybe_finalize(build_id)
 
 
@@ -155,7 +159,7 @@ def _run_step(step_id: int, produce: Callable[[JobStep, claims.Claim], list[tupl
         record_step_failure(work, step, exc)
         _release_freed_places(build_id)
         raise
-    _after_commit(build_id, children)
+    _after_commit(build_id, children, step.type)
     return f"{step.type}: {len(children)} child steps"
 
 
