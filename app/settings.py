@@ -255,6 +255,22 @@ class Settings(BaseSettings):
         "worker processes sharing those threads (~80 MB PSS each); 0: one per 50 threads, <= 1 per core",
         ge=0,
     )
+    RELEASE_WINDOW: int | None = setting(
+        None,
+        "steps of one queue held in Redis at once (queued + running), all builds together (a user "
+        "with none in flight may take one more); the rest "
+        "wait in the database and are released fairly as steps finish. Smaller: a new build waits "
+        "behind fewer steps; too small: workers idle between steps. 0: no window, every step is "
+        "enqueued at once (first come, first served). With workers on several machines, set it to "
+        "four times their JOB_CONCURRENCY_* for the queue in all",
+        shown_default="4 × the queue's JOB_CONCURRENCY_*",
+        ge=0,
+    )
+    RELEASE_POLICY: Literal["fair", "fifo"] = setting(
+        "fair",
+        "fair: a free place goes to the user with the fewest steps in flight, then to their build "
+        "with the fewest; fifo: the oldest build takes all it is owed first",
+    )
     MAX_ACTIVE_BUILDS_PER_USER: int = setting(3, "a user's builds beyond this many wait their turn", ge=1)
     MAX_PENDING_BUILDS_PER_USER: int = setting(10, "waiting builds per user; one more start is a 429", ge=0)
     SSE_MAX_STREAM_S: Number = setting(

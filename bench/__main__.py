@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import BuildJob, JobStep, Module
 from bench import density
+from bench.fairshare import rate_limit_share, small_build_under_load, work_conservation
 from bench.harness import deployment, median, percentile, rss_peak_kb, start_path_build, wait_build
 from bench.push import push_pages
 from bench.sse import sse_viewers
@@ -304,6 +305,9 @@ BENCHMARKS = {
     "push_pages": push_pages,
     "density_in_flight": density.in_flight,
     "density_rate_limit": density.rate_limit,
+    "fair_small_build_under_load": small_build_under_load,
+    "fair_work_conservation": work_conservation,
+    "fair_rate_limit_share": rate_limit_share,
 }
 
 

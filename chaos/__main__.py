@@ -26,6 +26,7 @@ from app.extensions import db
 from app.models import JobStep, LearningPath, LessonPlan, Module, Workflow
 from bench.harness import Deployment, deployment, start_path_build, wait_build
 from chaos.checks import check_build
+from chaos.two_users import two_users_in_flight
 from tests.services import DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS, SentinelCluster, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -410,6 +411,7 @@ SCENARIOS = {
     "concurrent_starts": concurrent_starts,
     "database_locked": database_locked,
     "fuzz_api": fuzz_api,
+    "two_users_in_flight": two_users_in_flight,
 }
 
 

@@ -14,6 +14,7 @@ from app.database import utcnow
 from app.extensions import db
 from app.inputs import MAX_ID, bounded_int
 from app.models import BuildJob, LearningPath, LessonPlanRun, Module, User, Workflow
+from app.pipelines.learning_paths.release import HELD_REASON, step_placement
 from app.pipelines.learning_paths.status import progress_percent, unit_fractions
 
 PAGE_SIZE = 25
@@ -124,7 +125,13 @@ def _page_rows(
     builds = _build_progress([r.id for r in rows if r.kind == "build"])
     runs = _run_progress([r.subject_id for r in rows if r.kind != "build"])
     progress = {r.id: builds.get(r.id, 0) if r.kind == "build" else runs.get(r.subject_id, 0) for r in rows}
-    return [dict(r._mapping) | {"progress": progress[r.id]} for r in rows], total, page, pages
+    placement = step_placement([r.id for r in rows if r.kind == "build" and r.status == "processing"])
+    return (
+        [dict(r._mapping) | {"progress": progress[r.id], "steps": placement.get(r.id)} for r in rows],
+        total,
+        page,
+        pages,
+    )
 
 
 @bp.get("/")
@@ -149,4 +156,5 @@ def queue():  # type: ignore[no-untyped-def]
         status=status,
         search=search,
         statuses=STATUS_FILTERS,
+        held_reason=HELD_REASON,
     )

@@ -86,9 +86,11 @@ def _delete_finished(job: Job) -> None:
         job.delete()
 
 
-def enqueue_unique(queue_name: str, func: Callable[..., Any] | str, *args: Any, job_id: str) -> bool:
-    """Enqueue `func(*args)` (a function or its dotted path) as `job_id` unless a job with that id
-    is alive; True if enqueued.
+def enqueue_unique(
+    queue_name: str, func: Callable[..., Any] | str, *args: Any, job_id: str, at_front: bool = False
+) -> bool:
+    """Enqueue `func(*args)` (a function or its dotted path) as `job_id` (`at_front`: next to be
+    taken) unless a job with that id is alive; True if enqueued.
 
     RQ's `unique=True` makes the final check atomic; a finished or failed job under the
     same id would block it for its retention period, so it is deleted first.
@@ -104,6 +106,7 @@ def enqueue_unique(queue_name: str, func: Callable[..., Any] | str, *args: Any, 
             func,
             *args,
             job_id=job_id,
+            at_front=at_front,
             unique=True,
             retry=retry_policy(config),
             job_timeout=config["JOB_TIMEOUT_S"],

@@ -6,6 +6,8 @@ in a second moving window; a call first reserves its most (prompt estimate + max
 tokens), and is charged more after the call if the provider reported more, so no window ever
 holds more than the cap. A pause (a 429's Retry-After, or a provider that is down) stops every
 worker's calls until it ends. A call over a limit waits; it neither fails nor uses up an attempt.
+With RELEASE_POLICY=fair, the request limit's slots go round the owners with calls waiting
+(`calls_owned_by`, fair_limit), not to whichever call asks first.
 
 Waiting costs Redis nothing while it sleeps: a waiter sleeps until the window's oldest call
 leaves it (when a slot can be free), and inside a process only one waiter per window asks Redis
@@ -35,6 +37,7 @@ from redis.commands.core import Script
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app.jobs.fair_limit import FairTurn
 from app.jobs.lease import interruptible_sleep, waiting_for_slot
 from app.jobs.queues import connect_redis, redis_settings_key
 
@@ -61,6 +64,18 @@ class WaitListener(Protocol):
 
 
 _listener: ContextVar[WaitListener | None] = ContextVar("rate_limit_wait_listener", default=None)
+_owner: ContextVar[str | None] = ContextVar("rate_limit_call_owner", default=None)
+
+
+@contextmanager
+def calls_owned_by(owner: str | None) -> Iterator[None]:
+    """The calls made inside the block are `owner`'s: with RELEASE_POLICY=fair, owners with
+    calls waiting share the slots (fair_limit)."""
+    token = _owner.set(owner)
+    try:
+        yield
+    finally:
+        _owner.reset(token)
 
 
 @contextmanager
@@ -163,20 +178,33 @@ def _take(
     key: str,
     cost: int,
     sleep: Callable[[float], None],
+    turn: FairTurn | None = None,
 ) -> float:
-    """Block until the window admits `cost`; returns the wall-clock time of admission."""
+    """Block until the window admits `cost` (and, with `turn`, it is the owner's turn); returns
+    the wall-clock time of admission."""
     if item is None or cost <= 0:
         return time.time()
     limiter = _limiter(config)
     cost = min(cost, item.amount)  # a single call larger than the whole cap still runs, alone
-    gate = _gate(key)
+    # One waiter per process asks Redis for each window (per owner, when owners take turns: a
+    # process's waiters of one owner must not hold back another owner's, or turns would be lost).
+    gate = _gate(key if turn is None else f"{key}{turn.owner}")
     _pass_gate(gate)
     try:
         while True:
             _wait_for_pause(config, sleep)
+            if turn is not None and not turn.my_turn():
+                turn.waiting()
+                gate.next_slot_at = time.time() + MIN_WAIT_S
+                _sleep_reported(sleep, MIN_WAIT_S)
+                continue
             attempt_at = time.time()
             if limiter.hit(item, key, cost=cost):
+                if turn is not None:
+                    turn.admitted()
                 return attempt_at
+            if turn is not None:
+                turn.waiting()
             reset_at = limiter.get_window_stats(item, key).reset_time
             wait_s = max(MIN_WAIT_S, min(reset_at - time.time(), item.get_expiry()))
             gate.next_slot_at = time.time() + wait_s
@@ -184,6 +212,8 @@ def _take(
     finally:
         gate.next_slot_at = None
         gate.lock.release()
+        if turn is not None:
+            turn.leave()
 
 
 def _through_outage(call: Callable[[], T], sleep: Callable[[float], None]) -> T:
@@ -207,10 +237,19 @@ def wait_for_slot(
     def _admit() -> float:
         _wait_for_pause(config, sleep)  # a pause holds even when no limit is configured
         _take(config, _item(config["JOB_RATE_LIMIT_TOKENS"], config), TOKEN_KEY, tokens, sleep)
-        return _take(config, _item(config["JOB_RATE_LIMIT_MAX"], config), LIMIT_KEY, 1, sleep)
+        return _take(
+            config, _item(config["JOB_RATE_LIMIT_MAX"], config), LIMIT_KEY, 1, sleep, _fair_turn(config)
+        )
 
     with _one_call(), waiting_for_slot():
         return _through_outage(_admit, sleep)
+
+
+def _fair_turn(config: Mapping[str, Any]) -> FairTurn | None:
+    """The call's place among owners waiting for the request limit (None: first come, first served)."""
+    if config.get("RELEASE_POLICY", "fair") != "fair" or config["JOB_RATE_LIMIT_MAX"] <= 0:
+        return None
+    return FairTurn(_redis(config), _owner.get() or "-", _window_s(config))
 
 
 def charge_tokens(

@@ -21,8 +21,9 @@ from app.extensions import db
 from app.generators import Generator
 from app.generators.factory import build_generator
 from app.jobs.claims import Claim
-from app.jobs.limiter import wait_for_slot, waits_reported_to
+from app.jobs.limiter import calls_owned_by, wait_for_slot, waits_reported_to
 from app.models import BuildJob, GeneratorCall
+from app.pipelines.call_owner import owner_of_call
 from app.pipelines.provider_services import PipelineProviderServices
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def call_generator(
     config = current_app.config
     generator = build_pipeline_generator(config, fresh=fresh)
     waits = RateLimitWaits(work, kind)
-    with waits_reported_to(waits):
+    with waits_reported_to(waits), calls_owned_by(owner_of_call(ids)):
         return _call_and_record(config, generator, kind, call, ids, waits)
 
 

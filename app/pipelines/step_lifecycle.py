@@ -37,6 +37,7 @@ class StepLifecycle(Generic[Row, Result]):
     finish: after `produce` returned (having stored its work, or handing back what to store
         under the claim): chain what comes next; returns what the job returns.
     claim_conditions: extra conditions the claim requires (e.g. the build is processing).
+    stopped: after a cancel stopped the attempt (e.g. give its place in a window to the next).
     announce: log the start of each attempt.
     """
 
@@ -48,6 +49,7 @@ class StepLifecycle(Generic[Row, Result]):
     record_failure: Callable[[claims.Claim, Row, Exception], None]
     finish: Callable[[Row, claims.Claim, Result], str]
     claim_conditions: Callable[[], tuple[ColumnElement[bool], ...]] = field(default=lambda: ())
+    stopped: Callable[[Row], None] = field(default=lambda row: None)
     announce: bool = False
 
     def run(self, row_id: int, produce: Callable[[Row, claims.Claim], Result]) -> str:
@@ -66,6 +68,7 @@ class StepLifecycle(Generic[Row, Result]):
             result = produce(row, work)
         except WorkCancelled:
             log.info("%s: stopped by cancel", label)
+            self.stopped(row)
             return "cancelled"
         except WorkerShuttingDown:
             claims.release(work)

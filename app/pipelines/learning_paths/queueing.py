@@ -16,6 +16,7 @@ from app.jobs.enqueue import enqueue_unique
 from app.jobs.queues import BUILD_PATH_QUEUE
 from app.models import JobStep, StepType, WorkStatus
 from app.models.tracking import FINAL
+from app.pipelines.learning_paths.release import release_owed_steps, windowed
 from app.pipelines.learning_paths.step_rows import QUEUE_OF_STEP, step_job_id
 
 log = logging.getLogger(__name__)
@@ -29,22 +30,41 @@ STEP_JOB_FUNCTIONS: dict[StepType, str] = {
 FINALIZE_JOB_FUNCTION = "app.pipelines.learning_paths.finalize.finalize_build"
 
 
-def enqueue_steps(steps: list[tuple[int, str]]) -> int:
+def enqueue_steps(steps: list[tuple[int, str]], at_front: bool = False) -> int:
     """Put (step id, type) pairs on their queues, in the order given (RQ queues are FIFO, so
-    order is the only priority RQ offers); returns how many were enqueued."""
+    order is the only priority RQ offers), or at their fronts; returns how many were enqueued."""
     return sum(
         enqueue_unique(
             QUEUE_OF_STEP[StepType(kind)],
             STEP_JOB_FUNCTIONS[StepType(kind)],
             step_id,
             job_id=step_job_id(step_id),
+            at_front=at_front,
         )
         for step_id, kind in steps
     )
 
 
 def queue_owed_steps(build_id: str) -> int:
-    """Move the build's pending steps to queued and enqueue them (resume, recovery)."""
+    """Release owed (pending) steps (resume, recovery): this build's and every processing
+    build's, a window at a time and fairly (release); with RELEASE_WINDOW=0, all at once."""
+    if not windowed():
+        return _queue_all_owed(build_id)
+    return release_owed_steps(enqueue_steps)
+
+
+def release_freed_places(build_id: str) -> None:
+    """A step left Redis: its place in the window goes to whoever's turn it is."""
+    if not windowed():
+        return
+    try:
+        release_owed_steps(enqueue_steps)
+    except RedisError:
+        log.warning("build %s: could not release owed steps; recovery will", build_id)
+
+
+def _queue_all_owed(build_id: str) -> int:
+    """Move the build's pending steps to queued and enqueue them (no window)."""
     owed = db.session.execute(
         select(JobStep.id, JobStep.type)
         .where(JobStep.build_id == build_id, JobStep.status == WorkStatus.PENDING)

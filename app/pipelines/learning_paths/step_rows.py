@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import insert, select, update
 
 from app.database import utcnow
@@ -88,7 +89,10 @@ def insert_steps(rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
 
 
 def child_status(build_id: str) -> WorkStatus:
-    """Children of a paused build wait as pending; resume queues them."""
+    """Children wait as pending: released a window at a time (release), or, with no
+    window (RELEASE_WINDOW=0), queued at once unless the build is paused (resume queues them)."""
+    if current_app.config["RELEASE_WINDOW"] != 0:
+        return WorkStatus.PENDING
     status = db.session.scalar(select(BuildJob.status).where(BuildJob.id == build_id))
     return WorkStatus.QUEUED if status == BuildStatus.PROCESSING else WorkStatus.PENDING
 

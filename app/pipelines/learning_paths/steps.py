@@ -40,9 +40,11 @@ from app.models import (
 from app.pipelines.generation import call_generator
 from app.pipelines.learning_paths.events import add_event, ring
 from app.pipelines.learning_paths.failures import record_step_failure
-from app.pipelines.learning_paths.queueing import enqueue_steps, maybe_finalize
+from app.pipelines.learning_paths.queueing import enqueue_steps, maybe_finalize, release_freed_places
+from app.pipelines.learning_paths.release import room_for_a_batch
 from app.pipelines.learning_paths.step_rows import (
     BUILD_COUNTERS,
+    QUEUE_OF_STEP,
     bump,
     child_status,
     insert_steps,
@@ -54,11 +56,16 @@ from app.pipelines.step_lifecycle import StepLifecycle
 log = logging.getLogger(__name__)
 
 
-def _after_commit(build_id: str, children: list[tuple[int, str]]) -> None:
-    """Tell listeners, enqueue the children, and finalize if nothing is left."""
+def _after_commit(build_id: str, children: list[tuple[int, str]], kind: str) -> None:
+    """Tell listeners, enqueue the children, release what the step's place (or its children)
+    allow, and finalize if nothing is left."""
     ring(build_id)
     try:
-        enqueue_steps(children)
+        enqueue_steps(children)  # with a window, children are pending: released just below
+        # A unit step has no children: only its freed place can be released, worth a pass once
+        # a batch of places is free.
+        if kind != StepType.KNOWLEDGE_UNITS or room_for_a_batch(QUEUE_OF_STEP[StepType(kind)]):
+            release_freed_places(build_id)
     except RedisError:
         log.warning("build %s: could not enqueue %s steps; recovery will", build_id, len(children))
     maybe_finalize(build_id)
@@ -72,7 +79,7 @@ def _build_processing() -> ColumnElement[bool]:
 
 
 def _finish_step(step: JobStep, _work: claims.Claim, children: list[tuple[int, str]]) -> str:
-    _after_commit(step.build_id, children)
+    _after_commit(step.build_id, children, step.type)
     return f"{step.type}: {len(children)} child steps"
 
 
@@ -89,7 +96,14 @@ def _not_claimed(step: JobStep) -> str:
     if values is not None:
         db.session.execute(update(JobStep).where(JobStep.id == step.id, waiting).values(**values))
         db.session.commit()
+        release_freed_places(step.build_id)
     return f"not run: step is {step.status}, build is {build_status}"
+
+
+def _record_failure(work: claims.Claim, step: JobStep, exc: Exception) -> None:
+    """Record the failed attempt; the step has left Redis, so its place goes to the next."""
+    record_step_failure(work, step, exc)
+    release_freed_places(step.build_id)
 
 
 STEP: StepLifecycle[JobStep, list[tuple[int, str]]] = StepLifecycle(
@@ -98,8 +112,9 @@ STEP: StepLifecycle[JobStep, list[tuple[int, str]]] = StepLifecycle(
     label=lambda step: f"build {step.build_id} step {step.id}",
     log_context=lambda step: {"build": step.build_id, "step": step.id, "attempt": step.attempts},
     not_claimed=_not_claimed,
-    record_failure=record_step_failure,
+    record_failure=_record_failure,
     finish=_finish_step,
+    stopped=lambda step: release_freed_places(step.build_id),
     claim_conditions=lambda: (_build_processing(),),
 )
 
