@@ -5,6 +5,7 @@ worker runs (nothing moves but what the code under test releases)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from app.database import utcnow
 from app.extensions import db
 from app.jobs.queues import DECOMPOSE_QUEUE, GENERATE_KU_QUEUE
 from app.jobs.recovery import reconcile_all
-from app.jobs.release import LOCK_KEY, Group, owners_behind, run_exclusively, share_out
+from app.jobs.release import LOCK_KEY, LOCK_TTL_MS, Group, owners_behind, run_exclusively, share_out
 from app.models import BuildJob, Concept, JobStep, LearningPath, StepType
 from app.models.tracking import IN_FLIGHT
 from tests.helpers import build_of, create_path, start_build, wait_for_build
@@ -95,6 +96,30 @@ def test_a_pass_whose_lock_expired_under_it_is_told_so_before_it_commits(redis_s
     run_exclusively(redis, release_pass)
     assert seen == [True, False]
     assert redis.get(LOCK_KEY) == b"another process's token", "the other holder's lock is left alone"
+
+
+def test_a_lock_left_by_a_killed_holder_stops_releases_only_for_seconds(redis_server) -> None:  # type: ignore[no-untyped-def]
+    """A SIGKILLed process never unlocks: its lock must lapse in seconds, not the 45 s it once
+    held, which kept a two-machine build from finishing after one machine died."""
+    redis = redis_server.client()
+    redis.set(LOCK_KEY, "a killed process's token", px=LOCK_TTL_MS)
+    started = time.monotonic()
+    wait_until(lambda: run_exclusively(redis, lambda still_held: 1) == 1, timeout=10, message="a release")
+    assert time.monotonic() - started <= LOCK_TTL_MS / 1000 + 1
+
+
+def test_a_pass_longer_than_the_lock_keeps_it_by_renewal(redis_server) -> None:  # type: ignore[no-untyped-def]
+    redis = redis_server.client()
+    held: list[bool] = []
+
+    def slow_pass(still_held) -> int:  # type: ignore[no-untyped-def]
+        time.sleep(LOCK_TTL_MS / 1000 * 2)  # e.g. waiting on a locked database
+        held.append(still_held())
+        return 0
+
+    run_exclusively(redis, slow_pass)
+    assert held == [True]
+    assert redis.get(LOCK_KEY) is None, "unlocked after the pass"
 
 
 # --- the window with no worker running: exact counts -------------------------------------

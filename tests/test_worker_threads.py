@@ -196,7 +196,9 @@ def test_a_hundred_waiters_in_a_process_leave_redis_quiet(app, redis_server):
         waiter.join(timeout=30)
 
     assert 3 <= admitted_during <= 5, "one slot a second still goes to a waiter"
-    assert commands <= 20 * admitted_during, f"{commands} Redis commands for {admitted_during} slots"
+    # Per slot: the gate holder's hit and window read, and the fair turn's look at who waits,
+    # listing, admission (~25 commands); the old limiter, every waiter polling, sent 2,324 here.
+    assert commands <= 40 * admitted_during, f"{commands} Redis commands for {admitted_during} slots"
 
 
 def test_two_machines_one_killed_mid_build_finish_it_exactly_without_waiting_on_its_scheduler_lock(

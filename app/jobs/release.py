@@ -14,24 +14,36 @@ processes from sharing out the same free places at once (which would overfill th
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from redis import Redis
+from redis.exceptions import RedisError
 
 Policy = Literal["fair", "fifo"]
 
 LOCK_KEY = "curriculum-builder:release-lock"
 WANTED_KEY = "curriculum-builder:release-wanted"
 LAST_OWNER_KEY = "curriculum-builder:release-last-owner:{}"
-# Longer than a pass can wait on the database (SQLite's busy timeout is 30 s); a pass also checks
-# it still holds the lock before it commits (`still_held`), so an expired lock overfills nothing.
-LOCK_TTL_MS = 45_000
+# Short, and renewed while the pass runs: a process killed holding the lock stops every release
+# only until it lapses (a 45 s lock once held a build past its test's deadline after a SIGKILL).
+# A pass waiting on the database keeps it by renewal; it also checks it still holds the lock
+# before it commits (`still_held`), so a lapsed lock overfills nothing.
+LOCK_TTL_MS = 3_000
+LOCK_RENEW_S = 1.0
 # A process that finds more to release after its pass goes round again, but not forever: it has
 # work of its own. What it leaves is released by the next finish or the recovery sweep.
 MAX_ROUNDS = 20
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
 
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -155,6 +167,16 @@ def _holder_check(redis: Redis, token: str) -> Callable[[], bool]:
     return still_held
 
 
+def _keep_lock(redis: Redis, token: str, done: threading.Event) -> None:
+    """Renew the lock while its pass runs (and only while it is still this pass's)."""
+    while not done.wait(LOCK_RENEW_S):
+        try:
+            if not redis.eval(_RENEW, 1, LOCK_KEY, token, LOCK_TTL_MS):
+                return
+        except RedisError:
+            return  # the pass's own Redis calls fail too; still_held() then refuses its commit
+
+
 def run_exclusively(redis: Redis, release_pass: Callable[[Callable[[], bool]], int]) -> int:
     """Run `release_pass(still_held)` in one process at a time; returns how many jobs it released.
 
@@ -168,10 +190,15 @@ def run_exclusively(redis: Redis, release_pass: Callable[[Callable[[], bool]], i
         token = uuid.uuid4().hex
         if not redis.set(LOCK_KEY, token, nx=True, px=LOCK_TTL_MS):
             return released
+        done = threading.Event()
+        renewer = threading.Thread(target=_keep_lock, args=(redis, token, done), daemon=True)
+        renewer.start()
         try:
             redis.delete(WANTED_KEY)
             released += release_pass(_holder_check(redis, token))
         finally:
+            done.set()
+            renewer.join()
             redis.eval(_UNLOCK, 1, LOCK_KEY, token)
         if not redis.exists(WANTED_KEY):
             return released
