@@ -73,6 +73,10 @@ def _quoted(prompt: str) -> str:
     return match.group(1) if match else "a concept"
 
 
+class _ListeningServer(ThreadingHTTPServer):
+    request_queue_size = 1024  # hundreds of calls connecting at once are not turned away to retry
+
+
 class FakeChatServer:
     """`mode` says how to misbehave: valid, invalid_once, always_invalid, rate_limit_once,
     error_twice, slow_once, unauthorized; no_json_schema (JSON mode only, as many local
@@ -86,7 +90,7 @@ class FakeChatServer:
         self.lock = threading.Lock()
         self.connections = 0
         self.waiting = 0
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), self._handler())
+        self.server = _ListeningServer(("127.0.0.1", free_port()), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

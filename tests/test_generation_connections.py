@@ -21,6 +21,7 @@ from tests.helpers.llm import llm_settings
 from tests.services import wait_until
 
 CONCEPTS = 6
+IN_FLIGHT = 50  # steps waiting at once on the model
 
 
 def _use_fake(app: Flask, fake: FakeChatServer, **extra: object) -> None:
@@ -104,19 +105,19 @@ def test_steps_waiting_on_the_model_hold_no_database_connection(app, client, aut
     gate.set()  # the orchestrator is answered at once
     with FakeChatServer(gate=gate) as fake:
         _use_fake(app, fake)
-        step_ids = _run_orchestrator(app, client, auth, CONCEPTS)
+        step_ids = _run_orchestrator(app, client, auth, IN_FLIGHT)
         gate.clear()
         with _steps_in_threads(app, step_ids):
             try:
-                wait_until(lambda: fake.waiting == CONCEPTS, timeout=60, message="every step at the server")
+                wait_until(lambda: fake.waiting == IN_FLIGHT, timeout=60, message="every step at the server")
                 held = _fewest_checked_out(app)
                 in_transaction = _fewest_postgres_sessions_in_a_transaction(app)
             finally:
                 gate.set()
 
-    assert held == 0, f"{held} connections held by {CONCEPTS} steps waiting on the model"
+    assert held == 0, f"{held} connections held by {IN_FLIGHT} steps waiting on the model"
     assert in_transaction in (None, 0), f"{in_transaction} PostgreSQL sessions in a transaction"
-    assert _statuses(app, step_ids) == [WorkStatus.COMPLETED] * CONCEPTS
+    assert _statuses(app, step_ids) == [WorkStatus.COMPLETED] * IN_FLIGHT
 
 
 @pytest.mark.slow
