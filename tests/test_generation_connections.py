@@ -13,6 +13,7 @@ from flask import Flask
 from sqlalchemy import func, select, text
 
 from app.extensions import db
+from app.generators.openai import shared_client
 from app.models import JobStep, StepType, WorkStatus
 from app.pipelines.learning_paths.steps import decompose_concept, generate_concepts
 from tests.fake_llm import FakeChatServer
@@ -157,3 +158,14 @@ def test_a_build_talks_to_the_provider_over_far_fewer_connections_than_calls(app
 
     assert len(fake.answered()) == 1 + CONCEPTS
     assert fake.connections == 1, f"{fake.connections} connections for {len(fake.answered())} calls"
+
+
+@pytest.mark.slow
+def test_a_forked_process_makes_its_own_provider_client():
+    parent = shared_client("http://127.0.0.1:9/v1", "sk-test", 1.0)
+    assert shared_client("http://127.0.0.1:9/v1", "sk-test", 1.0) is parent  # one per process
+    child = os.fork()
+    if child == 0:  # the child: its client must not be the parent's (their sockets would mix)
+        os._exit(0 if id(shared_client("http://127.0.0.1:9/v1", "sk-test", 1.0)) != id(parent) else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child reused the parent's client"
