@@ -73,16 +73,24 @@ def _quoted(prompt: str) -> str:
     return match.group(1) if match else "a concept"
 
 
+class _ListeningServer(ThreadingHTTPServer):
+    request_queue_size = 1024  # hundreds of calls connecting at once are not turned away to retry
+
+
 class FakeChatServer:
     """`mode` says how to misbehave: valid, invalid_once, always_invalid, rate_limit_once,
     error_twice, slow_once, unauthorized; no_json_schema (JSON mode only, as many local
-    servers) and no_response_format (refuses any response_format) answer 400 as such servers do."""
+    servers) and no_response_format (refuses any response_format) answer 400 as such servers do.
+    It keeps connections alive (HTTP/1.1) and counts those it accepted in `connections`. With a
+    `gate`, every request waits for the gate to open before it is answered; `waiting` counts them."""
 
-    def __init__(self, mode: str = "valid", slow_s: float = 3.0) -> None:
-        self.mode, self.slow_s = mode, slow_s
+    def __init__(self, mode: str = "valid", slow_s: float = 3.0, gate: threading.Event | None = None) -> None:
+        self.mode, self.slow_s, self.gate = mode, slow_s, gate
         self.log: list[dict[str, Any]] = []
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), self._handler())
+        self.connections = 0
+        self.waiting = 0
+        self.server = _ListeningServer(("127.0.0.1", free_port()), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
@@ -119,10 +127,24 @@ class FakeChatServer:
             return 200, {}, "invalid"
         return 200, {}, "valid"
 
+    def _wait_at_gate(self, gate: threading.Event) -> None:
+        with self.lock:
+            self.waiting += 1
+        gate.wait(60)
+        with self.lock:
+            self.waiting -= 1
+
     def _handler(self):  # type: ignore[no-untyped-def]
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real providers do
+
+            def setup(self) -> None:
+                super().setup()
+                with fake.lock:
+                    fake.connections += 1
+
             def do_POST(self) -> None:  # noqa: N802
                 request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 messages = request["messages"]
@@ -145,6 +167,8 @@ class FakeChatServer:
                     )
                 if what == "slow":
                     time.sleep(fake.slow_s)
+                if fake.gate is not None:
+                    fake._wait_at_gate(fake.gate)
                 if status != 200:
                     message = what if status == 400 else f"fake {status}"
                     self._send(status, {"error": {"message": message, "type": "error"}}, headers)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -66,6 +68,37 @@ FORMAT_REREAD_S = 300  # how long a process trusts its own copy before asking Re
 _known_formats: dict[tuple[str, str], tuple[str, float]] = {}  # (format, read at, monotonic)
 
 
+_clients: dict[tuple[str, str, float], openai.OpenAI] = {}
+_clients_lock = threading.Lock()
+
+
+def shared_client(base_url: str, api_key: str, timeout_s: float) -> openai.OpenAI:
+    """The process's one client for this provider, shared by every call and thread (httpx's
+    pool is thread-safe): calls reuse kept-alive connections instead of a TCP and TLS
+    handshake each, and a process holds one connection pool however many steps it runs."""
+    key = (base_url, api_key, timeout_s)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = openai.OpenAI(
+                base_url=base_url,
+                api_key=api_key,
+                timeout=timeout_s,
+                max_retries=0,  # retries are the job's, with backoff, and 429s wait on the shared limiter
+            )
+        return client
+
+
+def _forget_clients_in_child() -> None:
+    """A forked child opens its own connections: sockets shared with the parent would mix replies."""
+    global _clients_lock
+    _clients_lock = threading.Lock()
+    _clients.clear()
+
+
+os.register_at_fork(after_in_child=_forget_clients_in_child)
+
+
 @cache
 def _templates() -> Environment:
     return Environment(loader=FileSystemLoader(PROMPTS), undefined=StrictUndefined, autoescape=False)
@@ -94,11 +127,8 @@ class OpenAIGenerator:
         self.fresh = fresh
         self.model = config["OPENAI_MODEL"]
         self.base_url = config["OPENAI_BASE_URL"]
-        self.client = openai.OpenAI(
-            base_url=self.base_url,
-            api_key=config["OPENAI_API_KEY"] or "not-needed",
-            timeout=config["OPENAI_TIMEOUT_S"],
-            max_retries=0,  # retries are the job's, with backoff, and 429s wait on the shared limiter
+        self.client = shared_client(
+            self.base_url, config["OPENAI_API_KEY"] or "not-needed", config["OPENAI_TIMEOUT_S"]
         )
         self.usage = Usage(model=self.model)
         setting = config["OPENAI_RESPONSE_FORMAT"]

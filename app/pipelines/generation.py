@@ -43,12 +43,28 @@ def call_generator(
 ) -> T:
     """Make one generation with the configured generator, within the shared limits, and record
     it with `ids` (build_id, step_id, workflow_id, module_id), the model and the tokens used.
-    `work`, the claim on the step or module the call is for, is told of every wait."""
+    `work`, the claim on the step or module the call is for, is told of every wait.
+    The caller's transaction ends here (see `release_connection`): call it with nothing uncommitted."""
+    release_connection()
     config = current_app.config
     generator = build_pipeline_generator(config, fresh=fresh)
     waits = RateLimitWaits(work, kind)
     with waits_reported_to(waits), calls_owned_by(owner_of_call(ids)):
         return _call_and_record(config, generator, kind, call, ids, waits)
+
+
+def release_connection() -> None:
+    """End the session's transaction, giving its connection back to the pool, before seconds of
+    waiting on the limiter and the model: steps in flight then hold no connections, so the pool
+    and PostgreSQL's max_connections stay small however many wait. The rows already loaded stay
+    loaded (not expired), so the step does not read them again; its next statement begins anew."""
+    session = db.session()
+    expire_on_commit = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire_on_commit
 
 
 def _call_and_record(

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from redis.exceptions import RedisError
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -30,8 +31,10 @@ class PipelineProviderServices:
         limiter.charge_tokens(self.config, tokens)
 
     def recall_answer(self, key: str) -> str | None:
-        memo = db.session.get(GenerationMemo, key)
-        return memo.answer if memo is not None else None
+        """On a connection of its own, returned at once: the step's session holds none while it
+        waits on the model (see `pipelines.generation.release_connection`)."""
+        with db.engine.connect() as conn:
+            return conn.execute(select(GenerationMemo.answer).where(GenerationMemo.key == key)).scalar()
 
     def remember_answer(self, key: str, kind: str, model: str, answer: str) -> None:
         """Its own commit: a crash right after this costs no second call."""
