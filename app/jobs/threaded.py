@@ -62,10 +62,15 @@ class ThreadWorker(AppWorker):
         self._stop_requested = True
 
 
+POOL_KEPT_MAX = 10  # connections a worker process keeps open at most
+POOL_BURST_MAX = 20  # and opens beyond them in a burst of steps finishing together
+
+
 def engine_options_for(threads: int) -> dict[str, Any]:
-    """A database pool that covers every thread: a running step may hold two connections at
-    once (its session, and its lease renewal)."""
-    return {"pool_size": threads + 2, "max_overflow": threads + 2}
+    """A database pool for the process's threads: a step holds a connection only for its short
+    transactions, never while it waits on the limiter or the model (pipelines.generation), so a
+    few cover hundreds of threads; capped, so PostgreSQL's max_connections stays small."""
+    return {"pool_size": min(threads + 2, POOL_KEPT_MAX), "max_overflow": min(threads + 2, POOL_BURST_MAX)}
 
 
 class WorkerThreads:
