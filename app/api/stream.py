@@ -28,10 +28,11 @@ from app.extensions import db
 from app.inputs import bounded_int
 from app.jobs.queues import get_redis
 from app.models import BuildEvent, BuildJob
-from app.models.builds import FINAL_BUILD
+from app.models.statuses import FINAL_BUILD
 from app.pipelines.learning_paths.doorbell import BuildDoorbell
 from app.pipelines.learning_paths.events import events_after
 from app.pipelines.stream_slots import StreamSlot
+from app.seed_names import event_json
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ PAGE = 500  # events read at a time
 
 
 def _format(event: BuildEvent) -> str:
-    return f"id: {event.id}\nevent: {event.type}\ndata: {json.dumps(event.to_dict())}\n\n"
+    return f"id: {event.id}\nevent: {event.type}\ndata: {json.dumps(event_json(event.to_dict()))}\n\n"
 
 
 def _last_event_id() -> int:
@@ -155,10 +156,10 @@ def _claim_slot(user_id: int) -> StreamSlot | Response:
     return response
 
 
-@bp.get("/jobs/<job_id>/stream")
-def stream_job(job_id: str):  # type: ignore[no-untyped-def]
+@bp.get("/jobs/<build_id>/stream")
+def stream_job(build_id: str):  # type: ignore[no-untyped-def]
     """Stream the build's events; Last-Event-ID (or ?lastEventId=) resumes after that id."""
-    build_id, user_id = load_build(job_id).id, g.user.id  # read before _read's commit expires them
+    build_id, user_id = load_build(build_id).id, g.user.id  # read before _read's commit expires them
     last_id = _last_event_id()
     final, missed = _read(build_id, last_id)
     if final and not missed:

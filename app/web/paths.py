@@ -15,7 +15,7 @@ from app.access import owned_build, owned_path
 from app.extensions import db
 from app.inputs import bounded_int
 from app.models import BuildJob, Concept, JobStep, LearningPath, StepType, SubConcept, WorkStatus
-from app.models.builds import FINAL_BUILD
+from app.models.statuses import FINAL_BUILD
 from app.pipelines.learning_paths import control as build_control
 from app.pipelines.learning_paths.events import recent_events
 from app.pipelines.learning_paths.status import estimated_seconds_left, progress_percent, rate_limit_wait

@@ -16,6 +16,7 @@ from app.access import owned_workflow
 from app.extensions import db
 from app.inputs import bounded_int
 from app.models import Module, Workflow, WorkStatus
+from app.models.statuses import IN_FLIGHT, WorkflowStatus
 from app.pipelines.lesson_plans import run as lesson_plan_run
 from app.pipelines.lesson_plans.status import generation_status, seconds_to_next_slot
 from app.web import bp, page_or_fragment
@@ -24,7 +25,7 @@ from app.web import bp, page_or_fragment
 def _progress(workflow: Workflow) -> dict[str, Any]:
     status = generation_status(workflow)
     modules = workflow.modules
-    running = next((m for m in modules if m.status in ("queued", "running", "retrying")), None)
+    running = next((m for m in modules if m.status in IN_FLIGHT), None)
     done = status["modulesGenerated"]
     share = (running.progress / 100) if running else 0
     return {
@@ -35,7 +36,7 @@ def _progress(workflow: Workflow) -> dict[str, Any]:
         "eta_minutes": math.ceil(status["estimatedSecondsLeft"] / 60)
         if status["estimatedSecondsLeft"] is not None
         else None,
-        "live": status["status"] == "in_progress",
+        "live": status["status"] == WorkflowStatus.IN_PROGRESS,
         "export_ready": status["modulesGenerated"] > 0,
         "export_reason": "Nothing to download yet: the lesson plans are not generated.",
         "export_url": url_for("web.export_workflow", workflow_id=workflow.id),

@@ -27,7 +27,7 @@ from app.jobs import claims
 from app.jobs.enqueue import LIVE_STATES, StrandedJobs, discard_job, enqueue_unique, fetch_job
 from app.jobs.queues import LESSON_PLANS_QUEUE
 from app.models import LessonPlan, LessonPlanRun, Module, RunStatus, Workflow, WorkStatus
-from app.models.tracking import IN_FLIGHT
+from app.models.statuses import IN_FLIGHT
 from app.pipelines.generation import call_generator
 from app.pipelines.step_lifecycle import StepLifecycle
 

@@ -19,7 +19,7 @@ from app.database import isoformat, utcnow
 from app.extensions import db
 from app.jobs.limiter import rate_limit_per_s
 from app.models import GeneratorCall, LessonPlan, LessonPlanRun, Module, RunStatus, Workflow, WorkStatus
-from app.models.tracking import IN_FLIGHT
+from app.models.statuses import IN_FLIGHT, WorkflowStatus
 from app.pipelines.usage import usage_of
 
 # The seed's job states, as Bull names them.
@@ -52,12 +52,12 @@ def _lesson_totals(workflow_id: str) -> tuple[int, int]:
 
 def overall_status(modules: list[Module], run: LessonPlanRun | None) -> str:
     if modules and all(m.status == WorkStatus.COMPLETED for m in modules):
-        return "complete"
+        return WorkflowStatus.COMPLETE
     if any(m.status in IN_FLIGHT for m in modules) or (run and run.status == RunStatus.RUNNING):
-        return "in_progress"
+        return WorkflowStatus.IN_PROGRESS
     if any(m.status == WorkStatus.FAILED for m in modules):
-        return "failed"
-    return "pending"
+        return WorkflowStatus.FAILED
+    return WorkflowStatus.PENDING
 
 
 RECENT_MODULES = 20  # with nothing measured in this workflow, the mean of this many recent modules
@@ -161,7 +161,7 @@ def generation_status(workflow: Workflow) -> dict[str, Any]:
     }
     body["estimatedSecondsLeft"] = (
         estimated_seconds_left(modules, run.created_at if run else None)
-        if body["status"] == "in_progress"
+        if body["status"] == WorkflowStatus.IN_PROGRESS
         else None
     )
     if failed is not None:
