@@ -7,7 +7,6 @@ from typing import Any
 
 from flask import redirect, render_template, request, url_for
 from flask_login import current_user
-from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import NotFound
@@ -20,6 +19,7 @@ from app.models.statuses import IN_FLIGHT, WorkflowStatus
 from app.pipelines.lesson_plans import run as lesson_plan_run
 from app.pipelines.lesson_plans.status import generation_status, seconds_to_next_slot
 from app.web import bp, page_or_fragment
+from app.web.refusals import PAGE_REFUSALS, QUEUE_DOWN_FOR_RUN, page_refusal
 
 
 def _progress(workflow: Workflow) -> dict[str, Any]:
@@ -126,14 +126,8 @@ def regenerate_lessons(workflow_id: str):  # type: ignore[no-untyped-def]
             lesson_plan_run.start_generation(workflow, current_user.id, fresh=True)
         else:
             lesson_plan_run.regenerate_module(module, current_user.id)
-    except lesson_plan_run.GenerationInProgress as exc:
-        return _render(workflow_id, f"{exc} Regenerate once it has ended.", 409)
-    except RedisError:
-        return _render(
-            workflow_id,
-            "The job queue is unavailable; your request is saved and will run when it is back.",
-            503,
-        )
+    except PAGE_REFUSALS as exc:
+        return _render(workflow_id, *page_refusal(exc, regenerate=True, queue_down=QUEUE_DOWN_FOR_RUN))
     return redirect(url_for("web.workflow", workflow_id=workflow_id))
 
 
@@ -143,12 +137,8 @@ def generate(workflow_id: str):  # type: ignore[no-untyped-def]
     workflow = owned_workflow(workflow_id, current_user)
     try:
         lesson_plan_run.start_generation(workflow, current_user.id)
-    except RedisError:
-        return _render(
-            workflow_id,
-            "The job queue is unavailable; your request is saved and will run when it is back.",
-            503,
-        )
+    except PAGE_REFUSALS as exc:
+        return _render(workflow_id, *page_refusal(exc, queue_down=QUEUE_DOWN_FOR_RUN))
     if request.htmx:
         return _render(workflow_id)
     return redirect(url_for("web.workflow", workflow_id=workflow_id))
