@@ -4,7 +4,7 @@ app/seed_names.py alone says it the seeds' way (`jobId`, `buildJobId`, `bullJobI
 from __future__ import annotations
 
 from app.models import BuildEvent, DeadLetter, JobStep
-from app.seed_names import alert_json, build_json, dead_letter_json, event_json, step_json
+from app.seed_names import alert_json, build_json, bull_state, dead_letter_json, event_json, step_json
 
 SEED_NAMES = {"jobId", "buildJobId", "bullJobId"}
 
@@ -44,3 +44,14 @@ def test_dead_letter_rows_say_build_and_rq_job() -> None:
     body = letter.to_dict()
     assert (body["buildId"], body["rqJobId"]) == ("b1", "step-3")
     assert not SEED_NAMES & set(body)
+
+
+def test_a_modules_status_reads_as_the_seeds_bull_job_state() -> None:
+    assert [bull_state(s) for s in ("queued", "running", "retrying", "completed", "failed")] == [
+        "waiting",
+        "active",
+        "delayed",
+        "completed",
+        "failed",
+    ]
+    assert bull_state("pending") == bull_state("cancelled") == "waiting"

@@ -21,15 +21,7 @@ from app.jobs.limiter import rate_limit_per_s
 from app.models import GeneratorCall, LessonPlan, LessonPlanRun, Module, RunStatus, Workflow, WorkStatus
 from app.models.statuses import IN_FLIGHT, WorkflowStatus
 from app.pipelines.usage import usage_of
-
-# The seed's job states, as Bull names them.
-JOB_STATE = {
-    WorkStatus.QUEUED: "waiting",
-    WorkStatus.RUNNING: "active",
-    WorkStatus.RETRYING: "delayed",
-    WorkStatus.COMPLETED: "completed",
-    WorkStatus.FAILED: "failed",
-}
+from app.seed_names import bull_state
 
 
 def _latest_run(workflow_id: str) -> LessonPlanRun | None:
@@ -120,7 +112,7 @@ def _job_details(module: Module) -> dict[str, Any]:
     return {
         "jobId": module.job_id,
         "moduleIndex": module.position,
-        "state": JOB_STATE.get(WorkStatus(module.status), "waiting"),
+        "state": bull_state(module.status),
         "progress": module.progress,
         "attemptsMade": module.failed_attempts,
         "waitingForRateLimit": module.waiting_for_rate_limit,
@@ -149,9 +141,9 @@ def generation_status(workflow: Workflow) -> dict[str, Any]:
         "totalContactHours": round(minutes / 60, 2),
         "jobs": {
             "total": len(details),
-            "active": states.count("active"),
-            "completed": states.count("completed"),
-            "failed": states.count("failed"),
+            "active": states.count(bull_state(WorkStatus.RUNNING)),
+            "completed": states.count(bull_state(WorkStatus.COMPLETED)),
+            "failed": states.count(bull_state(WorkStatus.FAILED)),
             "details": details,
         },
         "status": overall_status(modules, run),
