@@ -54,13 +54,13 @@ def _piece(path: LearningPath, scope: PieceIn) -> Concept | SubConcept:
 
 
 @bp.get("/jobs/<build_id>")
-def get_job(build_id: str):  # type: ignore[no-untyped-def]
+def get_build(build_id: str):  # type: ignore[no-untyped-def]
     """Show a build with its progress."""
     return build_json(build_summary(load_build(build_id)))
 
 
 @bp.get("/jobs/path/<path_id>")
-def jobs_for_path(path_id: str):  # type: ignore[no-untyped-def]
+def builds_of_path(path_id: str):  # type: ignore[no-untyped-def]
     """List one page of the path's builds, newest first."""
     path = load_path(path_id)
     page, limit = query_page()
@@ -74,7 +74,7 @@ def jobs_for_path(path_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/jobs")
-def list_jobs():  # type: ignore[no-untyped-def]
+def list_builds():  # type: ignore[no-untyped-def]
     """List builds (an admin sees everyone's), newest first."""
     status = query_choice("status", [s.value for s in BuildStatus])
     limit = query_int("limit", 50, 1, 200)
@@ -91,28 +91,28 @@ def _control(build_id: str, action) -> None:  # type: ignore[no-untyped-def]
 
 
 @bp.post("/jobs/<build_id>/cancel")
-def cancel_job(build_id: str):  # type: ignore[no-untyped-def]
+def cancel_build(build_id: str):  # type: ignore[no-untyped-def]
     """Cancel a build: nothing more starts, running steps stop."""
     _control(build_id, build_control.cancel_build)
     return {"success": True}
 
 
 @bp.post("/jobs/<build_id>/pause")
-def pause_job(build_id: str):  # type: ignore[no-untyped-def]
+def pause_build(build_id: str):  # type: ignore[no-untyped-def]
     """Pause a build: no new step starts until it is resumed."""
     _control(build_id, build_control.pause_build)
     return {"success": True}
 
 
 @bp.post("/jobs/<build_id>/resume")
-def resume_job(build_id: str):  # type: ignore[no-untyped-def]
+def resume_build(build_id: str):  # type: ignore[no-untyped-def]
     """Resume a paused build where it stopped."""
     _control(build_id, build_control.resume_build)
     return {"success": True}
 
 
 @bp.post("/jobs/<build_id>/retry")
-def retry_job(build_id: str):  # type: ignore[no-untyped-def]
+def retry_build(build_id: str):  # type: ignore[no-untyped-def]
     """Start a new build that re-runs only what the failed or cancelled one did not complete."""
     build = load_build(build_id)
     with api_errors_of_build_control():
@@ -121,7 +121,7 @@ def retry_job(build_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/jobs/<build_id>/steps")
-def job_steps(build_id: str):  # type: ignore[no-untyped-def]
+def build_steps(build_id: str):  # type: ignore[no-untyped-def]
     """List one page of a build's steps in creation order, optionally by status or type
     (the whole tree, however large, is the path's export)."""
     build = load_build(build_id)

@@ -157,7 +157,7 @@ def _claim_slot(user_id: int) -> StreamSlot | Response:
 
 
 @bp.get("/jobs/<build_id>/stream")
-def stream_job(build_id: str):  # type: ignore[no-untyped-def]
+def stream_build(build_id: str):  # type: ignore[no-untyped-def]
     """Stream the build's events; Last-Event-ID (or ?lastEventId=) resumes after that id."""
     build_id, user_id = load_build(build_id).id, g.user.id  # read before _read's commit expires them
     last_id = _last_event_id()
