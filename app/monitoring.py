@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
 from app.jobs.queues import ALL_QUEUES, connect_redis
-from app.models import BuildJob, DeadLetter, GeneratorCall, JobStep, LessonPlanRun, Module
+from app.models import BuildJob, DeadLetter, GeneratorCall, JobStep, LessonPlanRun, Module, WorkStatus
 
 bp = Blueprint("ops", __name__)
 
@@ -134,7 +134,7 @@ class ScrapeTimeCollector:
         columns = [func.sum(case((seconds <= bound, 1), else_=0)) for bound in DURATION_BUCKETS_S]
         rows = db.session.execute(
             select(JobStep.type, func.count(), func.coalesce(func.sum(seconds), 0), *columns)
-            .where(JobStep.status == "completed", JobStep.duration_ms.is_not(None))
+            .where(JobStep.status == WorkStatus.COMPLETED, JobStep.duration_ms.is_not(None))
             .group_by(JobStep.type)
         ).all()
         family = HistogramMetricFamily(

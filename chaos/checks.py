@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import BuildEvent, BuildJob, Concept, GeneratorCall, JobStep, KnowledgeUnit, SubConcept
-from app.models.tracking import FINAL
+from app.models.statuses import FINAL
 
 
 def check_build(app: Flask, build_id: str, expected: str = "completed") -> list[str]:

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.jobs.queues import DECOMPOSE_QUEUE, GENERATE_KU_QUEUE
 from app.models import JobStep, User
-from app.models.tracking import IN_FLIGHT
+from app.models.statuses import IN_FLIGHT
 from app.pipelines.learning_paths.release import release_window
 from bench.harness import Deployment, _children, deployment, start_path_build, wait_build
 from chaos.checks import check_build

@@ -16,7 +16,7 @@ from app.database import utcnow
 from app.extensions import db
 from app.jobs.queues import GENERATE_KU_QUEUE
 from app.models import BuildEvent, JobStep, KnowledgeUnit
-from app.models.tracking import IN_FLIGHT
+from app.models.statuses import IN_FLIGHT
 from tests.helpers import build_of, create_path, start_build, wait_for_build
 from tests.helpers.users import make_user
 from tests.services import wait_until

@@ -68,7 +68,7 @@ def test_a_stale_attempt_cannot_overwrite_a_newer_one(app, started):
     db.session.commit()
     fresh = claims.claim(Module, module_id)
 
-    drafts = lesson_plan_run._generate(db.session.get(Module, module_id), progress=lambda _: None)
+    drafts = lesson_plan_run._produce_lesson_plans(db.session.get(Module, module_id), fresh)
     assert lesson_plan_run._store_lesson_plans(stale, drafts) is False
     assert lesson_plan_run._store_lesson_plans(fresh, drafts) is True
     assert _lesson_count(module_id) == 2

@@ -19,7 +19,7 @@ from app.jobs.queues import DECOMPOSE_QUEUE, GENERATE_KU_QUEUE
 from app.jobs.recovery import reconcile_all
 from app.jobs.release import LOCK_KEY, LOCK_TTL_MS, Group, owners_behind, run_exclusively, share_out
 from app.models import BuildJob, Concept, JobStep, LearningPath, StepType
-from app.models.tracking import IN_FLIGHT
+from app.models.statuses import IN_FLIGHT
 from tests.helpers import build_of, create_path, start_build, wait_for_build
 from tests.helpers.users import make_user
 from tests.helpers.web import sign_in

@@ -13,7 +13,7 @@ from app.access import owned_build
 from app.admin import bp
 from app.admin.timeline import timeline_svg
 from app.extensions import db
-from app.models import JobStep
+from app.models import JobStep, WorkStatus
 from app.pipelines.learning_paths.status import build_summary
 
 
@@ -33,6 +33,6 @@ def build(build_id: str):  # type: ignore[no-untyped-def]
         summary=build_summary(build),
         roots=children[None],
         children=children,
-        failed=[s for s in steps if s.status == "failed"],
+        failed=[s for s in steps if s.status == WorkStatus.FAILED],
         timeline=timeline_svg(list(steps)),
     )

@@ -11,6 +11,7 @@ from app.errors import error_page, missing_dead_letter
 from app.extensions import db
 from app.models import DeadLetter
 from app.pipelines.learning_paths import control as build_control
+from app.web.refusals import BUILD_REFUSALS
 
 
 @bp.get("/dead-letters")
@@ -31,10 +32,6 @@ def retry_dead_letter(letter_id: int):  # type: ignore[no-untyped-def]
     try:
         build_control.retry_dead_letter(letter)
         flash(f"Dead letter {letter_id}: step queued again.")
-    except (
-        build_control.InvalidTransition,
-        build_control.BuildConflict,
-        build_control.QuotaExceeded,
-    ) as exc:
+    except BUILD_REFUSALS as exc:
         flash(f"Dead letter {letter_id}: {exc}")
     return redirect(url_for("admin.dead_letters"))

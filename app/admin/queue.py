@@ -14,20 +14,17 @@ from app.database import utcnow
 from app.extensions import db
 from app.inputs import MAX_ID, bounded_int
 from app.models import BuildJob, LearningPath, LessonPlanRun, Module, User, Workflow
+from app.models.statuses import RUN_AS_BUILD, BuildStatus, RunStatus, WorkStatus
 from app.pipelines.learning_paths.release import HELD_REASON, step_placement
 from app.pipelines.learning_paths.status import progress_percent, unit_fractions
 
 PAGE_SIZE = 25
-# One vocabulary for both kinds of work: a run's "running" is a build's "processing".
-STATUS_FILTERS = ["pending", "processing", "paused", "completed", "failed", "cancelled"]
+# One vocabulary for both kinds of work: a run is listed in a build's words (RUN_AS_BUILD).
+STATUS_FILTERS = list(BuildStatus)
 
 
 def _rows():  # type: ignore[no-untyped-def]
-    run_status = case(
-        (LessonPlanRun.status == "running", "processing"),
-        (LessonPlanRun.status == "complete", "completed"),
-        else_=LessonPlanRun.status,
-    )
+    run_status = case(RUN_AS_BUILD, value=LessonPlanRun.status, else_=LessonPlanRun.status)
     builds = (
         select(
             BuildJob.id.label("id"),
@@ -78,13 +75,15 @@ def stats() -> dict[str, int]:
         return db.session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0
 
     return {
-        "active": count(BuildJob, BuildJob.status == "processing")
-        + count(LessonPlanRun, LessonPlanRun.status == "running"),
-        "waiting": count(BuildJob, BuildJob.status.in_(["pending", "paused"])),
-        "completed": count(BuildJob, BuildJob.status == "completed", BuildJob.completed_at >= since)
-        + count(LessonPlanRun, LessonPlanRun.status == "complete", LessonPlanRun.finished_at >= since),
-        "failed": count(BuildJob, BuildJob.status == "failed")
-        + count(LessonPlanRun, LessonPlanRun.status == "failed"),
+        "active": count(BuildJob, BuildJob.status == BuildStatus.PROCESSING)
+        + count(LessonPlanRun, LessonPlanRun.status == RunStatus.RUNNING),
+        "waiting": count(BuildJob, BuildJob.status.in_([BuildStatus.PENDING, BuildStatus.PAUSED])),
+        "completed": count(BuildJob, BuildJob.status == BuildStatus.COMPLETED, BuildJob.completed_at >= since)
+        + count(
+            LessonPlanRun, LessonPlanRun.status == RunStatus.COMPLETE, LessonPlanRun.finished_at >= since
+        ),
+        "failed": count(BuildJob, BuildJob.status == BuildStatus.FAILED)
+        + count(LessonPlanRun, LessonPlanRun.status == RunStatus.FAILED),
     }
 
 
@@ -100,7 +99,7 @@ def _run_progress(workflow_ids: list[str]) -> dict[str, int]:
     rows = db.session.execute(
         select(
             Module.workflow_id,
-            func.sum(case((Module.status == "completed", 1), else_=0)),
+            func.sum(case((Module.status == WorkStatus.COMPLETED, 1), else_=0)),
             func.count(Module.id),
         )
         .where(Module.workflow_id.in_(workflow_ids))

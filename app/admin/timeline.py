@@ -105,7 +105,7 @@ def timeline_svg(steps: list[JobStep], now: datetime | None = None) -> str:
 def _bar(span: Span, x: float, y: int, width: float, scale: float) -> str:
     """One step: its wait for the rate limit (hatched, pale) then its work (solid), one tooltip."""
     step = span.step
-    colour = FAILED if step.status == "failed" else COLOURS.get(step.type, "#888")
+    colour = FAILED if step.status == WorkStatus.FAILED else COLOURS.get(step.type, "#888")
     wait_width = min(width, span.waited_ms / 1000 * scale)
     running = step.completed_at is None
     duration_ms = int((span.end - span.start).total_seconds() * 1000) if running else step.duration_ms

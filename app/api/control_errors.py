@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 from app.errors import ApiError
 from app.pipelines.learning_paths import control as build_control
+from app.seed_names import build_json
 
 
 @contextmanager
@@ -19,6 +20,8 @@ def api_errors_of_build_control() -> Iterator[None]:
     except build_control.UnknownPiece as exc:
         raise ApiError(404, "not_found", str(exc)) from None
     except build_control.BuildConflict as exc:
-        raise ApiError(409, "build_in_progress", str(exc), {"jobId": exc.active_build_id}) from None
+        raise ApiError(
+            409, "build_in_progress", str(exc), build_json({"buildId": exc.active_build_id})
+        ) from None
     except build_control.QuotaExceeded as exc:
         raise ApiError(429, "too_many_builds", str(exc)) from None

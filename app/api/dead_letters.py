@@ -14,6 +14,7 @@ from app.errors import ApiError, missing_dead_letter
 from app.extensions import db
 from app.models import BuildJob, DeadLetter, LearningPath
 from app.pipelines.learning_paths import control as build_control
+from app.seed_names import build_json, dead_letter_json
 
 
 def _visible_letters() -> Select[tuple[DeadLetter]]:
@@ -27,7 +28,7 @@ def list_dead_letters():  # type: ignore[no-untyped-def]
     limit = query_int("limit", 100, 1, 500)
     query = _visible_letters().options(joinedload(DeadLetter.step)).order_by(DeadLetter.id.desc())
     letters = db.session.scalars(query.limit(limit))
-    return jsonify([letter.to_dict() for letter in letters])
+    return jsonify([dead_letter_json(letter.to_dict()) for letter in letters])
 
 
 @bp.post("/dead-letter/<int:letter_id>/retry")
@@ -38,4 +39,4 @@ def retry_dead_letter(letter_id: int):  # type: ignore[no-untyped-def]
         raise ApiError(404, "not_found", missing_dead_letter(letter_id))
     with api_errors_of_build_control():
         build_control.retry_dead_letter(letter)
-    return {"success": True, "stepId": letter.step_id, "jobId": letter.build_id}, 202
+    return build_json({"success": True, "stepId": letter.step_id, "buildId": letter.build_id}), 202

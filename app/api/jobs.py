@@ -18,6 +18,7 @@ from app.pipelines.learning_paths.step_rows import step_job_id
 from app.pipelines.learning_paths.tree import tree_is_complete
 from app.pipelines.listings import page_of
 from app.pipelines.usage import usage_by_step
+from app.seed_names import build_json, step_json
 
 TREE_COMPLETE = (
     'The path\'s tree is already complete: nothing to build. Send {"fresh": true} to regenerate it.'
@@ -41,7 +42,7 @@ def start_build(path_id: str):  # type: ignore[no-untyped-def]
     piece = _piece(path, body.scope) if body.scope else None
     with api_errors_of_build_control():
         build = build_control.start_build(path, g.user.id, fresh=body.fresh, piece=piece)
-    return {"jobId": build.id, "message": "Build job started", "scope": build.scope}, 202
+    return build_json({"buildId": build.id, "message": "Build job started", "scope": build.scope}), 202
 
 
 def _piece(path: LearningPath, scope: PieceIn) -> Concept | SubConcept:
@@ -52,14 +53,14 @@ def _piece(path: LearningPath, scope: PieceIn) -> Concept | SubConcept:
         return build_control.find_piece(path, kind, entity_id or 0)
 
 
-@bp.get("/jobs/<job_id>")
-def get_job(job_id: str):  # type: ignore[no-untyped-def]
+@bp.get("/jobs/<build_id>")
+def get_build(build_id: str):  # type: ignore[no-untyped-def]
     """Show a build with its progress."""
-    return build_summary(load_build(job_id))
+    return build_json(build_summary(load_build(build_id)))
 
 
 @bp.get("/jobs/path/<path_id>")
-def jobs_for_path(path_id: str):  # type: ignore[no-untyped-def]
+def builds_of_path(path_id: str):  # type: ignore[no-untyped-def]
     """List one page of the path's builds, newest first."""
     path = load_path(path_id)
     page, limit = query_page()
@@ -69,61 +70,61 @@ def jobs_for_path(path_id: str):  # type: ignore[no-untyped-def]
         .order_by(BuildJob.created_at.desc(), BuildJob.id.desc())
     )
     builds = page_of(query, page, limit)
-    return {"data": build_summaries(builds.rows), "pagination": builds.pagination()}
+    return {"data": [build_json(b) for b in build_summaries(builds.rows)], "pagination": builds.pagination()}
 
 
 @bp.get("/jobs")
-def list_jobs():  # type: ignore[no-untyped-def]
+def list_builds():  # type: ignore[no-untyped-def]
     """List builds (an admin sees everyone's), newest first."""
     status = query_choice("status", [s.value for s in BuildStatus])
     limit = query_int("limit", 50, 1, 200)
     query = _visible_builds().order_by(BuildJob.created_at.desc()).limit(limit)
     if status:
         query = query.where(BuildJob.status == status)
-    return jsonify(build_summaries(list(db.session.scalars(query))))
+    return jsonify([build_json(b) for b in build_summaries(list(db.session.scalars(query)))])
 
 
-def _control(job_id: str, action) -> None:  # type: ignore[no-untyped-def]
-    build = load_build(job_id)
+def _control(build_id: str, action) -> None:  # type: ignore[no-untyped-def]
+    build = load_build(build_id)
     with api_errors_of_build_control():
         action(build)
 
 
-@bp.post("/jobs/<job_id>/cancel")
-def cancel_job(job_id: str):  # type: ignore[no-untyped-def]
+@bp.post("/jobs/<build_id>/cancel")
+def cancel_build(build_id: str):  # type: ignore[no-untyped-def]
     """Cancel a build: nothing more starts, running steps stop."""
-    _control(job_id, build_control.cancel_build)
+    _control(build_id, build_control.cancel_build)
     return {"success": True}
 
 
-@bp.post("/jobs/<job_id>/pause")
-def pause_job(job_id: str):  # type: ignore[no-untyped-def]
+@bp.post("/jobs/<build_id>/pause")
+def pause_build(build_id: str):  # type: ignore[no-untyped-def]
     """Pause a build: no new step starts until it is resumed."""
-    _control(job_id, build_control.pause_build)
+    _control(build_id, build_control.pause_build)
     return {"success": True}
 
 
-@bp.post("/jobs/<job_id>/resume")
-def resume_job(job_id: str):  # type: ignore[no-untyped-def]
+@bp.post("/jobs/<build_id>/resume")
+def resume_build(build_id: str):  # type: ignore[no-untyped-def]
     """Resume a paused build where it stopped."""
-    _control(job_id, build_control.resume_build)
+    _control(build_id, build_control.resume_build)
     return {"success": True}
 
 
-@bp.post("/jobs/<job_id>/retry")
-def retry_job(job_id: str):  # type: ignore[no-untyped-def]
+@bp.post("/jobs/<build_id>/retry")
+def retry_build(build_id: str):  # type: ignore[no-untyped-def]
     """Start a new build that re-runs only what the failed or cancelled one did not complete."""
-    build = load_build(job_id)
+    build = load_build(build_id)
     with api_errors_of_build_control():
         retry = build_control.retry_build(build, g.user.id)
-    return {"jobId": retry.id}, 202
+    return build_json({"buildId": retry.id}), 202
 
 
-@bp.get("/jobs/<job_id>/steps")
-def job_steps(job_id: str):  # type: ignore[no-untyped-def]
+@bp.get("/jobs/<build_id>/steps")
+def build_steps(build_id: str):  # type: ignore[no-untyped-def]
     """List one page of a build's steps in creation order, optionally by status or type
     (the whole tree, however large, is the path's export)."""
-    build = load_build(job_id)
+    build = load_build(build_id)
     status = query_choice("status", [s.value for s in WorkStatus])
     kind = query_choice("type", [t.value for t in StepType])
     page, limit = query_page()
@@ -135,7 +136,7 @@ def job_steps(job_id: str):  # type: ignore[no-untyped-def]
     steps = page_of(query, page, limit)
     usage = usage_by_step(build.id, [step.id for step in steps.rows])
     data = [
-        step.to_dict() | {"bullJobId": step_job_id(step.id), "usage": usage.get(step.id)}
+        step_json(step.to_dict() | {"rqJobId": step_job_id(step.id), "usage": usage.get(step.id)})
         for step in steps.rows
     ]
     return {"data": data, "pagination": steps.pagination()}

@@ -16,6 +16,7 @@ from app.extensions import db
 from app.models import BuildJob, LearningPath
 from app.pipelines.learning_paths.status import build_summary, progress_percent, unit_fractions
 from app.pipelines.listings import PATH_STATUSES, PathRow, path_page
+from app.seed_names import build_json
 
 
 def tree(path: LearningPath) -> list[dict[str, Any]]:
@@ -100,5 +101,5 @@ def get_learning_path(path_id: str):  # type: ignore[no-untyped-def]
     )
     return path.to_dict() | {
         "concepts": tree(path),
-        "latestBuild": build_summary(latest) if latest else None,
+        "latestBuild": build_json(build_summary(latest)) if latest else None,
     }

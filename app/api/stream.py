@@ -29,11 +29,12 @@ from app.extensions import db
 from app.inputs import bounded_int
 from app.jobs.queues import get_redis
 from app.models import BuildEvent, BuildJob, LessonPlanRun, RunEvent, RunStatus
-from app.models.builds import FINAL_BUILD
+from app.models.statuses import FINAL_BUILD
 from app.pipelines.doorbell import EVERY, BuildDoorbell
 from app.pipelines.learning_paths.events import events_after
 from app.pipelines.lesson_plans import events as run_events
 from app.pipelines.stream_slots import StreamSlot
+from app.seed_names import event_json
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ Reader = Callable[[int, bool], tuple[bool, list[tuple[int, str, str]]]]
 
 
 def _format(event: BuildEvent | RunEvent) -> str:
-    return f"id: {event.id}\nevent: {event.type}\ndata: {json.dumps(event.to_dict())}\n\n"
+    return f"id: {event.id}\nevent: {event.type}\ndata: {json.dumps(event_json(event.to_dict()))}\n\n"
 
 
 def _last_event_id() -> int:
@@ -195,10 +196,10 @@ def _event_stream(key: str, read: Reader, user_id: int) -> Response:
     return response
 
 
-@bp.get("/jobs/<job_id>/stream")
-def stream_job(job_id: str):  # type: ignore[no-untyped-def]
+@bp.get("/jobs/<build_id>/stream")
+def stream_build(build_id: str):  # type: ignore[no-untyped-def]
     """Stream the build's events; Last-Event-ID (or ?lastEventId=) resumes after that id."""
-    build_id, user_id = load_build(job_id).id, g.user.id  # read before _read's commit expires them
+    build_id, user_id = load_build(build_id).id, g.user.id  # read before _read's commit expires them
     return _event_stream(build_id, lambda after, with_status: _read(build_id, after, with_status), user_id)
 
 

@@ -21,7 +21,7 @@ from app.errors import ApiError
 from app.models import User
 
 # Read-only routes that answer a page's EventSource: the only ones a session may call.
-SESSION_STREAM_ENDPOINTS = frozenset({"api.stream_job", "api.stream_run", "api.stream_queue"})
+SESSION_STREAM_ENDPOINTS = frozenset({"api.stream_build", "api.stream_run", "api.stream_queue"})
 SAME_SITE_FETCHES = frozenset({"same-origin", "none"})
 
 

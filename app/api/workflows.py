@@ -20,7 +20,7 @@ from app.api.schemas import (
 from app.database import isoformat
 from app.errors import ApiError
 from app.extensions import db
-from app.models import Module, Workflow
+from app.models import Module, Workflow, WorkStatus
 from app.pipelines.lesson_plans import run as lesson_plan_run
 from app.pipelines.lesson_plans.status import estimated_minutes, generation_status
 from app.pipelines.listings import WORKFLOW_STATUSES, WorkflowRow, workflow_page
@@ -89,7 +89,7 @@ def start_step10(workflow_id: str):  # type: ignore[no-untyped-def]
     queued = lesson_plan_run.start_generation(workflow, g.user.id, fresh=body.fresh)
     db.session.expire_all()
     workflow = load_workflow(workflow_id)
-    done = sum(1 for m in workflow.modules if m.status == "completed")
+    done = sum(1 for m in workflow.modules if m.status == WorkStatus.COMPLETED)
     data: dict[str, Any] = {
         "jobsQueued": queued,
         "modulesGenerated": done,

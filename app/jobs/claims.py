@@ -23,7 +23,8 @@ from app.database import utcnow
 from app.extensions import db
 from app.failure_kinds import CategorizedFailure
 from app.jobs.lease import keep_lease
-from app.models.tracking import TrackedWork, WorkStatus
+from app.models.statuses import WorkStatus
+from app.models.tracking import TrackedWork
 
 T = TypeVar("T")
 CLAIMABLE = (WorkStatus.QUEUED, WorkStatus.RETRYING)

@@ -13,7 +13,7 @@ from app.database import utcnow
 from app.extensions import db
 from app.jobs.queues import ALL_QUEUES
 from app.models import BuildJob, GeneratorCall, LessonPlanRun
-from app.models.builds import FINAL_BUILD
+from app.models.statuses import FINAL_BUILD, RunStatus
 
 
 def prune_history(age: timedelta) -> dict[str, int]:
@@ -28,7 +28,7 @@ def prune_history(age: timedelta) -> dict[str, int]:
         "builds": db.session.execute(delete(BuildJob).where(BuildJob.id.in_(old_builds))).rowcount,
         "lesson-plan runs": db.session.execute(
             delete(LessonPlanRun).where(
-                LessonPlanRun.status != "running",
+                LessonPlanRun.status != RunStatus.RUNNING,
                 or_(LessonPlanRun.finished_at < cutoff, LessonPlanRun.finished_at.is_(None)),
                 LessonPlanRun.created_at < cutoff,
             )

@@ -1,13 +1,13 @@
 """Tables and their small invariants."""
 
 from app.models.build_events import BuildEvent
-from app.models.builds import BuildJob, BuildStatus, JobStep, StepType
+from app.models.builds import BuildJob, JobStep, StepType
 from app.models.dead_letters import DeadLetter
 from app.models.generation import GenerationMemo, GeneratorCall
 from app.models.learning_paths import Concept, KnowledgeUnit, LearningPath, SubConcept
-from app.models.tracking import WorkStatus
+from app.models.statuses import BuildStatus, RunStatus, WorkflowStatus, WorkStatus
 from app.models.users import ApiToken, User, UserSession
-from app.models.workflows import LessonPlan, LessonPlanRun, Module, RunEvent, RunStatus, Workflow
+from app.models.workflows import LessonPlan, LessonPlanRun, Module, RunEvent, Workflow
 
 __all__ = [
     "BuildEvent",
@@ -32,4 +32,5 @@ __all__ = [
     "User",
     "UserSession",
     "Workflow",
+    "WorkflowStatus",
 ]

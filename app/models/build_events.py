@@ -27,7 +27,7 @@ class BuildEvent(db.Model):
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "jobId": self.build_id,
+            "buildId": self.build_id,
             "type": self.type,
             "data": self.data,
             "timestamp": isoformat(self.created_at),

@@ -12,23 +12,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.database import isoformat, utcnow
 from app.extensions import db
 from app.models.learning_paths import LearningPath
+from app.models.statuses import BuildStatus
 from app.models.tracking import TrackedWork
 from app.models.workflows import new_id
 
-
-class BuildStatus(enum.StrEnum):
-    PENDING = "pending"  # waiting for its turn (MAX_ACTIVE_BUILDS_PER_USER)
-    PROCESSING = "processing"
-    PAUSED = "paused"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
 SCOPE_FIELDS = {"concept": "conceptId", "sub-concept": "subConceptId"}  # scope_kind → API field
-
-ACTIVE_BUILD = (BuildStatus.PENDING, BuildStatus.PROCESSING, BuildStatus.PAUSED)
-FINAL_BUILD = (BuildStatus.COMPLETED, BuildStatus.FAILED, BuildStatus.CANCELLED)
 
 
 class StepType(enum.StrEnum):
@@ -119,7 +107,7 @@ class BuildJob(db.Model):
             "updatedAt": isoformat(self.updated_at),
             "startedAt": isoformat(self.started_at),
             "completedAt": isoformat(self.completed_at),
-            "bullJobId": self.rq_job_id,
+            "rqJobId": self.rq_job_id,
             "triggeredBy": self.triggered_by,
             "retryOf": self.retry_of,
             "scope": self.scope,
@@ -149,7 +137,7 @@ class JobStep(TrackedWork, db.Model):
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "buildJobId": self.build_id,
+            "buildId": self.build_id,
             "type": self.type,
             "status": self.status,
             "entityId": self.entity_id,

@@ -33,12 +33,12 @@ class DeadLetter(db.Model):
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "buildJobId": self.build_id,
+            "buildId": self.build_id,
             "stepId": self.step_id,
             "stepType": self.step.type,
             "entityName": self.step.entity_name,
             "originalQueue": self.original_queue,
-            "bullJobId": self.job_id,  # the RQ job of the dead step; `jobId` means a build here
+            "rqJobId": self.job_id,  # the RQ job of the dead step
             "error": self.error,
             "category": self.category,
             "createdAt": isoformat(self.created_at),

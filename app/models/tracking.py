@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-
-class WorkStatus(enum.StrEnum):
-    PENDING = "pending"  # owed, not in Redis (not asked for yet, or parked by a pause)
-    QUEUED = "queued"  # a job is in Redis for it
-    RUNNING = "running"  # a worker holds its lease
-    RETRYING = "retrying"  # an attempt failed; the next one is scheduled
-    COMPLETED = "completed"
-    FAILED = "failed"  # every attempt failed
-    SKIPPED = "skipped"  # done by an earlier build, not run again
-    CANCELLED = "cancelled"
-
-
-IN_FLIGHT = (WorkStatus.QUEUED, WorkStatus.RUNNING, WorkStatus.RETRYING)
-FINAL = (WorkStatus.COMPLETED, WorkStatus.FAILED, WorkStatus.SKIPPED, WorkStatus.CANCELLED)
-DONE = (WorkStatus.COMPLETED, WorkStatus.SKIPPED)
+from app.models.statuses import WorkStatus
 
 
 class TrackedWork:

@@ -3,7 +3,6 @@ and the lesson-plan runs that drive generation one module after another."""
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import datetime
 from typing import Any
@@ -13,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.database import isoformat, utcnow
 from app.extensions import db
+from app.models.statuses import RunStatus
 from app.models.tracking import TrackedWork
 
 # A module's contact hours: at least a 15-minute lesson, at most 200 hours. The API, the page
@@ -23,12 +23,6 @@ MAX_CONTACT_HOURS = 200.0
 
 def new_id() -> str:
     return uuid.uuid4().hex
-
-
-class RunStatus(enum.StrEnum):
-    RUNNING = "running"
-    COMPLETE = "complete"
-    FAILED = "failed"
 
 
 class Workflow(db.Model):

@@ -15,6 +15,7 @@ from app.extensions import db
 from app.jobs.enqueue import enqueue_unique
 from app.jobs.queues import DEAD_LETTER_QUEUE
 from app.models import BuildJob, DeadLetter
+from app.seed_names import alert_json, dead_letter_json
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,14 @@ def announce_dead_letter(letter_id: int) -> bool:
     )
     log.error(text)
     return post_alert(
-        {"text": text, "event": "dead_letter", "deadLetter": letter.to_dict(), "buildJobId": letter.build_id}
+        alert_json(
+            {
+                "text": text,
+                "event": "dead_letter",
+                "deadLetter": dead_letter_json(letter.to_dict()),
+                "buildId": letter.build_id,
+            }
+        )
     )
 
 
@@ -65,12 +73,14 @@ def announce_failed_build(build_id: str) -> bool:
     text = f"Build {build.id} of '{build.path.name}' failed: {build.error}"
     log.error(text)
     return post_alert(
-        {
-            "text": text,
-            "event": "build_failed",
-            "buildJobId": build.id,
-            "pathId": build.path_id,
-            "error": build.error,
-            "errorCount": build.error_count,
-        }
+        alert_json(
+            {
+                "text": text,
+                "event": "build_failed",
+                "buildId": build.id,
+                "pathId": build.path_id,
+                "error": build.error,
+                "errorCount": build.error_count,
+            }
+        )
     )

@@ -18,9 +18,9 @@ from sqlalchemy import case, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
-from app.generators import Generator
+from app.generators import Generator, ProgressCallback
 from app.generators.factory import build_generator
-from app.jobs.claims import Claim
+from app.jobs.claims import Claim, run_under_lease
 from app.jobs.limiter import calls_owned_by, wait_for_slot, waits_reported_to
 from app.models import BuildJob, GeneratorCall
 from app.pipelines.call_owner import owner_of_call
@@ -65,6 +65,25 @@ def release_connection() -> None:
         session.commit()
     finally:
         session.expire_on_commit = expire_on_commit
+
+
+def generate_under_lease(
+    work: Claim,
+    kind: str,
+    call: Callable[[Generator, ProgressCallback], T],
+    fresh: bool,
+    still_wanted: Callable[[], bool] | None = None,
+    **ids: Any,
+) -> T:
+    """The generation of a claimed step or module, as both pipelines make it: its lease renewed
+    and its progress stored while the generator works, the call limited and recorded."""
+    return run_under_lease(
+        work,
+        lambda progress: call_generator(
+            kind, lambda generator: call(generator, progress), fresh=fresh, work=work, **ids
+        ),
+        still_wanted=still_wanted,
+    )
 
 
 def _call_and_record(

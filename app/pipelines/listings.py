@@ -20,11 +20,11 @@ from app.models import (
     Workflow,
     WorkStatus,
 )
-from app.models.tracking import IN_FLIGHT
+from app.models.statuses import IN_FLIGHT, WorkflowStatus
 
 # A path that has never been built has no build status to show.
 NEVER_BUILT = "new"
-WORKFLOW_STATUSES = ("pending", "in_progress", "complete", "failed")
+WORKFLOW_STATUSES = tuple(status.value for status in WorkflowStatus)
 PATH_STATUSES = (NEVER_BUILT, *(status.value for status in BuildStatus))
 
 Row = TypeVar("Row")
@@ -104,10 +104,10 @@ def workflow_page(owner_id: int | None, status: str | None, page: int, limit: in
         LessonPlanRun.workflow_id == Workflow.id, LessonPlanRun.status == RunStatus.RUNNING
     )
     overall = case(
-        (and_(total > 0, done == total), literal("complete")),
-        (or_(func.coalesce(counts.c.in_flight, 0) > 0, running), literal("in_progress")),
-        (func.coalesce(counts.c.failed, 0) > 0, literal("failed")),
-        else_=literal("pending"),
+        (and_(total > 0, done == total), literal(WorkflowStatus.COMPLETE.value)),
+        (or_(func.coalesce(counts.c.in_flight, 0) > 0, running), literal(WorkflowStatus.IN_PROGRESS.value)),
+        (func.coalesce(counts.c.failed, 0) > 0, literal(WorkflowStatus.FAILED.value)),
+        else_=literal(WorkflowStatus.PENDING.value),
     )
     query = (
         select(Workflow, overall, done, total)

@@ -10,6 +10,8 @@ from typing import Any, NamedTuple
 from flask import Flask
 from markupsafe import Markup
 
+from app.models.statuses import STATUS_ENUMS, BuildStatus, RunStatus, WorkflowStatus, WorkStatus
+
 
 class StatusWords(NamedTuple):
     label: str
@@ -24,20 +26,22 @@ _COMPLETED = StatusWords("completed", "completed", "Done.")
 # Every status the database or the API knows, said one way. A lesson-plan run's "running" and
 # "complete" and the workflow's "in_progress" are a build's "processing" and "completed".
 STATUS_WORDS: dict[str, StatusWords] = {
-    "pending": _NOT_STARTED,
+    WorkStatus.PENDING: _NOT_STARTED,
     "not started": _NOT_STARTED,
     "not built": StatusWords("not built", "pending", "No build has been started yet."),
-    "queued": StatusWords("queued", "queued", "Waiting for a free worker."),
-    "running": _PROCESSING,
-    "processing": _PROCESSING,
-    "in_progress": _PROCESSING,
-    "retrying": StatusWords("retrying", "retrying", "An attempt failed; the next one is scheduled."),
-    "paused": StatusWords("paused", "paused", "Paused: resume it to go on."),
-    "completed": _COMPLETED,
-    "complete": _COMPLETED,
-    "failed": StatusWords("failed", "failed", "Every attempt failed; retry to run what is missing."),
-    "cancelled": StatusWords("cancelled", "cancelled", "Cancelled: retry to run what is missing."),
-    "skipped": StatusWords("already done", "skipped", "Done by an earlier build and kept as it was."),
+    WorkStatus.QUEUED: StatusWords("queued", "queued", "Waiting for a free worker."),
+    WorkStatus.RUNNING: _PROCESSING,
+    BuildStatus.PROCESSING: _PROCESSING,
+    WorkflowStatus.IN_PROGRESS: _PROCESSING,
+    WorkStatus.RETRYING: StatusWords("retrying", "retrying", "An attempt failed; the next one is scheduled."),
+    BuildStatus.PAUSED: StatusWords("paused", "paused", "Paused: resume it to go on."),
+    WorkStatus.COMPLETED: _COMPLETED,
+    RunStatus.COMPLETE: _COMPLETED,
+    WorkStatus.FAILED: StatusWords("failed", "failed", "Every attempt failed; retry to run what is missing."),
+    WorkStatus.CANCELLED: StatusWords("cancelled", "cancelled", "Cancelled: retry to run what is missing."),
+    WorkStatus.SKIPPED: StatusWords(
+        "already done", "skipped", "Done by an earlier build and kept as it was."
+    ),
 }
 
 
@@ -127,7 +131,7 @@ def event_text(event_type: str, data: dict[str, Any]) -> str:
             sub_concepts=plural(count, "sub-concept"),
             units=plural(count, "knowledge unit"),
         )
-    if status == "retrying":
+    if status == WorkStatus.RETRYING:
         return f"Retrying {what}"
     return f"Build {status}"
 
@@ -149,4 +153,5 @@ def register_filters(app: Flask) -> None:
         ago=ago,
         when=when,
     )
-    app.jinja_env.globals.update(event_text=event_text)
+    # Templates compare statuses to these enums (`build.status == BuildStatus.PAUSED`), never raw strings.
+    app.jinja_env.globals.update(event_text=event_text, **STATUS_ENUMS)

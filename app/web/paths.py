@@ -7,7 +7,6 @@ from typing import Any
 
 from flask import redirect, render_template, request, url_for
 from flask_login import current_user
-from redis.exceptions import RedisError
 from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 
@@ -15,12 +14,13 @@ from app.access import owned_build, owned_path
 from app.extensions import db
 from app.inputs import bounded_int
 from app.models import BuildJob, Concept, JobStep, LearningPath, StepType, SubConcept, WorkStatus
-from app.models.builds import FINAL_BUILD
+from app.models.statuses import FINAL_BUILD
 from app.pipelines.learning_paths import control as build_control
 from app.pipelines.learning_paths.events import recent_events
 from app.pipelines.learning_paths.status import estimated_seconds_left, progress_percent, rate_limit_wait
 from app.pipelines.usage import build_usage
 from app.web import bp, page_or_fragment, swap_whole
+from app.web.refusals import BUILD_REFUSALS, PAGE_REFUSALS, page_refusal
 
 CONTROLS = {
     "cancel": build_control.cancel_build,
@@ -146,12 +146,8 @@ def build(path_id: str):  # type: ignore[no-untyped-def]
     path = owned_path(path_id, current_user)
     try:
         build_control.start_build(path, current_user.id)
-    except build_control.BuildConflict:
-        return _render(path, "A build of this path is already running.", 409)
-    except build_control.QuotaExceeded as exc:
-        return _render(path, str(exc), 429)
-    except RedisError:
-        return _render(path, "The job queue is unavailable; the build will start when it is back.", 503)
+    except PAGE_REFUSALS as exc:
+        return _render(path, *page_refusal(exc))
     return _after_action(path)
 
 
@@ -166,12 +162,8 @@ def control(build_id: str, action: str):  # type: ignore[no-untyped-def]
             CONTROLS[action](build)
         else:
             return _render(build.path, f"Unknown action {action!r}.", 404)
-    except build_control.InvalidTransition as exc:
-        return _render(build.path, str(exc), 400)
-    except build_control.BuildConflict:
-        return _render(build.path, "A build of this path is already running.", 409)
-    except build_control.QuotaExceeded as exc:
-        return _render(build.path, str(exc), 429)
+    except BUILD_REFUSALS as exc:
+        return _render(build.path, *page_refusal(exc))
     return _after_action(build.path)
 
 
@@ -207,12 +199,8 @@ def regenerate(path_id: str):  # type: ignore[no-untyped-def]
     piece = _requested_piece(path, request.form)
     try:
         build_control.start_build(path, current_user.id, fresh=True, piece=piece)
-    except build_control.BuildConflict:
-        return _render(path, "A build of this path is already running; regenerate once it has ended.", 409)
-    except build_control.QuotaExceeded as exc:
-        return _render(path, str(exc), 429)
-    except RedisError:
-        return _render(path, "The job queue is unavailable; the build will start when it is back.", 503)
+    except PAGE_REFUSALS as exc:
+        return _render(path, *page_refusal(exc, regenerate=True))
     return redirect(url_for("web.path", path_id=path.id))
 
 

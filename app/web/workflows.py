@@ -8,7 +8,6 @@ from typing import Any
 
 from flask import redirect, render_template, request, url_for
 from flask_login import current_user
-from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import NotFound
@@ -17,16 +16,18 @@ from app.access import owned_workflow
 from app.extensions import db
 from app.inputs import bounded_int
 from app.models import Module, Workflow, WorkStatus
+from app.models.statuses import IN_FLIGHT, WorkflowStatus
 from app.pipelines.lesson_plans import events as run_events
 from app.pipelines.lesson_plans import run as lesson_plan_run
 from app.pipelines.lesson_plans.status import generation_status, seconds_to_next_slot
 from app.web import bp, page_or_fragment, swap_whole
+from app.web.refusals import PAGE_REFUSALS, QUEUE_DOWN_FOR_RUN, page_refusal
 
 
 def _progress(workflow: Workflow) -> dict[str, Any]:
     status = generation_status(workflow)
     modules = workflow.modules
-    running = next((m for m in modules if m.status in ("queued", "running", "retrying")), None)
+    running = next((m for m in modules if m.status in IN_FLIGHT), None)
     done = status["modulesGenerated"]
     share = (running.progress / 100) if running else 0
     return {
@@ -37,7 +38,7 @@ def _progress(workflow: Workflow) -> dict[str, Any]:
         "eta_minutes": math.ceil(status["estimatedSecondsLeft"] / 60)
         if status["estimatedSecondsLeft"] is not None
         else None,
-        "live": status["status"] == "in_progress",
+        "live": status["status"] == WorkflowStatus.IN_PROGRESS,
         "export_ready": status["modulesGenerated"] > 0,
         "export_reason": "Nothing to download yet: the lesson plans are not generated.",
         "export_url": url_for("web.export_workflow", workflow_id=workflow.id),
@@ -139,14 +140,8 @@ def regenerate_lessons(workflow_id: str):  # type: ignore[no-untyped-def]
             lesson_plan_run.start_generation(workflow, current_user.id, fresh=True)
         else:
             lesson_plan_run.regenerate_module(module, current_user.id)
-    except lesson_plan_run.GenerationInProgress as exc:
-        return _render(workflow_id, f"{exc} Regenerate once it has ended.", 409)
-    except RedisError:
-        return _render(
-            workflow_id,
-            "The job queue is unavailable; your request is saved and will run when it is back.",
-            503,
-        )
+    except PAGE_REFUSALS as exc:
+        return _render(workflow_id, *page_refusal(exc, regenerate=True, queue_down=QUEUE_DOWN_FOR_RUN))
     return redirect(url_for("web.workflow", workflow_id=workflow_id))
 
 
@@ -156,12 +151,8 @@ def generate(workflow_id: str):  # type: ignore[no-untyped-def]
     workflow = owned_workflow(workflow_id, current_user)
     try:
         lesson_plan_run.start_generation(workflow, current_user.id)
-    except RedisError:
-        return _render(
-            workflow_id,
-            "The job queue is unavailable; your request is saved and will run when it is back.",
-            503,
-        )
+    except PAGE_REFUSALS as exc:
+        return _render(workflow_id, *page_refusal(exc, queue_down=QUEUE_DOWN_FOR_RUN))
     if request.htmx:
         return (*_render(workflow_id, fragment="web/_run_push.html"), swap_whole("#run-push"))
     return redirect(url_for("web.workflow", workflow_id=workflow_id))

@@ -12,7 +12,7 @@ from app.database import utcnow
 from app.extensions import db
 from app.jobs import claims
 from app.models import Module
-from app.models.tracking import WorkStatus
+from app.models.statuses import WorkStatus
 from tests.helpers import create_workflow
 
 

@@ -14,7 +14,7 @@ from app.extensions import db
 from app.jobs import claims
 from app.jobs.lease import WorkCancelled, keep_lease
 from app.models import Module
-from app.models.tracking import WorkStatus
+from app.models.statuses import WorkStatus
 from tests.helpers import create_workflow
 from tests.services import wait_until
 

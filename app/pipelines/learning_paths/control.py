@@ -26,8 +26,7 @@ from app.models import (
     SubConcept,
     WorkStatus,
 )
-from app.models.builds import ACTIVE_BUILD, FINAL_BUILD
-from app.models.tracking import FINAL
+from app.models.statuses import ACTIVE_BUILD, FINAL, FINAL_BUILD
 from app.pipelines.learning_paths.admission import admit_waiting_builds, lock_user
 from app.pipelines.learning_paths.events import add_event, ring
 from app.pipelines.learning_paths.queueing import queue_owed_steps

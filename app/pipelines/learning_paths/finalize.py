@@ -10,7 +10,7 @@ from sqlalchemy import exists, func, select, update
 from app.database import utcnow
 from app.extensions import db
 from app.models import BuildJob, BuildStatus, JobStep, WorkStatus
-from app.models.tracking import FINAL
+from app.models.statuses import FINAL
 from app.pipelines.alerts import queue_alert
 from app.pipelines.learning_paths.admission import admit_waiting_builds
 from app.pipelines.learning_paths.events import add_event, ring

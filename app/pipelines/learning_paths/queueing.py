@@ -15,7 +15,7 @@ from app.extensions import db
 from app.jobs.enqueue import enqueue_unique
 from app.jobs.queues import BUILD_PATH_QUEUE
 from app.models import JobStep, StepType, WorkStatus
-from app.models.tracking import FINAL
+from app.models.statuses import FINAL
 from app.pipelines.learning_paths.release import release_owed_steps, windowed
 from app.pipelines.learning_paths.step_rows import QUEUE_OF_STEP, step_job_id
 

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app
 from rq.job import Job
 from sqlalchemy import select, update
 
 from app.database import utcnow
 from app.extensions import db
 from app.jobs import claims
-from app.jobs.enqueue import LIVE_STATES, StrandedJobs, discard_job, fetch_job
+from app.jobs.enqueue import StrandedJobs, discard_job, fetch_job
 from app.jobs.queues import get_redis
 from app.models import BuildJob, BuildStatus, JobStep, WorkStatus
+from app.pipelines.in_flight import InFlight, judge_in_flight, release_lapsed
 from app.pipelines.learning_paths.admission import admit_waiting_builds
 from app.pipelines.learning_paths.failures import after_final_failure, dead_letter
 from app.pipelines.learning_paths.queueing import (
@@ -66,13 +66,10 @@ def reconcile_build(build_id: str) -> int:
     stranded = StrandedJobs(claims.lease_ttl())
     lost: list[tuple[int, str]] = []
     for step, job in zip(unfinished, jobs, strict=True):
-        if step.status == WorkStatus.RUNNING:
-            if step.lease_expires_at is not None and step.lease_expires_at < utcnow():
-                lost += _release(step)
-        elif job is None or job.get_status(refresh=False) not in LIVE_STATES:
-            lost.append((step.id, step.type))
-        elif stranded(job):  # popped and never started, or started and never claimed
-            discard_job(job.id)
+        judged = judge_in_flight(step, job, stranded)
+        if judged is InFlight.LEASE_LAPSED:
+            lost += _release(step)
+        elif judged is InFlight.LOST:
             lost.append((step.id, step.type))
     if lost:
         log.warning("build %s: re-enqueueing %s lost step(s)", build_id, len(lost))
@@ -82,10 +79,9 @@ def reconcile_build(build_id: str) -> int:
 def _release(step: JobStep) -> list[tuple[int, str]]:
     """The step's worker stopped renewing its lease: run it again or, after
     JOB_MAX_WORKER_LOSSES, fail it as worker_lost (and dead-letter it)."""
-    taken, given_up = claims.release_lost(JobStep, step, current_app.config["JOB_MAX_WORKER_LOSSES"])
+    taken, given_up = release_lapsed(JobStep, step, step_job_id(step.id))
     if not taken:
         return []
-    discard_job(step_job_id(step.id))
     if given_up:
         db.session.refresh(step)
         letter = dead_letter(

@@ -25,7 +25,7 @@ from app.extensions import db
 from app.jobs import release
 from app.jobs.queues import DECOMPOSE_QUEUE, GENERATE_KU_QUEUE, get_redis
 from app.models import BuildJob, BuildStatus, JobStep, StepType, WorkStatus
-from app.models.tracking import IN_FLIGHT
+from app.models.statuses import IN_FLIGHT
 from app.pipelines.call_owner import owner_key
 from app.pipelines.learning_paths.step_rows import QUEUE_OF_STEP
 

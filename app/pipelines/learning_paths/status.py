@@ -17,8 +17,7 @@ from app.database import isoformat, utcnow
 from app.extensions import db
 from app.jobs.limiter import rate_limit_per_s
 from app.models import BuildJob, BuildStatus, JobStep, LearningPath, StepType, WorkStatus
-from app.models.builds import FINAL_BUILD
-from app.models.tracking import DONE
+from app.models.statuses import DONE, FINAL_BUILD
 from app.pipelines.usage import build_usage
 
 STAGE_WEIGHTS = {"concepts": 20, "sub-concepts": 30, "knowledge-units": 50}

@@ -37,7 +37,7 @@ from app.models import (
     SubConcept,
     WorkStatus,
 )
-from app.pipelines.generation import call_generator
+from app.pipelines.generation import generate_under_lease
 from app.pipelines.learning_paths.events import add_event, ring
 from app.pipelines.learning_paths.failures import record_step_failure
 from app.pipelines.learning_paths.queueing import enqueue_steps, maybe_finalize, release_freed_places
@@ -131,17 +131,14 @@ def _generate(
             status = conn.execute(select(JobStep.status).where(work.held)).scalar()
         return status == WorkStatus.RUNNING
 
-    return claims.run_under_lease(
+    return generate_under_lease(
         work,
-        lambda progress: call_generator(
-            kind,
-            lambda generator: call(generator, progress),
-            fresh=bool(fresh),
-            work=work,
-            build_id=step.build_id,
-            step_id=step.id,
-        ),
+        kind,
+        call,
+        fresh=bool(fresh),
         still_wanted=still_wanted,
+        build_id=step.build_id,
+        step_id=step.id,
     )
 
 

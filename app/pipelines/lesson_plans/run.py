@@ -14,21 +14,20 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.database import utcnow
 from app.extensions import db
-from app.generators import ProgressCallback
 from app.generators.schemas import LessonPlanDraft, ModuleBrief
 from app.jobs import claims
-from app.jobs.enqueue import LIVE_STATES, StrandedJobs, discard_job, enqueue_unique, fetch_job
+from app.jobs.enqueue import StrandedJobs, enqueue_unique, fetch_job
 from app.jobs.queues import LESSON_PLANS_QUEUE
 from app.models import LessonPlan, LessonPlanRun, Module, RunStatus, Workflow, WorkStatus
-from app.models.tracking import IN_FLIGHT
-from app.pipelines.generation import call_generator
+from app.models.statuses import IN_FLIGHT
+from app.pipelines.generation import generate_under_lease
+from app.pipelines.in_flight import InFlight, judge_in_flight, release_lapsed
 from app.pipelines.lesson_plans.events import add_run_event, module_event
 from app.pipelines.step_lifecycle import StepLifecycle
 
@@ -204,7 +203,15 @@ def generate_module_lesson_plans(module_id: int) -> str:
 def _produce_lesson_plans(module: Module, work: claims.Claim) -> list[LessonPlanDraft]:
     module_event(module, "progress", status=WorkStatus.RUNNING, attempt=module.attempts)
     db.session.commit()
-    return claims.run_under_lease(work, lambda progress: _generate(module, progress, work))
+    brief, fresh = _module_brief(module), _asked_fresh(module.workflow_id)
+    return generate_under_lease(
+        work,
+        "lesson-plans",
+        lambda generator, progress: generator.lesson_plans(brief, progress=progress),
+        fresh=fresh,
+        workflow_id=module.workflow_id,
+        module_id=module.id,
+    )
 
 
 def _not_claimed(module: Module) -> str:
@@ -223,12 +230,9 @@ def _finish_module(module: Module, work: claims.Claim, drafts: list[LessonPlanDr
     return f"{len(drafts)} lesson plans"
 
 
-def _generate(
-    module: Module, progress: ProgressCallback, work: claims.Claim | None = None
-) -> list[LessonPlanDraft]:
-    """Generate the module's lesson plans; `work`, its claim, hears of waits for the rate limit."""
+def _module_brief(module: Module) -> ModuleBrief:
     workflow = module.workflow
-    brief = ModuleBrief(
+    return ModuleBrief(
         workflow_title=workflow.title,
         topic=workflow.topic,
         audience=workflow.audience,
@@ -237,18 +241,16 @@ def _generate(
         total_modules=len(workflow.modules),
         contact_hours=module.contact_hours,
     )
-    fresh = db.session.scalar(
-        select(LessonPlanRun.force_fresh).where(
-            LessonPlanRun.workflow_id == module.workflow_id, LessonPlanRun.status == RunStatus.RUNNING
+
+
+def _asked_fresh(workflow_id: str) -> bool:
+    """Whether the running run asked for a fresh generation (past the memo)."""
+    return bool(
+        db.session.scalar(
+            select(LessonPlanRun.force_fresh).where(
+                LessonPlanRun.workflow_id == workflow_id, LessonPlanRun.status == RunStatus.RUNNING
+            )
         )
-    )
-    return call_generator(
-        "lesson-plans",
-        lambda generator: generator.lesson_plans(brief, progress=progress),
-        fresh=bool(fresh),
-        work=work,
-        workflow_id=module.workflow_id,
-        module_id=module.id,
     )
 
 
@@ -325,17 +327,11 @@ def reconcile_workflow(workflow_id: str) -> int:
     if module is None or module.status in (WorkStatus.PENDING, WorkStatus.FAILED):
         return int(enqueue_next_module(workflow_id))
     job_id = module.job_id or module_job_id(workflow_id, module.position)
-    if module.status == WorkStatus.RUNNING:
-        if module.lease_expires_at and module.lease_expires_at < utcnow():
-            return int(_requeue_lost_module(module, job_id))
-        return 0
-    job = fetch_job(job_id)
-    status = job.get_status(refresh=False) if job else None
-    if status not in LIVE_STATES:  # lost with Redis, or ended without the database hearing
-        return int(_enqueue_module(module.id, job_id))
-    if job is not None and StrandedJobs(claims.lease_ttl())(job):
-        # Popped or started by a worker that died before it could claim the module.
-        discard_job(job_id)
+    job = None if module.status == WorkStatus.RUNNING else fetch_job(job_id)
+    judged = judge_in_flight(module, job, StrandedJobs(claims.lease_ttl()))
+    if judged is InFlight.LEASE_LAPSED:
+        return int(_requeue_lost_module(module, job_id))
+    if judged is InFlight.LOST:
         return int(_enqueue_module(module.id, job_id))
     return 0
 
@@ -343,11 +339,10 @@ def reconcile_workflow(workflow_id: str) -> int:
 def _requeue_lost_module(module: Module, job_id: str) -> bool:
     """The module's worker stopped renewing its lease: run it again, or fail it if it keeps
     killing workers (JOB_MAX_WORKER_LOSSES)."""
-    taken, given_up = claims.release_lost(Module, module, current_app.config["JOB_MAX_WORKER_LOSSES"])
+    taken, given_up = release_lapsed(Module, module, job_id)
     if not taken:
         return False
     log.warning("workflow %s module %s: worker lost", module.workflow_id, module.position)
-    discard_job(job_id)
     if given_up:
         failure = f"Module {module.position + 1} ({module.title}): worker lost"  # numbered for people
         _end_run(module.workflow_id, RunStatus.FAILED, failure)

@@ -19,17 +19,9 @@ from app.database import isoformat, utcnow
 from app.extensions import db
 from app.jobs.limiter import rate_limit_per_s
 from app.models import GeneratorCall, LessonPlan, LessonPlanRun, Module, RunStatus, Workflow, WorkStatus
-from app.models.tracking import IN_FLIGHT
+from app.models.statuses import IN_FLIGHT, WorkflowStatus
 from app.pipelines.usage import usage_of
-
-# The seed's job states, as Bull names them.
-JOB_STATE = {
-    WorkStatus.QUEUED: "waiting",
-    WorkStatus.RUNNING: "active",
-    WorkStatus.RETRYING: "delayed",
-    WorkStatus.COMPLETED: "completed",
-    WorkStatus.FAILED: "failed",
-}
+from app.seed_names import bull_state
 
 
 def _latest_run(workflow_id: str) -> LessonPlanRun | None:
@@ -52,12 +44,12 @@ def _lesson_totals(workflow_id: str) -> tuple[int, int]:
 
 def overall_status(modules: list[Module], run: LessonPlanRun | None) -> str:
     if modules and all(m.status == WorkStatus.COMPLETED for m in modules):
-        return "complete"
+        return WorkflowStatus.COMPLETE
     if any(m.status in IN_FLIGHT for m in modules) or (run and run.status == RunStatus.RUNNING):
-        return "in_progress"
+        return WorkflowStatus.IN_PROGRESS
     if any(m.status == WorkStatus.FAILED for m in modules):
-        return "failed"
-    return "pending"
+        return WorkflowStatus.FAILED
+    return WorkflowStatus.PENDING
 
 
 RECENT_MODULES = 20  # with nothing measured in this workflow, the mean of this many recent modules
@@ -120,7 +112,7 @@ def _job_details(module: Module) -> dict[str, Any]:
     return {
         "jobId": module.job_id,
         "moduleIndex": module.position,
-        "state": JOB_STATE.get(WorkStatus(module.status), "waiting"),
+        "state": bull_state(module.status),
         "progress": module.progress,
         "attemptsMade": module.failed_attempts,
         "waitingForRateLimit": module.waiting_for_rate_limit,
@@ -149,9 +141,9 @@ def generation_status(workflow: Workflow) -> dict[str, Any]:
         "totalContactHours": round(minutes / 60, 2),
         "jobs": {
             "total": len(details),
-            "active": states.count("active"),
-            "completed": states.count("completed"),
-            "failed": states.count("failed"),
+            "active": states.count(bull_state(WorkStatus.RUNNING)),
+            "completed": states.count(bull_state(WorkStatus.COMPLETED)),
+            "failed": states.count(bull_state(WorkStatus.FAILED)),
             "details": details,
         },
         "status": overall_status(modules, run),
@@ -161,7 +153,7 @@ def generation_status(workflow: Workflow) -> dict[str, Any]:
     }
     body["estimatedSecondsLeft"] = (
         estimated_seconds_left(modules, run.created_at if run else None)
-        if body["status"] == "in_progress"
+        if body["status"] == WorkflowStatus.IN_PROGRESS
         else None
     )
     if failed is not None:
