@@ -8,6 +8,7 @@ from datetime import timedelta
 from urllib.parse import quote, urlencode, urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_limiter.errors import RateLimitExceeded
 from flask_login import current_user, login_required, login_user, logout_user
 
@@ -77,7 +78,7 @@ def _start_session(user: User) -> None:
     signin_limit_per_account, key_func=posted_email, methods=["POST"], deduct_when=is_failed_sign_in
 )
 @limiter.limit(signin_limit_per_address, methods=["POST"], deduct_when=is_failed_sign_in)
-def sign_in():  # type: ignore[no-untyped-def]
+def sign_in() -> ResponseReturnValue:
     """Show the sign-in form; sign the person in."""
     form = SignInForm()
     if form.validate_on_submit():
@@ -90,7 +91,7 @@ def sign_in():  # type: ignore[no-untyped-def]
 
 
 @bp.errorhandler(RateLimitExceeded)
-def too_many_failures(_exc: RateLimitExceeded):  # type: ignore[no-untyped-def]
+def too_many_failures(_exc: RateLimitExceeded) -> ResponseReturnValue:
     """Refuse, even the right password, until the window has room again."""
     retry_after = seconds_until_allowed()
     minutes = max(1, round(retry_after / 60))
@@ -108,7 +109,7 @@ def too_many_failures(_exc: RateLimitExceeded):  # type: ignore[no-untyped-def]
 
 @bp.post("/sign-out")
 @login_required
-def sign_out():  # type: ignore[no-untyped-def]
+def sign_out() -> ResponseReturnValue:
     """Sign out: this browser's session ends for good."""
     current_user.end_sessions(only=session[SESSION_ID_KEY])
     db.session.commit()
@@ -120,7 +121,7 @@ def sign_out():  # type: ignore[no-untyped-def]
 
 @bp.post("/sign-out-everywhere")
 @login_required
-def sign_out_everywhere():  # type: ignore[no-untyped-def]
+def sign_out_everywhere() -> ResponseReturnValue:
     """End every session of this user, this one included."""
     ended = current_user.end_sessions()
     db.session.commit()
@@ -132,7 +133,7 @@ def sign_out_everywhere():  # type: ignore[no-untyped-def]
 
 @bp.get("/account")
 @login_required
-def account():  # type: ignore[no-untyped-def]
+def account() -> ResponseReturnValue:
     """Show the password form and the sign-out-everywhere button."""
     return render_template("auth/account.html", form=ChangePasswordForm())
 
@@ -140,7 +141,7 @@ def account():  # type: ignore[no-untyped-def]
 @bp.post("/account/password")
 @login_required
 @limiter.limit(signin_limit_per_account, key_func=signed_in_account, deduct_when=is_failed_sign_in)
-def change_password():  # type: ignore[no-untyped-def]
+def change_password() -> ResponseReturnValue:
     """Change the password; every other session of the user ends."""
     form = ChangePasswordForm()
     if form.validate_on_submit():

@@ -21,7 +21,7 @@ def configure_engine_options(app: Flask) -> None:
 
 
 @event.listens_for(Engine, "connect")
-def _set_sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
     if not isinstance(dbapi_connection, sqlite3.Connection):
         return
     cursor = dbapi_connection.cursor()

@@ -68,7 +68,7 @@ def signed_in_account() -> str:
     return _account_key(current_user.email)
 
 
-def is_failed_sign_in(response) -> bool:  # type: ignore[no-untyped-def]
+def is_failed_sign_in(response) -> bool:
     return response.status_code == 422
 
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import render_template, request
+from flask.typing import ResponseReturnValue
 from sqlalchemy import case, func, literal, or_, select, union_all
 
 from app.admin import bp
@@ -21,7 +22,7 @@ PAGE_SIZE = 25
 STATUS_FILTERS = ["pending", "processing", "paused", "completed", "failed", "cancelled"]
 
 
-def _rows():  # type: ignore[no-untyped-def]
+def _rows():
     run_status = case(
         (LessonPlanRun.status == "running", "processing"),
         (LessonPlanRun.status == "complete", "completed"),
@@ -58,7 +59,7 @@ def _rows():  # type: ignore[no-untyped-def]
     return union_all(builds, runs).subquery("work")
 
 
-def _filtered(work, status: str | None, search: str):  # type: ignore[no-untyped-def]
+def _filtered(work, status: str | None, search: str):
     query = select(work)
     if status:
         query = query.where(work.c.status == status)
@@ -73,7 +74,7 @@ def stats() -> dict[str, int]:
     """Active, waiting, completed in the last 24 h, failed: builds and runs together."""
     since = utcnow() - timedelta(hours=24)
 
-    def count(model, *conditions) -> int:  # type: ignore[no-untyped-def]
+    def count(model, *conditions) -> int:
         return db.session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0
 
     return {
@@ -129,7 +130,7 @@ def _page_rows(
 
 @bp.get("/")
 @bp.get("/jobs")
-def queue():  # type: ignore[no-untyped-def]
+def queue() -> ResponseReturnValue:
     """Show the stat cards and the filtered, searchable, paginated table of work."""
     status = request.args.get("status") or None
     if status not in STATUS_FILTERS:

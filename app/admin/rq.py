@@ -92,7 +92,7 @@ def _link_back_to_the_app(response: Response) -> Response:
     return response
 
 
-def _admins_only():  # type: ignore[no-untyped-def]
+def _admins_only():
     if not current_user.is_authenticated:
         return redirect(sign_in_url(request.full_path.rstrip("?")))
     if not current_user.is_admin:
@@ -176,7 +176,7 @@ def _known_queue(view: View) -> View:
 
 
 @rq_web.jsonify
-def _job_info(instance_number: int, job_id: str):  # type: ignore[no-untyped-def]
+def _job_info(instance_number: int, job_id: str):
     job = Job.fetch(job_id, serializer=rq_web.config.serializer, connection=current_app.redis_conn)
     latest = job.latest_result()
     encoder = current_app.config.get("RQ_DASHBOARD_JSON_ENCODER", json.JSONEncoder)

@@ -12,7 +12,7 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 @bp.before_request
-def authenticate():  # type: ignore[no-untyped-def]
+def authenticate():
     """Resolve the bearer token to a user, or refuse with 401 (429 once an address has failed
     too often: the failures are counted, a valid token never waits on the count)."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import g, jsonify
+from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, select
 from sqlalchemy.orm import joinedload
 
@@ -22,7 +23,7 @@ def _visible_letters() -> Select[tuple[DeadLetter]]:
 
 
 @bp.get("/dead-letter")
-def list_dead_letters():  # type: ignore[no-untyped-def]
+def list_dead_letters() -> ResponseReturnValue:
     """List dead letters, newest first."""
     limit = query_int("limit", 100, 1, 500)
     query = _visible_letters().options(joinedload(DeadLetter.step)).order_by(DeadLetter.id.desc())
@@ -31,7 +32,7 @@ def list_dead_letters():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/dead-letter/<int:letter_id>/retry")
-def retry_dead_letter(letter_id: int):  # type: ignore[no-untyped-def]
+def retry_dead_letter(letter_id: int) -> ResponseReturnValue:
     """Run the dead step again (its build reopens if it had finished)."""
     letter = db.session.scalar(_visible_letters().where(DeadLetter.id == letter_id))
     if letter is None:

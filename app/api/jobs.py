@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import g, jsonify
+from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, select
 
 from app.access import visible_to
@@ -29,7 +30,7 @@ def _visible_builds() -> Select[tuple[BuildJob]]:
 
 
 @bp.post("/jobs/build/<path_id>")
-def start_build(path_id: str):  # type: ignore[no-untyped-def]
+def start_build(path_id: str) -> ResponseReturnValue:
     """Start a build of the path, or of one piece of it (`scope`); 409 names the active build,
     200 says there is nothing to build."""
     path = load_path(path_id)
@@ -53,13 +54,13 @@ def _piece(path: LearningPath, scope: PieceIn) -> Concept | SubConcept:
 
 
 @bp.get("/jobs/<job_id>")
-def get_job(job_id: str):  # type: ignore[no-untyped-def]
+def get_job(job_id: str) -> ResponseReturnValue:
     """Show a build with its progress."""
     return build_summary(load_build(job_id))
 
 
 @bp.get("/jobs/path/<path_id>")
-def jobs_for_path(path_id: str):  # type: ignore[no-untyped-def]
+def jobs_for_path(path_id: str) -> ResponseReturnValue:
     """List one page of the path's builds, newest first."""
     path = load_path(path_id)
     page, limit = query_page()
@@ -73,7 +74,7 @@ def jobs_for_path(path_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/jobs")
-def list_jobs():  # type: ignore[no-untyped-def]
+def list_jobs() -> ResponseReturnValue:
     """List builds (an admin sees everyone's), newest first."""
     status = query_choice("status", [s.value for s in BuildStatus])
     limit = query_int("limit", 50, 1, 200)
@@ -83,35 +84,35 @@ def list_jobs():  # type: ignore[no-untyped-def]
     return jsonify(build_summaries(list(db.session.scalars(query))))
 
 
-def _control(job_id: str, action) -> None:  # type: ignore[no-untyped-def]
+def _control(job_id: str, action) -> None:
     build = load_build(job_id)
     with api_errors_of_build_control():
         action(build)
 
 
 @bp.post("/jobs/<job_id>/cancel")
-def cancel_job(job_id: str):  # type: ignore[no-untyped-def]
+def cancel_job(job_id: str) -> ResponseReturnValue:
     """Cancel a build: nothing more starts, running steps stop."""
     _control(job_id, build_control.cancel_build)
     return {"success": True}
 
 
 @bp.post("/jobs/<job_id>/pause")
-def pause_job(job_id: str):  # type: ignore[no-untyped-def]
+def pause_job(job_id: str) -> ResponseReturnValue:
     """Pause a build: no new step starts until it is resumed."""
     _control(job_id, build_control.pause_build)
     return {"success": True}
 
 
 @bp.post("/jobs/<job_id>/resume")
-def resume_job(job_id: str):  # type: ignore[no-untyped-def]
+def resume_job(job_id: str) -> ResponseReturnValue:
     """Resume a paused build where it stopped."""
     _control(job_id, build_control.resume_build)
     return {"success": True}
 
 
 @bp.post("/jobs/<job_id>/retry")
-def retry_job(job_id: str):  # type: ignore[no-untyped-def]
+def retry_job(job_id: str) -> ResponseReturnValue:
     """Start a new build that re-runs only what the failed or cancelled one did not complete."""
     build = load_build(job_id)
     with api_errors_of_build_control():
@@ -120,7 +121,7 @@ def retry_job(job_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/jobs/<job_id>/steps")
-def job_steps(job_id: str):  # type: ignore[no-untyped-def]
+def job_steps(job_id: str) -> ResponseReturnValue:
     """List one page of a build's steps in creation order, optionally by status or type
     (the whole tree, however large, is the path's export)."""
     build = load_build(job_id)

@@ -18,6 +18,7 @@ from collections.abc import Generator, Iterator
 from typing import Any
 
 from flask import Response, current_app, g, request, stream_with_context
+from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
@@ -156,7 +157,7 @@ def _claim_slot(user_id: int) -> StreamSlot | Response:
 
 
 @bp.get("/jobs/<job_id>/stream")
-def stream_job(job_id: str):  # type: ignore[no-untyped-def]
+def stream_job(job_id: str) -> ResponseReturnValue:
     """Stream the build's events; Last-Event-ID (or ?lastEventId=) resumes after that id."""
     build_id, user_id = load_build(job_id).id, g.user.id  # read before _read's commit expires them
     last_id = _last_event_id()

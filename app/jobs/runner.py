@@ -39,7 +39,7 @@ class AppWorker(SimpleWorker):
     app: Flask
     _grace_timer: threading.Timer | None = None
 
-    def request_stop(self, signum, frame):  # type: ignore[no-untyped-def]
+    def request_stop(self, signum, frame):
         if self._grace_timer is None:
             grace = max(0.5, self.app.config["WORKER_SHUTDOWN_TIMEOUT_S"] - SHUTDOWN_MARGIN_S)
             self._grace_timer = threading.Timer(grace, interrupt_for_shutdown)

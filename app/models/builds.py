@@ -10,7 +10,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.database import isoformat, utcnow
-from app.extensions import db
+from app.extensions import Model
 from app.models.learning_paths import LearningPath
 from app.models.tracking import TrackedWork
 from app.models.workflows import new_id
@@ -39,7 +39,7 @@ class StepType(enum.StrEnum):
     KNOWLEDGE_UNITS = "knowledge-units"  # one sub-concept's knowledge units
 
 
-class BuildJob(db.Model):
+class BuildJob(Model):
     __tablename__ = "build_jobs"
     __table_args__ = (
         # One active build per path: twenty concurrent requests get one 202, nineteen 409s.
@@ -126,7 +126,7 @@ class BuildJob(db.Model):
         }
 
 
-class JobStep(TrackedWork, db.Model):
+class JobStep(TrackedWork, Model):
     __tablename__ = "job_steps"
     __table_args__ = (
         UniqueConstraint("build_id", "type", "entity_id"),

@@ -12,7 +12,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.database import isoformat, utcnow
-from app.extensions import db
+from app.extensions import Model
 from app.models.tracking import TrackedWork
 
 # A module's contact hours: at least a 15-minute lesson, at most 200 hours. The API, the page
@@ -31,7 +31,7 @@ class RunStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-class Workflow(db.Model):
+class Workflow(Model):
     __tablename__ = "workflows"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -56,7 +56,7 @@ class Workflow(db.Model):
         }
 
 
-class Module(TrackedWork, db.Model):
+class Module(TrackedWork, Model):
     """One module of a workflow, and the state of the job that generates its lesson plans."""
 
     __tablename__ = "modules"
@@ -83,7 +83,7 @@ class Module(TrackedWork, db.Model):
         }
 
 
-class LessonPlan(db.Model):
+class LessonPlan(Model):
     __tablename__ = "lesson_plans"
     __table_args__ = (UniqueConstraint("module_id", "order"),)
 
@@ -118,7 +118,7 @@ def activity_to_dict(activity: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class LessonPlanRun(db.Model):
+class LessonPlanRun(Model):
     """A request to generate a workflow's lesson plans; at most one runs per workflow."""
 
     __tablename__ = "lesson_plan_runs"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import Row, ScalarSelect, Select, func, select
 
@@ -65,13 +66,13 @@ def render_home(
 
 
 @bp.get("/")
-def home():  # type: ignore[no-untyped-def]
+def home() -> ResponseReturnValue:
     """List my workflows and paths with their latest status."""
     return render_home()
 
 
 @bp.post("/workflows")
-def create_workflow():  # type: ignore[no-untyped-def]
+def create_workflow() -> ResponseReturnValue:
     """Create a workflow from the form, or show the form again with its errors."""
     form = WorkflowForm(prefix="workflow")
     if not form.validate_on_submit():
@@ -92,7 +93,7 @@ def create_workflow():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/paths")
-def create_path():  # type: ignore[no-untyped-def]
+def create_path() -> ResponseReturnValue:
     """Create a learning path from the form, or show the form again with its errors."""
     form = PathForm(prefix="path")
     if not form.validate_on_submit():
