@@ -19,7 +19,7 @@ from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 from sqlalchemy import ColumnElement, update
 
-from app.database import utcnow
+from app.database import execute_dml, utcnow
 from app.extensions import db
 from app.failure_kinds import CategorizedFailure
 from app.jobs.lease import keep_lease
@@ -56,7 +56,7 @@ def claim(model: type[TrackedWork], row_id: Any, *conditions: ColumnElement[bool
     claimable = model.status.in_(CLAIMABLE) | (
         (model.status == WorkStatus.RUNNING) & (model.lease_expires_at < now)
     )
-    claimed = db.session.execute(
+    claimed = execute_dml(
         update(model)
         .where(model.id == row_id, claimable, *conditions)  # type: ignore[attr-defined]
         .values(
@@ -120,7 +120,7 @@ def mark_completed(work: Claim, **extra: Any) -> bool:
     """In the caller's transaction: mark the row completed if the claim still holds."""
     model = work.model
     return (
-        db.session.execute(
+        execute_dml(
             update(model)
             .where(work.held, model.status == WorkStatus.RUNNING)
             .values({**completed_values(work), **extra})
@@ -151,7 +151,7 @@ def record_failure(work: Claim, exc: BaseException, final: bool) -> bool:
     db.session.rollback()
     model = work.model
     return (
-        db.session.execute(
+        execute_dml(
             update(model)
             .where(work.held)
             .values(
@@ -172,7 +172,7 @@ def release(work: Claim) -> bool:
     """Give the row back as queued (commits): the worker is leaving, the work is not failed.
     The recovery sweep enqueues it again, within JOB_RECOVERY_INTERVAL_S."""
     db.session.rollback()
-    released = db.session.execute(
+    released = execute_dml(
         update(work.model)
         .where(work.held, work.model.status == WorkStatus.RUNNING)
         .values(
@@ -200,7 +200,7 @@ def release_lost(model: type[TrackedWork], row: TrackedWork, max_losses: int) ->
         }
     else:
         values |= {"status": WorkStatus.QUEUED, "queued_at": utcnow()}
-    taken = db.session.execute(
+    taken = execute_dml(
         update(model)
         .where(
             model.id == row.id,  # type: ignore[attr-defined]

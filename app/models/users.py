@@ -12,7 +12,7 @@ from sqlalchemy import ForeignKey, String, delete, select, update
 from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.database import utcnow
+from app.database import execute_dml, utcnow
 from app.extensions import Model, db
 
 TOKEN_PREFIX = "cb_"
@@ -70,7 +70,7 @@ class User(UserMixin, Model):
             query = query.where(UserSession.id != hash_token(keep))
         if only is not None:
             query = query.where(UserSession.id == hash_token(only))
-        return db.session.execute(query).rowcount
+        return execute_dml(query).rowcount
 
     def end_expired_sessions(self, max_age: timedelta) -> None:
         db.session.execute(

@@ -9,7 +9,7 @@ from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import func, select, update
 
-from app.database import utcnow
+from app.database import execute_dml, utcnow
 from app.extensions import db
 from app.models import BuildJob, BuildStatus, JobStep, User
 from app.pipelines.learning_paths.events import add_event, ring
@@ -53,7 +53,7 @@ def admit_waiting_builds(user_id: int) -> int:
 
 
 def _admit(build: BuildJob) -> bool:
-    started = db.session.execute(
+    started = execute_dml(
         update(BuildJob)
         .where(BuildJob.id == build.id, BuildJob.status == BuildStatus.PENDING)
         .values(

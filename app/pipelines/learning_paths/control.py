@@ -13,7 +13,7 @@ from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.database import utcnow
+from app.database import execute_dml, utcnow
 from app.extensions import db
 from app.jobs.enqueue import discard_job
 from app.models import (
@@ -190,7 +190,7 @@ def cancel_build(build: BuildJob) -> None:
             lease_expires_at=None,
         )
     )
-    cancelled = db.session.execute(
+    cancelled = execute_dml(
         update(BuildJob)
         .where(BuildJob.id == build.id, BuildJob.status.in_(ACTIVE_BUILD))
         .values(status=BuildStatus.CANCELLED, completed_at=utcnow(), current_stage=None)
@@ -217,7 +217,7 @@ def resume_build(build: BuildJob) -> None:
 
 
 def _transition(build: BuildJob, source: BuildStatus, target: BuildStatus, word: str) -> None:
-    changed = db.session.execute(
+    changed = execute_dml(
         update(BuildJob).where(BuildJob.id == build.id, BuildJob.status == source).values(status=target)
     ).rowcount
     if not changed:
@@ -274,7 +274,7 @@ def retry_dead_letter(letter: DeadLetter) -> None:
             existing = active_build(build.path_id)
             raise BuildConflict(existing.id if existing else "unknown") from None
         _refuse_over_active_quota(build.triggered_by)
-    requeued = db.session.execute(
+    requeued = execute_dml(
         update(JobStep)
         .where(JobStep.id == step.id, JobStep.status == WorkStatus.FAILED)
         .values(
