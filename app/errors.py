@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, current_app, g, jsonify, render_template, request
+from flask import Flask, Response, current_app, g, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from app.extensions import db
+from app.extensions import db, login_manager
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.details = status, code, message, details
 
 
-def error_response(status: int, code: str, message: str, details: Any = None):
+def error_response(status: int, code: str, message: str, details: Any = None) -> tuple[Response, int]:
     error: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         error["details"] = details
@@ -80,10 +80,12 @@ def _wants_json() -> bool:
     )
 
 
-def error_page(status: int, sentence: str | None = None, account: bool = True, title: str | None = None):
+def error_page(
+    status: int, sentence: str | None = None, account: bool = True, title: str | None = None
+) -> tuple[str, int]:
     """The styled page for `status`; `account=False` when the database cannot name the user."""
     if not account:  # Flask-Login's context processor would ask the database who is signed in
-        g._login_user = current_app.login_manager.anonymous_user()
+        g._login_user = login_manager.anonymous_user()
     default_title, default = PAGE_WORDS.get(
         status, ("Something is not right", "Please go back and try again.")
     )

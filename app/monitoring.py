@@ -6,12 +6,15 @@ memory), so every gunicorn process answers the same and workers on other machine
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
+from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
 from sqlalchemy import case, func, select, text
@@ -26,7 +29,7 @@ bp = Blueprint("ops", __name__)
 DURATION_BUCKETS_S = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 1800)
 
 
-def _probe_redis():
+def _probe_redis() -> Redis:
     """A client that gives up within a second, so readiness answers fast when Redis is gone."""
     client = current_app.extensions.get("probe_redis")
     if client is None:
@@ -35,7 +38,7 @@ def _probe_redis():
     return client
 
 
-def queue_counts(redis) -> dict[str, dict[str, int]]:
+def queue_counts(redis: Redis) -> dict[str, dict[str, int]]:
     counts = {}
     for name in ALL_QUEUES:
         queue = Queue(name, connection=redis)
@@ -82,11 +85,11 @@ def readyz() -> ResponseReturnValue:
 class ScrapeTimeCollector:
     """Reads the queues and the database each time Prometheus scrapes."""
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         yield from self._queues()
         yield from self._database()
 
-    def _queues(self):
+    def _queues(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily("cb_queue_depth", "Jobs waiting in each RQ queue", labels=["queue"])
         jobs = GaugeMetricFamily("cb_queue_jobs", "RQ jobs by queue and state", labels=["queue", "state"])
         try:
@@ -99,7 +102,7 @@ class ScrapeTimeCollector:
         yield depth
         yield jobs
 
-    def _database(self):
+    def _database(self) -> Iterator[Metric]:
         builds = GaugeMetricFamily("cb_builds", "Builds by status", labels=["status"])
         for status, count in db.session.execute(
             select(BuildJob.status, func.count()).group_by(BuildJob.status)
@@ -117,10 +120,12 @@ class ScrapeTimeCollector:
             "cb_failed_attempts", "Attempts that failed (retried or final)", labels=["kind"]
         )
         retries.add_metric(
-            ["step"], db.session.scalar(select(func.coalesce(func.sum(JobStep.failed_attempts), 0)))
+            ["step"],
+            db.session.execute(select(func.coalesce(func.sum(JobStep.failed_attempts), 0))).scalar_one(),
         )
         retries.add_metric(
-            ["module"], db.session.scalar(select(func.coalesce(func.sum(Module.failed_attempts), 0)))
+            ["module"],
+            db.session.execute(select(func.coalesce(func.sum(Module.failed_attempts), 0))).scalar_one(),
         )
         yield retries
         yield CounterMetricFamily(
@@ -130,7 +135,7 @@ class ScrapeTimeCollector:
         )
         yield from self._generator_calls()
 
-    def _step_durations(self):
+    def _step_durations(self) -> Iterator[Metric]:
         seconds = JobStep.duration_ms / 1000.0
         columns = [func.sum(case((seconds <= bound, 1), else_=0)) for bound in DURATION_BUCKETS_S]
         rows = db.session.execute(
@@ -146,7 +151,7 @@ class ScrapeTimeCollector:
             family.add_metric([stage], buckets + [("+Inf", count)], sum_value=float(total))
         yield family
 
-    def _generator_calls(self):
+    def _generator_calls(self) -> Iterator[Metric]:
         calls = CounterMetricFamily("cb_generator_calls", "Generator calls", labels=["kind"])
         waits = CounterMetricFamily(
             "cb_rate_limit_waits", "Generator calls that waited for the rate limit", labels=["kind"]

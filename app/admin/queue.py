@@ -8,11 +8,11 @@ from typing import Any
 
 from flask import render_template, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy import case, func, literal, or_, select, union_all
+from sqlalchemy import ColumnElement, Select, Subquery, case, func, literal, or_, select, union_all
 
 from app.admin import bp
 from app.database import utcnow
-from app.extensions import db
+from app.extensions import Model, db
 from app.inputs import MAX_ID, bounded_int
 from app.models import BuildJob, LearningPath, LessonPlanRun, Module, User, Workflow
 from app.pipelines.learning_paths.status import progress_percent, unit_fractions
@@ -22,7 +22,7 @@ PAGE_SIZE = 25
 STATUS_FILTERS = ["pending", "processing", "paused", "completed", "failed", "cancelled"]
 
 
-def _rows():
+def _rows() -> Subquery:
     run_status = case(
         (LessonPlanRun.status == "running", "processing"),
         (LessonPlanRun.status == "complete", "completed"),
@@ -59,7 +59,7 @@ def _rows():
     return union_all(builds, runs).subquery("work")
 
 
-def _filtered(work, status: str | None, search: str):
+def _filtered(work: Subquery, status: str | None, search: str) -> Select[Any]:
     query = select(work)
     if status:
         query = query.where(work.c.status == status)
@@ -74,7 +74,7 @@ def stats() -> dict[str, int]:
     """Active, waiting, completed in the last 24 h, failed: builds and runs together."""
     since = utcnow() - timedelta(hours=24)
 
-    def count(model, *conditions) -> int:
+    def count(model: type[Model], *conditions: ColumnElement[bool]) -> int:
         return db.session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0
 
     return {

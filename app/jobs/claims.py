@@ -40,7 +40,8 @@ class Claim:
     @property
     def held(self) -> ColumnElement[bool]:
         """The condition every write of this attempt carries."""
-        return (self.model.id == self.row_id) & (self.model.claim_token == self.token)  # type: ignore[attr-defined]
+        held: ColumnElement[bool] = (self.model.id == self.row_id) & (self.model.claim_token == self.token)
+        return held
 
 
 def lease_ttl() -> timedelta:
@@ -58,7 +59,7 @@ def claim(model: type[TrackedWork], row_id: Any, *conditions: ColumnElement[bool
     )
     claimed = execute_dml(
         update(model)
-        .where(model.id == row_id, claimable, *conditions)  # type: ignore[attr-defined]
+        .where(model.id == row_id, claimable, *conditions)
         .values(
             status=WorkStatus.RUNNING,
             claim_token=token,
@@ -203,7 +204,7 @@ def release_lost(model: type[TrackedWork], row: TrackedWork, max_losses: int) ->
     taken = execute_dml(
         update(model)
         .where(
-            model.id == row.id,  # type: ignore[attr-defined]
+            model.id == row.id,
             model.status == WorkStatus.RUNNING,
             model.claim_token == row.claim_token,
         )

@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 import time
+from types import FrameType
 
 from flask import Flask
 from redis.exceptions import RedisError
@@ -39,13 +40,13 @@ class AppWorker(SimpleWorker):
     app: Flask
     _grace_timer: threading.Timer | None = None
 
-    def request_stop(self, signum, frame):
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
         if self._grace_timer is None:
             grace = max(0.5, self.app.config["WORKER_SHUTDOWN_TIMEOUT_S"] - SHUTDOWN_MARGIN_S)
             self._grace_timer = threading.Timer(grace, interrupt_for_shutdown)
             self._grace_timer.daemon = True
             self._grace_timer.start()
-        return super().request_stop(signum, frame)
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]  # RQ left it unannotated
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         with self.app.app_context(), log_context(job=job.id, queue=queue.name):

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ RESPAWN_DELAY_S = 1.0
 PR_SET_PDEATHSIG = 1
 
 
-def worker_slots(config: Mapping[str, Any]) -> list[tuple[str, ...]]:
+def worker_slots(config: Mapping[str, Any]) -> Sequence[tuple[str, ...]]:
     """The queues of each worker process."""
     return (
         [(BUILD_PATH_QUEUE, LESSON_PLANS_QUEUE, DEAD_LETTER_QUEUE)]

@@ -94,7 +94,7 @@ class BuildJob(Model):
     path: Mapped[LearningPath] = relationship()
 
     @property
-    def scope(self) -> dict[str, int] | None:
+    def scope(self) -> dict[str, int | None] | None:
         """The piece this build regenerates, as the API names it; None for the whole path."""
         if self.scope_kind is None:
             return None

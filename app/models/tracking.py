@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -27,6 +28,9 @@ DONE = (WorkStatus.COMPLETED, WorkStatus.SKIPPED)
 
 class TrackedWork:
     """Mixin for a row that one job at a time works on, under a lease, fenced by a token."""
+
+    if TYPE_CHECKING:  # each model declares its own primary key, an int or a str
+        id: Mapped[int | str]
 
     status: Mapped[str] = mapped_column(String(16), default=WorkStatus.PENDING)
     progress: Mapped[int] = mapped_column(default=0)
