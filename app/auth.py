@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import cast
 from urllib.parse import quote, urlencode, urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
@@ -82,11 +83,11 @@ def sign_in() -> ResponseReturnValue:
     """Show the sign-in form; sign the person in."""
     form = SignInForm()
     if form.validate_on_submit():
-        user = authenticate(form.email.data.strip().lower(), form.password.data)
+        user = authenticate((form.email.data or "").strip().lower(), form.password.data or "")
         if user is not None:
             _start_session(user)
             return redirect(_safe_next(request.args.get("next")))
-        form.password.errors.append("That email and password do not match.")
+        cast(list[str], form.password.errors).append("That email and password do not match.")
     return render_template("auth/sign_in.html", form=form), 200 if request.method == "GET" else 422
 
 
@@ -96,6 +97,7 @@ def too_many_failures(_exc: RateLimitExceeded) -> ResponseReturnValue:
     retry_after = seconds_until_allowed()
     minutes = max(1, round(retry_after / 60))
     message = f"Too many failed sign-ins; try again in {minutes} minute{'s' if minutes > 1 else ''}."
+    form: ChangePasswordForm | SignInForm
     if request.endpoint == "auth.change_password":
         form = ChangePasswordForm()
         form.current_password.errors = [message]
@@ -151,5 +153,5 @@ def change_password() -> ResponseReturnValue:
             db.session.commit()
             flash("Password changed; every other session has been signed out.")
             return redirect(url_for("auth.account"))
-        form.current_password.errors.append("That is not your current password.")
+        cast(list[str], form.current_password.errors).append("That is not your current password.")
     return render_template("auth/account.html", form=form), 422

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, g, request
+from flask.typing import ResponseReturnValue
 
 from app.errors import ApiError, error_response
 from app.models import ApiToken
@@ -12,7 +13,7 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 @bp.before_request
-def authenticate():
+def authenticate() -> ResponseReturnValue | None:
     """Resolve the bearer token to a user, or refuse with 401 (429 once an address has failed
     too often: the failures are counted, a valid token never waits on the count)."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")

@@ -17,7 +17,7 @@ from app.models import BuildJob, DeadLetter, LearningPath
 from app.pipelines.learning_paths import control as build_control
 
 
-def _visible_letters() -> Select[tuple[DeadLetter]]:
+def _visible_letters() -> Select[DeadLetter]:
     query = select(DeadLetter).join(BuildJob).join(LearningPath)
     return visible_to(g.user, query, LearningPath.owner_id)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import g, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, select
@@ -25,7 +27,7 @@ TREE_COMPLETE = (
 )
 
 
-def _visible_builds() -> Select[tuple[BuildJob]]:
+def _visible_builds() -> Select[BuildJob]:
     return visible_to(g.user, select(BuildJob).join(LearningPath), LearningPath.owner_id)
 
 
@@ -84,7 +86,7 @@ def list_jobs() -> ResponseReturnValue:
     return jsonify(build_summaries(list(db.session.scalars(query))))
 
 
-def _control(job_id: str, action) -> None:
+def _control(job_id: str, action: Callable[[BuildJob], object]) -> None:
     build = load_build(job_id)
     with api_errors_of_build_control():
         action(build)

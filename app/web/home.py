@@ -79,8 +79,8 @@ def create_workflow() -> ResponseReturnValue:
         return render_home(workflow_form=form, status=422)
     workflow = Workflow(
         owner_id=current_user.id,
-        title=form.title.data.strip(),
-        topic=form.topic.data.strip(),
+        title=(form.title.data or "").strip(),
+        topic=(form.topic.data or "").strip(),
         audience=(form.audience.data or "").strip() or None,
         modules=[
             Module(position=i, title=title, contact_hours=hours)
@@ -100,8 +100,8 @@ def create_path() -> ResponseReturnValue:
         return render_home(path_form=form, status=422)
     path = LearningPath(
         owner_id=current_user.id,
-        name=form.name.data.strip(),
-        topic=form.topic.data.strip(),
+        name=(form.name.data or "").strip(),
+        topic=(form.topic.data or "").strip(),
         description=(form.description.data or "").strip() or None,
         concept_count=form.concept_count.data,
     )

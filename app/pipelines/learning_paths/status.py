@@ -25,7 +25,7 @@ STAGE_WEIGHTS = {"concepts": 20, "sub-concepts": 30, "knowledge-units": 50}
 
 
 @cache
-def _unit_fractions_query() -> Select[tuple[str, float]]:
+def _unit_fractions_query() -> Select[str, float]:
     """Built once: every poll runs it, and building the expression cost more than running it."""
     done = JobStep.status.in_(DONE)
     share = case(
