@@ -42,7 +42,7 @@ def _has_concepts(path_id: str) -> bool:
     return db.session.scalar(select(Concept.id).where(Concept.path_id == path_id).limit(1)) is not None
 
 
-def _failed_in_tree(build: BuildJob | None) -> dict[str, set[int]]:
+def _failed_in_tree(build: BuildJob | None) -> dict[str, set[int | None]]:
     """The concepts and sub-concepts whose step failed in the latest build, marked in the tree."""
     if build is None:
         return {"concepts": set(), "sub_concepts": set()}
@@ -82,7 +82,9 @@ def _piece_of(build: BuildJob) -> Concept | SubConcept | None:
     """The concept or sub-concept a scoped build regenerates (None: the whole path, or gone)."""
     if build.scope_kind is None or build.scope_entity_id is None:
         return None
-    return db.session.get(Concept if build.scope_kind == "concept" else SubConcept, build.scope_entity_id)
+    if build.scope_kind == "concept":
+        return db.session.get(Concept, build.scope_entity_id)
+    return db.session.get(SubConcept, build.scope_entity_id)
 
 
 def _tree_being_replaced(build: BuildJob | None) -> list[dict[str, Any]] | None:

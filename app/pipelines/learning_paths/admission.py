@@ -71,6 +71,7 @@ def _admit(build: BuildJob) -> bool:
         .order_by(JobStep.id)
         .limit(1)
     )
+    assert root is not None  # started: the build's steps were inserted with it
     db.session.execute(update(BuildJob).where(BuildJob.id == build.id).values(rq_job_id=step_job_id(root.id)))
     add_event(build.id, "progress", stage="concepts", status="started")
     db.session.commit()
