@@ -127,6 +127,7 @@ def _create_build(
 
 def find_piece(path: LearningPath, kind: str, entity_id: int) -> Concept | SubConcept:
     """The path's concept or sub-concept with this id; UnknownPiece if the path has none."""
+    piece: Concept | SubConcept | None
     if kind == "concept":
         piece = db.session.scalar(select(Concept).where(Concept.id == entity_id, Concept.path_id == path.id))
     else:
@@ -255,7 +256,7 @@ def retry_dead_letter(letter: DeadLetter) -> None:
     """Run one dead step again; its build reopens if it had finished, within its owner's
     MAX_ACTIVE_BUILDS_PER_USER (QuotaExceeded otherwise, and nothing changes)."""
     step = letter.step
-    build = db.session.get(BuildJob, letter.build_id)
+    build = db.session.get_one(BuildJob, letter.build_id)
     if build.status == BuildStatus.CANCELLED or step.status != WorkStatus.FAILED:
         raise InvalidTransition(
             f"This step is {step.status} in a {build.status} build; it cannot be retried."
