@@ -27,6 +27,7 @@ run: $(STAMP) $(HTMX)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 test: lint $(HTMX)
 	$(VENV)/bin/pytest
