@@ -1,20 +1,8 @@
 # htmx-flask 0.1: the parts app/ uses. The package is annotated but ships no py.typed, and the
 # type it gives `request` (a cast after `from flask import request`) is lost on mypy.
-from flask import Flask, Request
+from flask import Flask
 
-class HtmxHeaders:
-    def __bool__(self) -> bool: ...  # true when the request came from htmx (HX-Request: true)
-    @property
-    def boosted(self) -> bool: ...
-    @property
-    def current_url(self) -> str | None: ...
-    @property
-    def target(self) -> str | None: ...
-    @property
-    def trigger(self) -> str | None: ...
-
-class HtmxAwareRequest(Request):
-    htmx: HtmxHeaders
+from .requests import HtmxAwareRequest
 
 request: HtmxAwareRequest  # flask.request, once Htmx.init_app has set the app's request class
 
