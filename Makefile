@@ -29,6 +29,7 @@ run: $(STAMP) assets
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 test: lint assets
 	$(VENV)/bin/pytest

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import cast
 from urllib.parse import quote, urlencode, urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_limiter.errors import RateLimitExceeded
 from flask_login import current_user, login_required, login_user, logout_user
 
@@ -77,24 +79,25 @@ def _start_session(user: User) -> None:
     signin_limit_per_account, key_func=posted_email, methods=["POST"], deduct_when=is_failed_sign_in
 )
 @limiter.limit(signin_limit_per_address, methods=["POST"], deduct_when=is_failed_sign_in)
-def sign_in():  # type: ignore[no-untyped-def]
+def sign_in() -> ResponseReturnValue:
     """Show the sign-in form; sign the person in."""
     form = SignInForm()
     if form.validate_on_submit():
-        user = authenticate(form.email.data.strip().lower(), form.password.data)
+        user = authenticate((form.email.data or "").strip().lower(), form.password.data or "")
         if user is not None:
             _start_session(user)
             return redirect(_safe_next(request.args.get("next")))
-        form.password.errors.append("That email and password do not match.")
+        cast(list[str], form.password.errors).append("That email and password do not match.")
     return render_template("auth/sign_in.html", form=form), 200 if request.method == "GET" else 422
 
 
 @bp.errorhandler(RateLimitExceeded)
-def too_many_failures(_exc: RateLimitExceeded):  # type: ignore[no-untyped-def]
+def too_many_failures(_exc: RateLimitExceeded) -> ResponseReturnValue:
     """Refuse, even the right password, until the window has room again."""
     retry_after = seconds_until_allowed()
     minutes = max(1, round(retry_after / 60))
     message = f"Too many failed sign-ins; try again in {minutes} minute{'s' if minutes > 1 else ''}."
+    form: ChangePasswordForm | SignInForm
     if request.endpoint == "auth.change_password":
         form = ChangePasswordForm()
         form.current_password.errors = [message]
@@ -108,7 +111,7 @@ def too_many_failures(_exc: RateLimitExceeded):  # type: ignore[no-untyped-def]
 
 @bp.post("/sign-out")
 @login_required
-def sign_out():  # type: ignore[no-untyped-def]
+def sign_out() -> ResponseReturnValue:
     """Sign out: this browser's session ends for good."""
     current_user.end_sessions(only=session[SESSION_ID_KEY])
     db.session.commit()
@@ -120,7 +123,7 @@ def sign_out():  # type: ignore[no-untyped-def]
 
 @bp.post("/sign-out-everywhere")
 @login_required
-def sign_out_everywhere():  # type: ignore[no-untyped-def]
+def sign_out_everywhere() -> ResponseReturnValue:
     """End every session of this user, this one included."""
     ended = current_user.end_sessions()
     db.session.commit()
@@ -132,7 +135,7 @@ def sign_out_everywhere():  # type: ignore[no-untyped-def]
 
 @bp.get("/account")
 @login_required
-def account():  # type: ignore[no-untyped-def]
+def account() -> ResponseReturnValue:
     """Show the password form and the sign-out-everywhere button."""
     return render_template("auth/account.html", form=ChangePasswordForm())
 
@@ -140,7 +143,7 @@ def account():  # type: ignore[no-untyped-def]
 @bp.post("/account/password")
 @login_required
 @limiter.limit(signin_limit_per_account, key_func=signed_in_account, deduct_when=is_failed_sign_in)
-def change_password():  # type: ignore[no-untyped-def]
+def change_password() -> ResponseReturnValue:
     """Change the password; every other session of the user ends."""
     form = ChangePasswordForm()
     if form.validate_on_submit():
@@ -150,5 +153,5 @@ def change_password():  # type: ignore[no-untyped-def]
             db.session.commit()
             flash("Password changed; every other session has been signed out.")
             return redirect(url_for("auth.account"))
-        form.current_password.errors.append("That is not your current password.")
+        cast(list[str], form.current_password.errors).append("That is not your current password.")
     return render_template("auth/account.html", form=form), 422

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime
+from typing import Any, cast
 
 from flask import Flask
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine
+from sqlalchemy.sql import Executable
+
+from app.extensions import db
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -21,7 +25,7 @@ def configure_engine_options(app: Flask) -> None:
 
 
 @event.listens_for(Engine, "connect")
-def _set_sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _set_sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     if not isinstance(dbapi_connection, sqlite3.Connection):
         return
     cursor = dbapi_connection.cursor()
@@ -30,6 +34,12 @@ def _set_sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-u
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def execute_dml(statement: Executable) -> CursorResult[Any]:
+    """Run an UPDATE or DELETE in the session, for its rowcount: what Session.execute returns
+    for one is a CursorResult, but it is annotated as a plain Result, which has no rowcount."""
+    return cast(CursorResult[Any], db.session.execute(statement))
 
 
 def utcnow() -> datetime:

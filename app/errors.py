@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, current_app, g, jsonify, render_template, request
+from flask import Flask, Response, current_app, g, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from app.extensions import db
+from app.extensions import db, login_manager
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.details = status, code, message, details
 
 
-def error_response(status: int, code: str, message: str, details: Any = None):  # type: ignore[no-untyped-def]
+def error_response(status: int, code: str, message: str, details: Any = None) -> tuple[Response, int]:
     error: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         error["details"] = details
@@ -79,12 +80,12 @@ def _wants_json() -> bool:
     )
 
 
-def error_page(  # type: ignore[no-untyped-def]
+def error_page(
     status: int, sentence: str | None = None, account: bool = True, title: str | None = None
-):
+) -> tuple[str, int]:
     """The styled page for `status`; `account=False` when the database cannot name the user."""
     if not account:  # Flask-Login's context processor would ask the database who is signed in
-        g._login_user = current_app.login_manager.anonymous_user()
+        g._login_user = login_manager.anonymous_user()
     default_title, default = PAGE_WORDS.get(
         status, ("Something is not right", "Please go back and try again.")
     )
@@ -102,11 +103,11 @@ def error_page(  # type: ignore[no-untyped-def]
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
+    def _api_error(exc: ApiError) -> ResponseReturnValue:
         return error_response(exc.status, exc.code, exc.message, exc.details)
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def _http_error(exc: HTTPException) -> ResponseReturnValue:
         # The exception's own headers stay (a 405's Allow, a 429's Retry-After); its body does not.
         headers = [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
         if not _wants_json():
@@ -116,7 +117,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
-    def _database_down(exc: Exception):  # type: ignore[no-untyped-def]
+    def _database_down(exc: Exception) -> ResponseReturnValue:
         log.error("database unavailable: %s", exc)
         db.session.rollback()
         if not _wants_json():
@@ -124,7 +125,7 @@ def register_error_handlers(app: Flask) -> None:
         return error_response(503, "database_unavailable", "The database is unavailable; try again shortly.")
 
     @app.errorhandler(RedisError)
-    def _redis_down(exc: RedisError):  # type: ignore[no-untyped-def]
+    def _redis_down(exc: RedisError) -> ResponseReturnValue:
         log.error("Redis unavailable: %s", exc)
         if not _wants_json():
             return error_page(503, QUEUE_DOWN)

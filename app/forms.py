@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, PasswordField, StringField, TextAreaField
 from wtforms.validators import (
@@ -44,7 +46,7 @@ class WorkflowForm(FlaskForm):
         try:
             self.parsed_modules = parse_module_lines(field.data or "")
         except ModuleLinesError as exc:
-            field.errors.extend(exc.problems)  # one message per bad line, all beside the box
+            cast(list[str], field.errors).extend(exc.problems)  # one message per bad line, all beside the box
             raise StopValidation() from None
 
 

@@ -6,11 +6,15 @@ memory), so every gunicorn process answers the same and workers on other machine
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
+from flask.typing import ResponseReturnValue
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
+from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
 from sqlalchemy import case, func, select, text
@@ -25,7 +29,7 @@ bp = Blueprint("ops", __name__)
 DURATION_BUCKETS_S = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 1800)
 
 
-def _probe_redis():  # type: ignore[no-untyped-def]
+def _probe_redis() -> Redis:
     """A client that gives up within a second, so readiness answers fast when Redis is gone."""
     client = current_app.extensions.get("probe_redis")
     if client is None:
@@ -34,7 +38,7 @@ def _probe_redis():  # type: ignore[no-untyped-def]
     return client
 
 
-def queue_counts(redis) -> dict[str, dict[str, int]]:  # type: ignore[no-untyped-def]
+def queue_counts(redis: Redis) -> dict[str, dict[str, int]]:
     counts = {}
     for name in ALL_QUEUES:
         queue = Queue(name, connection=redis)
@@ -48,13 +52,13 @@ def queue_counts(redis) -> dict[str, dict[str, int]]:  # type: ignore[no-untyped
 
 
 @bp.get("/healthz")
-def healthz():  # type: ignore[no-untyped-def]
+def healthz() -> ResponseReturnValue:
     """The process is up (nothing else is checked)."""
     return {"status": "ok"}
 
 
 @bp.get("/readyz")
-def readyz():  # type: ignore[no-untyped-def]
+def readyz() -> ResponseReturnValue:
     """Redis answers, the database answers; queue counts. 503 names what failed."""
     body: dict[str, Any] = {"status": "ok", "checks": {}}
     try:
@@ -81,11 +85,11 @@ def readyz():  # type: ignore[no-untyped-def]
 class ScrapeTimeCollector:
     """Reads the queues and the database each time Prometheus scrapes."""
 
-    def collect(self):  # type: ignore[no-untyped-def]
+    def collect(self) -> Iterator[Metric]:
         yield from self._queues()
         yield from self._database()
 
-    def _queues(self):  # type: ignore[no-untyped-def]
+    def _queues(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily("cb_queue_depth", "Jobs waiting in each RQ queue", labels=["queue"])
         jobs = GaugeMetricFamily("cb_queue_jobs", "RQ jobs by queue and state", labels=["queue", "state"])
         try:
@@ -98,7 +102,7 @@ class ScrapeTimeCollector:
         yield depth
         yield jobs
 
-    def _database(self):  # type: ignore[no-untyped-def]
+    def _database(self) -> Iterator[Metric]:
         builds = GaugeMetricFamily("cb_builds", "Builds by status", labels=["status"])
         for status, count in db.session.execute(
             select(BuildJob.status, func.count()).group_by(BuildJob.status)
@@ -116,10 +120,12 @@ class ScrapeTimeCollector:
             "cb_failed_attempts", "Attempts that failed (retried or final)", labels=["kind"]
         )
         retries.add_metric(
-            ["step"], db.session.scalar(select(func.coalesce(func.sum(JobStep.failed_attempts), 0)))
+            ["step"],
+            db.session.execute(select(func.coalesce(func.sum(JobStep.failed_attempts), 0))).scalar_one(),
         )
         retries.add_metric(
-            ["module"], db.session.scalar(select(func.coalesce(func.sum(Module.failed_attempts), 0)))
+            ["module"],
+            db.session.execute(select(func.coalesce(func.sum(Module.failed_attempts), 0))).scalar_one(),
         )
         yield retries
         yield CounterMetricFamily(
@@ -129,7 +135,7 @@ class ScrapeTimeCollector:
         )
         yield from self._generator_calls()
 
-    def _step_durations(self):  # type: ignore[no-untyped-def]
+    def _step_durations(self) -> Iterator[Metric]:
         seconds = JobStep.duration_ms / 1000.0
         columns = [func.sum(case((seconds <= bound, 1), else_=0)) for bound in DURATION_BUCKETS_S]
         rows = db.session.execute(
@@ -145,7 +151,7 @@ class ScrapeTimeCollector:
             family.add_metric([stage], buckets + [("+Inf", count)], sum_value=float(total))
         yield family
 
-    def _generator_calls(self):  # type: ignore[no-untyped-def]
+    def _generator_calls(self) -> Iterator[Metric]:
         calls = CounterMetricFamily("cb_generator_calls", "Generator calls", labels=["kind"])
         waits = CounterMetricFamily(
             "cb_rate_limit_waits", "Generator calls that waited for the rate limit", labels=["kind"]
@@ -171,7 +177,7 @@ class ScrapeTimeCollector:
 
 
 @bp.get("/metrics")
-def metrics():  # type: ignore[no-untyped-def]
+def metrics() -> ResponseReturnValue:
     """Prometheus text format, collected now from Redis and the database."""
     registry = CollectorRegistry()
     registry.register(ScrapeTimeCollector())

@@ -8,7 +8,7 @@ import hashlib
 import math
 import time
 
-from flask import Flask, current_app, request
+from flask import Flask, Response, current_app, request
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
 from limits import RateLimitItem, parse, parse_many
@@ -46,11 +46,11 @@ def init_throttle(app: Flask) -> None:
 
 
 def signin_limit_per_account() -> str:
-    return current_app.config["SIGNIN_FAILURE_LIMIT_PER_ACCOUNT"]
+    return str(current_app.config["SIGNIN_FAILURE_LIMIT_PER_ACCOUNT"])
 
 
 def signin_limit_per_address() -> str:
-    return current_app.config["SIGNIN_FAILURE_LIMIT_PER_ADDRESS"]
+    return str(current_app.config["SIGNIN_FAILURE_LIMIT_PER_ADDRESS"])
 
 
 def _account_key(email: str) -> str:
@@ -68,7 +68,7 @@ def signed_in_account() -> str:
     return _account_key(current_user.email)
 
 
-def is_failed_sign_in(response) -> bool:  # type: ignore[no-untyped-def]
+def is_failed_sign_in(response: Response) -> bool:
     return response.status_code == 422
 
 

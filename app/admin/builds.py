@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from flask import render_template
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -18,7 +19,7 @@ from app.pipelines.learning_paths.status import build_summary
 
 
 @bp.get("/builds/<build_id>")
-def build(build_id: str):  # type: ignore[no-untyped-def]
+def build(build_id: str) -> ResponseReturnValue:
     """Show a build's step tree, its timeline and its errors."""
     build = owned_build(build_id, current_user)
     steps = db.session.scalars(select(JobStep).where(JobStep.build_id == build.id).order_by(JobStep.id)).all()

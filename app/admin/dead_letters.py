@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -15,7 +16,7 @@ from app.web.refusals import BUILD_REFUSALS
 
 
 @bp.get("/dead-letters")
-def dead_letters():  # type: ignore[no-untyped-def]
+def dead_letters() -> ResponseReturnValue:
     """List the steps that failed for good, newest first."""
     letters = db.session.scalars(
         select(DeadLetter).options(selectinload(DeadLetter.step)).order_by(DeadLetter.id.desc()).limit(200)
@@ -24,7 +25,7 @@ def dead_letters():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/dead-letters/<int:letter_id>/retry")
-def retry_dead_letter(letter_id: int):  # type: ignore[no-untyped-def]
+def retry_dead_letter(letter_id: int) -> ResponseReturnValue:
     """Run one dead step again."""
     letter = db.session.get(DeadLetter, letter_id)
     if letter is None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app, render_template, request
-from sqlalchemy import case, func, literal, or_, select, union_all
+from flask import current_app, render_template
+from flask.typing import ResponseReturnValue
+from htmx_flask import request  # flask.request, typed with the .htmx that the Htmx extension adds
+from sqlalchemy import ColumnElement, Select, Subquery, case, func, literal, or_, select, union_all
 
 from app.admin import bp
 from app.database import utcnow
-from app.extensions import db
+from app.extensions import Model, db
 from app.inputs import MAX_ID, bounded_int
 from app.models import BuildJob, LearningPath, LessonPlanRun, Module, User, Workflow
 from app.models.statuses import RUN_AS_BUILD, BuildStatus, RunStatus, WorkStatus
@@ -23,7 +25,7 @@ PAGE_SIZE = 25
 STATUS_FILTERS = list(BuildStatus)
 
 
-def _rows():  # type: ignore[no-untyped-def]
+def _rows() -> Subquery:
     run_status = case(RUN_AS_BUILD, value=LessonPlanRun.status, else_=LessonPlanRun.status)
     builds = (
         select(
@@ -56,7 +58,7 @@ def _rows():  # type: ignore[no-untyped-def]
     return union_all(builds, runs).subquery("work")
 
 
-def _filtered(work, status: str | None, search: str):  # type: ignore[no-untyped-def]
+def _filtered(work: Subquery, status: str | None, search: str) -> Select[Any]:
     query = select(work)
     if status:
         query = query.where(work.c.status == status)
@@ -71,7 +73,7 @@ def stats() -> dict[str, int]:
     """Active, waiting, completed in the last 24 h, failed: builds and runs together."""
     since = utcnow() - timedelta(hours=24)
 
-    def count(model, *conditions) -> int:  # type: ignore[no-untyped-def]
+    def count(model: type[Model], *conditions: ColumnElement[bool]) -> int:
         return db.session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0
 
     return {
@@ -135,7 +137,7 @@ def _page_rows(
 
 @bp.get("/")
 @bp.get("/jobs")
-def queue():  # type: ignore[no-untyped-def]
+def queue() -> ResponseReturnValue:
     """Show the stat cards and the filtered, searchable, paginated table of work (only those,
     the live region, for HTMX: the admin stream or the fallback poll re-renders them)."""
     status = request.args.get("status") or None

@@ -20,7 +20,9 @@ from urllib.parse import urlsplit
 
 import rq_dashboard
 from flask import Flask, Response, abort, current_app, redirect, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
+from redis import Redis
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.queue import Queue
@@ -65,6 +67,11 @@ def mount_rq_dashboard(app: Flask) -> None:
     app.after_request_funcs.setdefault("rq_dashboard", []).extend([_link_back_to_the_app, _outage_page])
 
 
+def _dashboard_redis() -> Redis:
+    """The client rq-dashboard keeps on the app (set above), which Flask's type does not declare."""
+    return current_app.redis_conn  # type: ignore[attr-defined,no-any-return]
+
+
 def _outage_page(response: Response) -> Response:
     """rq-dashboard answers a Redis outage with a bare "Connection Error" heading and a 200: show
     our 503 page instead (Flask runs after_request hooks last-registered first)."""
@@ -92,7 +99,7 @@ def _link_back_to_the_app(response: Response) -> Response:
     return response
 
 
-def _admins_only():  # type: ignore[no-untyped-def]
+def _admins_only() -> ResponseReturnValue | None:
     if not current_user.is_authenticated:
         return redirect(sign_in_url(request.full_path.rstrip("?")))
     if not current_user.is_admin:
@@ -167,8 +174,8 @@ def _known_queue(view: View) -> View:
 
     @wraps(view)
     def wrapped(queue_name: str) -> Any:
-        queue = Queue(queue_name, connection=current_app.redis_conn)
-        if not current_app.redis_conn.sismember(Queue.redis_queues_keys, queue.key):
+        queue = Queue(queue_name, connection=_dashboard_redis())
+        if not _dashboard_redis().sismember(Queue.redis_queues_keys, queue.key):
             abort(404, f"No queue {queue_name!r}.")
         return view(queue_name)
 
@@ -176,8 +183,8 @@ def _known_queue(view: View) -> View:
 
 
 @rq_web.jsonify
-def _job_info(instance_number: int, job_id: str):  # type: ignore[no-untyped-def]
-    job = Job.fetch(job_id, serializer=rq_web.config.serializer, connection=current_app.redis_conn)
+def _job_info(instance_number: int, job_id: str) -> dict[str, Any]:
+    job = Job.fetch(job_id, serializer=rq_web.config.serializer, connection=_dashboard_redis())
     latest = job.latest_result()
     encoder = current_app.config.get("RQ_DASHBOARD_JSON_ENCODER", json.JSONEncoder)
     result = {
@@ -202,7 +209,7 @@ def _job_info(instance_number: int, job_id: str):  # type: ignore[no-untyped-def
 
 def _exists(job_id: str) -> str:
     try:
-        Job.fetch(job_id, serializer=rq_web.config.serializer, connection=current_app.redis_conn)
+        Job.fetch(job_id, serializer=rq_web.config.serializer, connection=_dashboard_redis())
     except NoSuchJobError:
         return "expired"
     return "active"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from flask import render_template
+from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 from rq import Worker
 
@@ -23,7 +24,7 @@ def _seconds_since(moment: datetime | None, now: datetime) -> float | None:
 
 
 @bp.get("/workers")
-def workers():  # type: ignore[no-untyped-def]
+def workers() -> ResponseReturnValue:
     """List live workers, the queues they serve and the job each is running."""
     try:
         found = Worker.all(connection=get_redis())

@@ -4,6 +4,7 @@ the signed-in page session: see stream_access)."""
 from __future__ import annotations
 
 from flask import Blueprint, g, request
+from flask.typing import ResponseReturnValue
 
 from app.api.stream_access import accepts_session, session_user
 from app.errors import ApiError, error_response
@@ -14,7 +15,7 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 @bp.before_request
-def authenticate():  # type: ignore[no-untyped-def]
+def authenticate() -> ResponseReturnValue | None:
     """Resolve the bearer token to a user, or refuse with 401 (429 once an address has failed
     too often: the failures are counted, a valid token never waits on the count)."""
     if accepts_session():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import g, jsonify
+from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, select
 from sqlalchemy.orm import joinedload
 
@@ -17,13 +18,13 @@ from app.pipelines.learning_paths import control as build_control
 from app.seed_names import build_json, dead_letter_json
 
 
-def _visible_letters() -> Select[tuple[DeadLetter]]:
+def _visible_letters() -> Select[DeadLetter]:
     query = select(DeadLetter).join(BuildJob).join(LearningPath)
     return visible_to(g.user, query, LearningPath.owner_id)
 
 
 @bp.get("/dead-letter")
-def list_dead_letters():  # type: ignore[no-untyped-def]
+def list_dead_letters() -> ResponseReturnValue:
     """List dead letters, newest first."""
     limit = query_int("limit", 100, 1, 500)
     query = _visible_letters().options(joinedload(DeadLetter.step)).order_by(DeadLetter.id.desc())
@@ -32,7 +33,7 @@ def list_dead_letters():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/dead-letter/<int:letter_id>/retry")
-def retry_dead_letter(letter_id: int):  # type: ignore[no-untyped-def]
+def retry_dead_letter(letter_id: int) -> ResponseReturnValue:
     """Run the dead step again (its build reopens if it had finished)."""
     letter = db.session.scalar(_visible_letters().where(DeadLetter.id == letter_id))
     if letter is None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import g, jsonify
+from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, select
 
 from app.access import visible_to
@@ -25,12 +28,12 @@ TREE_COMPLETE = (
 )
 
 
-def _visible_builds() -> Select[tuple[BuildJob]]:
+def _visible_builds() -> Select[BuildJob]:
     return visible_to(g.user, select(BuildJob).join(LearningPath), LearningPath.owner_id)
 
 
 @bp.post("/jobs/build/<path_id>")
-def start_build(path_id: str):  # type: ignore[no-untyped-def]
+def start_build(path_id: str) -> ResponseReturnValue:
     """Start a build of the path, or of one piece of it (`scope`); 409 names the active build,
     200 says there is nothing to build."""
     path = load_path(path_id)
@@ -54,13 +57,13 @@ def _piece(path: LearningPath, scope: PieceIn) -> Concept | SubConcept:
 
 
 @bp.get("/jobs/<build_id>")
-def get_build(build_id: str):  # type: ignore[no-untyped-def]
+def get_build(build_id: str) -> ResponseReturnValue:
     """Show a build with its progress."""
     return build_json(build_summary(load_build(build_id)))
 
 
 @bp.get("/jobs/path/<path_id>")
-def builds_of_path(path_id: str):  # type: ignore[no-untyped-def]
+def builds_of_path(path_id: str) -> ResponseReturnValue:
     """List one page of the path's builds, newest first."""
     path = load_path(path_id)
     page, limit = query_page()
@@ -74,7 +77,7 @@ def builds_of_path(path_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/jobs")
-def list_builds():  # type: ignore[no-untyped-def]
+def list_builds() -> ResponseReturnValue:
     """List builds (an admin sees everyone's), newest first."""
     status = query_choice("status", [s.value for s in BuildStatus])
     limit = query_int("limit", 50, 1, 200)
@@ -84,35 +87,35 @@ def list_builds():  # type: ignore[no-untyped-def]
     return jsonify([build_json(b) for b in build_summaries(list(db.session.scalars(query)))])
 
 
-def _control(build_id: str, action) -> None:  # type: ignore[no-untyped-def]
+def _control(build_id: str, action: Callable[[BuildJob], object]) -> None:
     build = load_build(build_id)
     with api_errors_of_build_control():
         action(build)
 
 
 @bp.post("/jobs/<build_id>/cancel")
-def cancel_build(build_id: str):  # type: ignore[no-untyped-def]
+def cancel_build(build_id: str) -> ResponseReturnValue:
     """Cancel a build: nothing more starts, running steps stop."""
     _control(build_id, build_control.cancel_build)
     return {"success": True}
 
 
 @bp.post("/jobs/<build_id>/pause")
-def pause_build(build_id: str):  # type: ignore[no-untyped-def]
+def pause_build(build_id: str) -> ResponseReturnValue:
     """Pause a build: no new step starts until it is resumed."""
     _control(build_id, build_control.pause_build)
     return {"success": True}
 
 
 @bp.post("/jobs/<build_id>/resume")
-def resume_build(build_id: str):  # type: ignore[no-untyped-def]
+def resume_build(build_id: str) -> ResponseReturnValue:
     """Resume a paused build where it stopped."""
     _control(build_id, build_control.resume_build)
     return {"success": True}
 
 
 @bp.post("/jobs/<build_id>/retry")
-def retry_build(build_id: str):  # type: ignore[no-untyped-def]
+def retry_build(build_id: str) -> ResponseReturnValue:
     """Start a new build that re-runs only what the failed or cancelled one did not complete."""
     build = load_build(build_id)
     with api_errors_of_build_control():
@@ -121,7 +124,7 @@ def retry_build(build_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/jobs/<build_id>/steps")
-def build_steps(build_id: str):  # type: ignore[no-untyped-def]
+def build_steps(build_id: str) -> ResponseReturnValue:
     """List one page of a build's steps in creation order, optionally by status or type
     (the whole tree, however large, is the path's export)."""
     build = load_build(build_id)

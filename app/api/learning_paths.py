@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g, jsonify
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from app.access import owner_filter
@@ -51,7 +52,7 @@ def tree(path: LearningPath) -> list[dict[str, Any]]:
 
 
 @bp.post("/learning-paths")
-def create_learning_path():  # type: ignore[no-untyped-def]
+def create_learning_path() -> ResponseReturnValue:
     """Create a learning path (its concepts come from a build)."""
     body = parse_body(LearningPathIn)
     path = LearningPath(
@@ -81,7 +82,7 @@ def _path_item(row: PathRow, fractions: dict[str, float]) -> dict[str, Any]:
 
 
 @bp.get("/learning-paths")
-def list_learning_paths():  # type: ignore[no-untyped-def]
+def list_learning_paths() -> ResponseReturnValue:
     """List the caller's paths (an admin: everyone's), newest first, each with its latest build."""
     status = query_choice("status", list(PATH_STATUSES))
     page, limit = query_page()
@@ -93,7 +94,7 @@ def list_learning_paths():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/learning-paths/<path_id>")
-def get_learning_path(path_id: str):  # type: ignore[no-untyped-def]
+def get_learning_path(path_id: str) -> ResponseReturnValue:
     """Show the path, its whole generated tree and its latest build."""
     path = load_path(path_id, with_tree=True)
     latest = db.session.scalar(

@@ -19,6 +19,7 @@ from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from flask import Response, current_app, g, request, stream_with_context
+from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
@@ -197,14 +198,14 @@ def _event_stream(key: str, read: Reader, user_id: int) -> Response:
 
 
 @bp.get("/jobs/<build_id>/stream")
-def stream_build(build_id: str):  # type: ignore[no-untyped-def]
+def stream_build(build_id: str) -> ResponseReturnValue:
     """Stream the build's events; Last-Event-ID (or ?lastEventId=) resumes after that id."""
     build_id, user_id = load_build(build_id).id, g.user.id  # read before _read's commit expires them
     return _event_stream(build_id, lambda after, with_status: _read(build_id, after, with_status), user_id)
 
 
 @bp.get("/v3/workflow/<workflow_id>/step10/stream")
-def stream_run(workflow_id: str):  # type: ignore[no-untyped-def]
+def stream_run(workflow_id: str) -> ResponseReturnValue:
     """Stream the events of the workflow's latest lesson-plan run (Last-Event-ID resumes); 204
     when it has none, or it ended and nothing was missed."""
     workflow_id, user_id = load_workflow(workflow_id).id, g.user.id
@@ -241,7 +242,7 @@ def _queue_changes(doorbell: BuildDoorbell, slot: StreamSlot, config: dict[str, 
 
 
 @bp.get("/admin/queue/stream")
-def stream_queue():  # type: ignore[no-untyped-def]
+def stream_queue() -> ResponseReturnValue:
     """Admins: a `changed` event whenever the job queue may have changed (one stream per page)."""
     if not g.user.is_admin:
         raise ApiError(403, "forbidden", "The job queue's stream is for admins.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g, jsonify
+from flask.typing import ResponseReturnValue
 
 from app.access import owner_filter
 from app.api import bp
@@ -27,7 +28,7 @@ from app.pipelines.listings import WORKFLOW_STATUSES, WorkflowRow, workflow_page
 
 
 @bp.post("/v3/workflows")
-def create_workflow():  # type: ignore[no-untyped-def]
+def create_workflow() -> ResponseReturnValue:
     """Create a workflow with its ordered modules."""
     body = parse_body(WorkflowIn)
     workflow = Workflow(
@@ -59,7 +60,7 @@ def _workflow_item(row: WorkflowRow) -> dict[str, Any]:
 
 
 @bp.get("/v3/workflows")
-def list_workflows():  # type: ignore[no-untyped-def]
+def list_workflows() -> ResponseReturnValue:
     """List the caller's workflows (an admin: everyone's), newest first, a page at a time."""
     status = query_choice("status", list(WORKFLOW_STATUSES))
     page, limit = query_page()
@@ -74,13 +75,13 @@ def list_workflows():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/v3/workflow/<workflow_id>")
-def get_workflow(workflow_id: str):  # type: ignore[no-untyped-def]
+def get_workflow(workflow_id: str) -> ResponseReturnValue:
     """Show a workflow and its modules."""
     return jsonify({"success": True, "data": load_workflow(workflow_id).to_dict()})
 
 
 @bp.post("/v3/workflow/<workflow_id>/step10")
-def start_step10(workflow_id: str):  # type: ignore[no-untyped-def]
+def start_step10(workflow_id: str) -> ResponseReturnValue:
     """Queue lesson-plan generation; returns at once, the modules run one after another."""
     workflow = load_workflow(workflow_id)
     body = parse_optional_body(Step10StartIn)
@@ -106,7 +107,7 @@ def start_step10(workflow_id: str):  # type: ignore[no-untyped-def]
     return jsonify({"success": True, "data": data, "message": message}), 202
 
 
-def _regenerate_module(workflow: Workflow, index: int):  # type: ignore[no-untyped-def]
+def _regenerate_module(workflow: Workflow, index: int) -> ResponseReturnValue:
     """Queue one module's lesson plans afresh; 422 for an index the workflow lacks, 409 while a run runs."""
     if index >= len(workflow.modules):
         raise ApiError(
@@ -130,13 +131,13 @@ def _regenerate_module(workflow: Workflow, index: int):  # type: ignore[no-untyp
 
 
 @bp.get("/v3/workflow/<workflow_id>/step10/status")
-def step10_status(workflow_id: str):  # type: ignore[no-untyped-def]
+def step10_status(workflow_id: str) -> ResponseReturnValue:
     """Report generation progress from the database."""
     return jsonify({"success": True, "data": generation_status(load_workflow(workflow_id))})
 
 
 @bp.get("/v3/workflow/<workflow_id>/step10")
-def step10_data(workflow_id: str):  # type: ignore[no-untyped-def]
+def step10_data(workflow_id: str) -> ResponseReturnValue:
     """Return the generated lesson plans by module, with totals."""
     workflow = load_workflow(workflow_id, with_lessons=True)
     modules = [

@@ -64,7 +64,7 @@ def _header(path: LearningPath) -> dict[str, Any]:
     }
 
 
-def _rows(path_id: str) -> Iterator[Row[Any]]:
+def _rows(path_id: str) -> Iterator[Row[*tuple[Any, ...]]]:
     """One row per unit (or per childless sub-concept or concept), in reading order."""
     query = (
         select(

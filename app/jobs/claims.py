@@ -19,7 +19,7 @@ from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 from sqlalchemy import ColumnElement, update
 
-from app.database import utcnow
+from app.database import execute_dml, utcnow
 from app.extensions import db
 from app.failure_kinds import CategorizedFailure
 from app.jobs.lease import keep_lease
@@ -41,7 +41,8 @@ class Claim:
     @property
     def held(self) -> ColumnElement[bool]:
         """The condition every write of this attempt carries."""
-        return (self.model.id == self.row_id) & (self.model.claim_token == self.token)  # type: ignore[attr-defined]
+        held: ColumnElement[bool] = (self.model.id == self.row_id) & (self.model.claim_token == self.token)
+        return held
 
 
 def lease_ttl() -> timedelta:
@@ -57,9 +58,9 @@ def claim(model: type[TrackedWork], row_id: Any, *conditions: ColumnElement[bool
     claimable = model.status.in_(CLAIMABLE) | (
         (model.status == WorkStatus.RUNNING) & (model.lease_expires_at < now)
     )
-    claimed = db.session.execute(
+    claimed = execute_dml(
         update(model)
-        .where(model.id == row_id, claimable, *conditions)  # type: ignore[attr-defined]
+        .where(model.id == row_id, claimable, *conditions)
         .values(
             status=WorkStatus.RUNNING,
             claim_token=token,
@@ -121,7 +122,7 @@ def mark_completed(work: Claim, **extra: Any) -> bool:
     """In the caller's transaction: mark the row completed if the claim still holds."""
     model = work.model
     return (
-        db.session.execute(
+        execute_dml(
             update(model)
             .where(work.held, model.status == WorkStatus.RUNNING)
             .values({**completed_values(work), **extra})
@@ -152,7 +153,7 @@ def record_failure(work: Claim, exc: BaseException, final: bool) -> bool:
     db.session.rollback()
     model = work.model
     return (
-        db.session.execute(
+        execute_dml(
             update(model)
             .where(work.held)
             .values(
@@ -173,7 +174,7 @@ def release(work: Claim) -> bool:
     """Give the row back as queued (commits): the worker is leaving, the work is not failed.
     The recovery sweep enqueues it again, within JOB_RECOVERY_INTERVAL_S."""
     db.session.rollback()
-    released = db.session.execute(
+    released = execute_dml(
         update(work.model)
         .where(work.held, work.model.status == WorkStatus.RUNNING)
         .values(
@@ -201,10 +202,10 @@ def release_lost(model: type[TrackedWork], row: TrackedWork, max_losses: int) ->
         }
     else:
         values |= {"status": WorkStatus.QUEUED, "queued_at": utcnow()}
-    taken = db.session.execute(
+    taken = execute_dml(
         update(model)
         .where(
-            model.id == row.id,  # type: ignore[attr-defined]
+            model.id == row.id,
             model.status == WorkStatus.RUNNING,
             model.claim_token == row.claim_token,
         )

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.executions import ExecutionRegistry
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
+from rq.types import FunctionReferenceType
 
 from app.database import utcnow
 from app.jobs.queues import get_queue, get_redis, retry_policy
@@ -66,11 +66,11 @@ class StrandedJobs:
         first_seen = get_redis().set(
             STRANDED_MARK.format(job.id), time.time(), nx=True, get=True, ex=max(5, int(3 * interval))
         )
-        return first_seen is not None and time.time() - float(first_seen) >= STRANDED_AFTER_S
+        return first_seen is not None and time.time() - float(cast(bytes, first_seen)) >= STRANDED_AFTER_S
 
     def _queued_ids(self, queue_name: str) -> set[str]:
         if queue_name not in self._on_queue:
-            ids = get_redis().lrange(get_queue(queue_name).key, 0, -1)
+            ids = cast(list[bytes], get_redis().lrange(get_queue(queue_name).key, 0, -1))
             self._on_queue[queue_name] = {job_id.decode() for job_id in ids}
         return self._on_queue[queue_name]
 
@@ -87,7 +87,7 @@ def _delete_finished(job: Job) -> None:
 
 
 def enqueue_unique(
-    queue_name: str, func: Callable[..., Any] | str, *args: Any, job_id: str, at_front: bool = False
+    queue_name: str, func: FunctionReferenceType, *args: Any, job_id: str, at_front: bool = False
 ) -> bool:
     """Enqueue `func(*args)` (a function or its dotted path) as `job_id` (`at_front`: next to be
     taken) unless a job with that id is alive; True if enqueued.

@@ -32,7 +32,10 @@ class WorkerShuttingDown(Exception):
     """The worker must exit before this work could finish: it goes back to the queue."""
 
 
-_MESSAGES = {WorkCancelled: "cancelled while running", WorkerShuttingDown: "the worker is shutting down"}
+_MESSAGES: dict[type[BaseException], str] = {
+    WorkCancelled: "cancelled while running",
+    WorkerShuttingDown: "the worker is shutting down",
+}
 
 
 @dataclass

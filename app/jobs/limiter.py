@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from limits import RateLimitItemPerSecond
 from limits.storage import RedisStorage
@@ -110,7 +110,7 @@ def rate_limit_per_s(config: Mapping[str, Any]) -> float | None:
     """The calls a second the limit lets through in the long run (None: no limit)."""
     if config["JOB_RATE_LIMIT_MAX"] <= 0:
         return None
-    return config["JOB_RATE_LIMIT_MAX"] / _window_s(config)
+    return float(config["JOB_RATE_LIMIT_MAX"]) / _window_s(config)
 
 
 _clients: dict[tuple[str, ...], tuple[Redis, MovingWindowRateLimiter]] = {}
@@ -136,7 +136,7 @@ def _redis(config: Mapping[str, Any]) -> Redis:
 
 
 def _window_s(config: Mapping[str, Any]) -> int:
-    return max(1, math.ceil(config["JOB_RATE_LIMIT_DURATION"] / 1000))
+    return max(1, math.ceil(float(config["JOB_RATE_LIMIT_DURATION"]) / 1000))
 
 
 def _item(amount: int, config: Mapping[str, Any]) -> RateLimitItemPerSecond | None:
@@ -295,6 +295,6 @@ def _extend_pause_script(config: Mapping[str, Any]) -> Script:
 def _wait_for_pause(config: Mapping[str, Any], sleep: Callable[[float], None]) -> None:
     raw = _redis(config).get(PAUSE_KEY)
     if raw is not None:
-        left = float(raw) - time.time()
+        left = float(cast(bytes, raw)) - time.time()
         if left > 0:
             _sleep_reported(sleep, left)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
 from redis import Redis
@@ -59,7 +59,7 @@ def redis_location(config: Mapping[str, Any]) -> str:
 
 def _master_options(url: str) -> dict[str, Any]:
     """What REDIS_URL says about the master besides where it is: password, database, TLS."""
-    options = parse_url(url)
+    options: dict[str, Any] = parse_url(url)
     for where in ("host", "port", "path"):
         options.pop(where, None)
     if options.pop("connection_class", None) is SSLConnection:
@@ -90,11 +90,11 @@ def connect_redis(config: Mapping[str, Any], socket_timeout: float = 10) -> Redi
     if not sentinel_addresses(config):
         return Redis.from_url(config["REDIS_URL"], health_check_interval=15, **timeouts)
     sentinel = _sentinel(config, timeouts)
-    return sentinel.master_for(config["REDIS_SENTINEL_MASTER"].strip(), health_check_interval=15)
+    return cast(Redis, sentinel.master_for(config["REDIS_SENTINEL_MASTER"].strip(), health_check_interval=15))
 
 
 def get_redis() -> Redis:
-    return current_app.extensions["redis"]
+    return cast(Redis, current_app.extensions["redis"])
 
 
 def get_queue(name: str) -> Queue:
@@ -113,4 +113,5 @@ def backoff_intervals(config: Mapping[str, Any]) -> list[float]:
 def retry_policy(config: Mapping[str, Any]) -> Retry | None:
     """JOB_MAX_ATTEMPTS counts every attempt, the first included (as Bull's `attempts`)."""
     intervals = backoff_intervals(config)
-    return Retry(max=len(intervals), interval=intervals) if intervals else None
+    # cast: RQ annotates the intervals as ints, and schedules fractions of a second as well.
+    return Retry(max=len(intervals), interval=cast(list[int], intervals)) if intervals else None

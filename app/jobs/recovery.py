@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any, cast
 
 from flask import Flask, current_app
 
@@ -64,7 +65,7 @@ def sweep_once(app: Flask) -> int:
 
 def current_master_id() -> str:
     """The run_id of the Redis server answering: a new one after a failover or a restart."""
-    return get_redis().info("server")["run_id"]
+    return cast(str, cast(dict[str, Any], get_redis().info("server"))["run_id"])
 
 
 def sweep_for_new_master(app: Flask, master_id: str) -> int:

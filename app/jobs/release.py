@@ -18,7 +18,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -150,7 +150,7 @@ def _turn(owner: str, owners: list[str], last_owner: str | None) -> int:
 
 
 def last_owner(redis: Redis, queue_name: str) -> str | None:
-    raw = redis.get(LAST_OWNER_KEY.format(queue_name))
+    raw = cast(bytes | None, redis.get(LAST_OWNER_KEY.format(queue_name)))
     return raw.decode() if raw is not None else None
 
 

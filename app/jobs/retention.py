@@ -9,7 +9,7 @@ from redis import Redis
 from rq import Queue
 from sqlalchemy import delete, func, or_, select
 
-from app.database import utcnow
+from app.database import execute_dml, utcnow
 from app.extensions import db
 from app.jobs.queues import ALL_QUEUES
 from app.models import BuildJob, GeneratorCall, LessonPlanRun
@@ -25,15 +25,15 @@ def prune_history(age: timedelta) -> dict[str, int]:
         func.coalesce(BuildJob.completed_at, BuildJob.created_at) < cutoff,
     )
     removed = {
-        "builds": db.session.execute(delete(BuildJob).where(BuildJob.id.in_(old_builds))).rowcount,
-        "lesson-plan runs": db.session.execute(
+        "builds": execute_dml(delete(BuildJob).where(BuildJob.id.in_(old_builds))).rowcount,
+        "lesson-plan runs": execute_dml(
             delete(LessonPlanRun).where(
                 LessonPlanRun.status != RunStatus.RUNNING,
                 or_(LessonPlanRun.finished_at < cutoff, LessonPlanRun.finished_at.is_(None)),
                 LessonPlanRun.created_at < cutoff,
             )
         ).rowcount,
-        "generator calls": db.session.execute(
+        "generator calls": execute_dml(
             delete(GeneratorCall).where(GeneratorCall.called_at < cutoff)
         ).rowcount,
     }

@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 import time
+from types import FrameType
 
 from flask import Flask
 from redis.exceptions import RedisError
@@ -39,14 +40,14 @@ class AppWorker(SimpleWorker):
     app: Flask
     _grace_timer: threading.Timer | None = None
 
-    def request_stop(self, signum, frame):  # type: ignore[no-untyped-def]
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
         if self._grace_timer is None:
             grace = max(0.5, self.app.config["WORKER_SHUTDOWN_TIMEOUT_S"] - SHUTDOWN_MARGIN_S)
             self._grace_timer = threading.Timer(grace, interrupt_for_shutdown)
             self._grace_timer.daemon = True
             self._grace_timer.start()
         try:
-            return super().request_stop(signum, frame)
+            super().request_stop(signum, frame)  # type: ignore[no-untyped-call]  # RQ left it unannotated
         finally:  # after RQ noted the stop: the interrupt may land as soon as this returns
             interrupt_waiting_for_shutdown()
 

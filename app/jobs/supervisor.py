@@ -54,7 +54,7 @@ def worker_process_count(config: Mapping[str, Any]) -> int:
     if config["WORKER_PROCESSES"] > 0:
         return int(config["WORKER_PROCESSES"])
     threads = 1 + config["JOB_CONCURRENCY_DECOMPOSE"] + config["JOB_CONCURRENCY_GENERATE_KU"]
-    return max(1, min(os.cpu_count() or 1, math.ceil(threads / THREADS_PER_CORE)))
+    return max(1, min(os.cpu_count() or 1, math.ceil(int(threads) / THREADS_PER_CORE)))
 
 
 def worker_processes(config: Mapping[str, Any]) -> list[list[Slot]]:

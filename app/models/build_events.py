@@ -9,10 +9,10 @@ from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import isoformat, utcnow
-from app.extensions import db
+from app.extensions import Model
 
 
-class BuildEvent(db.Model):
+class BuildEvent(Model):
     """Append-only: what the activity log shows and the SSE stream replays by id."""
 
     __tablename__ = "build_events"

@@ -10,7 +10,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.database import isoformat, utcnow
-from app.extensions import db
+from app.extensions import Model
 from app.models.learning_paths import LearningPath
 from app.models.statuses import BuildStatus
 from app.models.tracking import TrackedWork
@@ -27,7 +27,7 @@ class StepType(enum.StrEnum):
     KNOWLEDGE_UNITS = "knowledge-units"  # one sub-concept's knowledge units
 
 
-class BuildJob(db.Model):
+class BuildJob(Model):
     __tablename__ = "build_jobs"
     __table_args__ = (
         # One active build per path: twenty concurrent requests get one 202, nineteen 409s.
@@ -82,7 +82,7 @@ class BuildJob(db.Model):
     path: Mapped[LearningPath] = relationship()
 
     @property
-    def scope(self) -> dict[str, int] | None:
+    def scope(self) -> dict[str, int | None] | None:
         """The piece this build regenerates, as the API names it; None for the whole path."""
         if self.scope_kind is None:
             return None
@@ -114,7 +114,7 @@ class BuildJob(db.Model):
         }
 
 
-class JobStep(TrackedWork, db.Model):
+class JobStep(TrackedWork, Model):
     __tablename__ = "job_steps"
     __table_args__ = (
         UniqueConstraint("build_id", "type", "entity_id"),

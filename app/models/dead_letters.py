@@ -9,11 +9,11 @@ from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.database import isoformat, utcnow
-from app.extensions import db
+from app.extensions import Model
 from app.models.builds import JobStep
 
 
-class DeadLetter(db.Model):
+class DeadLetter(Model):
     """A step that failed for good: kept to be seen and retried one by one."""
 
     __tablename__ = "dead_letters"

@@ -8,10 +8,10 @@ from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import utcnow
-from app.extensions import db
+from app.extensions import Model
 
 
-class GeneratorCall(db.Model):
+class GeneratorCall(Model):
     """One call to the content generator: when, for what, how long, which model, how many
     tokens the provider reported, and whether a stored answer was reused instead."""
 
@@ -33,7 +33,7 @@ class GeneratorCall(db.Model):
     duration_ms: Mapped[int | None]
 
 
-class GenerationMemo(db.Model):
+class GenerationMemo(Model):
     """A model's valid answer, keyed by a hash of (provider, model, prompt template version,
     input): a retried or re-delivered step reuses it instead of paying for the call again."""
 

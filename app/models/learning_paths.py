@@ -13,11 +13,11 @@ from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.database import isoformat, utcnow
-from app.extensions import db
+from app.extensions import Model
 from app.models.workflows import new_id
 
 
-class LearningPath(db.Model):
+class LearningPath(Model):
     __tablename__ = "learning_paths"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -44,7 +44,7 @@ class LearningPath(db.Model):
         }
 
 
-class Concept(db.Model):
+class Concept(Model):
     __tablename__ = "concepts"
     __table_args__ = (UniqueConstraint("path_id", "position"),)
 
@@ -61,7 +61,7 @@ class Concept(db.Model):
     )
 
 
-class SubConcept(db.Model):
+class SubConcept(Model):
     __tablename__ = "sub_concepts"
     __table_args__ = (UniqueConstraint("concept_id", "position"),)
 
@@ -78,7 +78,7 @@ class SubConcept(db.Model):
     )
 
 
-class KnowledgeUnit(db.Model):
+class KnowledgeUnit(Model):
     __tablename__ = "knowledge_units"
     __table_args__ = (UniqueConstraint("sub_concept_id", "position"),)
 

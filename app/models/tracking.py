@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -12,6 +13,9 @@ from app.models.statuses import WorkStatus
 
 class TrackedWork:
     """Mixin for a row that one job at a time works on, under a lease, fenced by a token."""
+
+    if TYPE_CHECKING:  # each model declares its own primary key, an int or a str
+        id: Mapped[int | str]
 
     status: Mapped[str] = mapped_column(String(16), default=WorkStatus.PENDING)
     progress: Mapped[int] = mapped_column(default=0)

@@ -12,8 +12,8 @@ from sqlalchemy import ForeignKey, String, delete, select, update
 from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.database import utcnow
-from app.extensions import db
+from app.database import execute_dml, utcnow
+from app.extensions import Model, db
 
 TOKEN_PREFIX = "cb_"
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
@@ -30,7 +30,7 @@ def _dummy_password_hash() -> str:
     return generate_password_hash(secrets.token_urlsafe(16))
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -70,7 +70,7 @@ class User(UserMixin, db.Model):
             query = query.where(UserSession.id != hash_token(keep))
         if only is not None:
             query = query.where(UserSession.id == hash_token(only))
-        return db.session.execute(query).rowcount
+        return execute_dml(query).rowcount
 
     def end_expired_sessions(self, max_age: timedelta) -> None:
         db.session.execute(
@@ -102,7 +102,7 @@ def signed_in_user(user_id: int, session_id: str, max_age: timedelta) -> User | 
     )
 
 
-class UserSession(db.Model):
+class UserSession(Model):
     """One signed-in browser: the cookie holds the id, the table only its hash; no row, no session."""
 
     __tablename__ = "user_sessions"
@@ -114,7 +114,7 @@ class UserSession(db.Model):
     user: Mapped[User] = relationship(back_populates="sessions")
 
 
-class ApiToken(db.Model):
+class ApiToken(Model):
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)

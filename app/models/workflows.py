@@ -11,7 +11,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.database import isoformat, utcnow
-from app.extensions import db
+from app.extensions import Model
 from app.models.statuses import RunStatus
 from app.models.tracking import TrackedWork
 
@@ -25,7 +25,7 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-class Workflow(db.Model):
+class Workflow(Model):
     __tablename__ = "workflows"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -50,7 +50,7 @@ class Workflow(db.Model):
         }
 
 
-class Module(TrackedWork, db.Model):
+class Module(TrackedWork, Model):
     """One module of a workflow, and the state of the job that generates its lesson plans."""
 
     __tablename__ = "modules"
@@ -77,7 +77,7 @@ class Module(TrackedWork, db.Model):
         }
 
 
-class LessonPlan(db.Model):
+class LessonPlan(Model):
     __tablename__ = "lesson_plans"
     __table_args__ = (UniqueConstraint("module_id", "order"),)
 
@@ -112,7 +112,7 @@ def activity_to_dict(activity: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class LessonPlanRun(db.Model):
+class LessonPlanRun(Model):
     """A request to generate a workflow's lesson plans; at most one runs per workflow."""
 
     __tablename__ = "lesson_plan_runs"
@@ -138,7 +138,7 @@ class LessonPlanRun(db.Model):
     finished_at: Mapped[datetime | None]
 
 
-class RunEvent(db.Model):
+class RunEvent(Model):
     """Append-only, like BuildEvent: what a run's SSE stream sends and replays by id."""
 
     __tablename__ = "run_events"

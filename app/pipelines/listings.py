@@ -70,7 +70,7 @@ def page_of(query: Select[Any], page: int, limit: int) -> Page[Any]:
     return Page([row[0] for row in rows], page, limit, total)
 
 
-def _count_and_slice(query: Select[Any], page: int, limit: int) -> tuple[int, list[Any]]:
+def _count_and_slice(query: Select[*tuple[Any, ...]], page: int, limit: int) -> tuple[int, list[Any]]:
     total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     rows = db.session.execute(query.limit(limit).offset((page - 1) * limit)).all()
     return total, list(rows)

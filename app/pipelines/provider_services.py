@@ -4,7 +4,7 @@ answer memo in the database and notes in Redis (which response format a server t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from redis.exceptions import RedisError
 from sqlalchemy import select
@@ -45,7 +45,7 @@ class PipelineProviderServices:
 
     def read_note(self, key: str) -> str | None:
         try:
-            stored = get_redis().get(key)
+            stored = cast(bytes | None, get_redis().get(key))
         except RedisError:
             return None
         return stored.decode() if stored else None

@@ -8,6 +8,7 @@ crashed lapses on its own, so a dead process cannot leak a user's streams.
 from __future__ import annotations
 
 import uuid
+from typing import cast
 
 from redis import Redis
 
@@ -54,5 +55,5 @@ class StreamSlot:
 
 def open_streams(redis: Redis, user_id: int) -> int:
     """Slots held now (lapsed ones not counted)."""
-    now_s = float(redis.time()[0])
-    return int(redis.zcount(_key(user_id), f"({now_s}", "+inf"))
+    now_s = float(cast(tuple[int, int], redis.time())[0])
+    return int(cast(int, redis.zcount(_key(user_id), f"({now_s}", "+inf")))

@@ -55,10 +55,11 @@ def estimated_cost(prompt_tokens: int, completion_tokens: int) -> float | None:
     )
     if not prompt_price and not completion_price:
         return None
-    return round(prompt_tokens / 1000 * prompt_price + completion_tokens / 1000 * completion_price, 6)
+    cost: float = round(prompt_tokens / 1000 * prompt_price + completion_tokens / 1000 * completion_price, 6)
+    return cost
 
 
-def usage_by_step(build_id: str, step_ids: list[int] | None = None) -> dict[int, dict[str, Any]]:
+def usage_by_step(build_id: str, step_ids: list[int] | None = None) -> dict[int | None, dict[str, Any]]:
     """Tokens and model per step of the build (only `step_ids`, when given: one page of steps)."""
     query = (
         select(

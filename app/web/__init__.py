@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, render_template
 from flask_login import login_required
+from htmx_flask import request  # flask.request, typed with the .htmx that the Htmx extension adds
 
 bp = Blueprint("web", __name__)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import abort, request
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from app.access import owned_path, owned_workflow
@@ -19,14 +20,14 @@ def _requested_format() -> ExportFormat:
 
 
 @bp.get("/workflows/<workflow_id>/export")
-def export_workflow(workflow_id: str):  # type: ignore[no-untyped-def]
+def export_workflow(workflow_id: str) -> ResponseReturnValue:
     """Download the workflow's lesson plans (`?format=md|json`)."""
     export_format = _requested_format()
     return download_response(lesson_plans_export(owned_workflow(workflow_id, current_user), export_format))
 
 
 @bp.get("/paths/<path_id>/export")
-def export_path(path_id: str):  # type: ignore[no-untyped-def]
+def export_path(path_id: str) -> ResponseReturnValue:
     """Download the path's tree (`?format=md|json`)."""
     export_format = _requested_format()
     return download_response(learning_path_export(owned_path(path_id, current_user), export_format))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import Row, ScalarSelect, Select, func, select
 
@@ -65,21 +66,21 @@ def render_home(
 
 
 @bp.get("/")
-def home():  # type: ignore[no-untyped-def]
+def home() -> ResponseReturnValue:
     """List my workflows and paths with their latest status."""
     return render_home()
 
 
 @bp.post("/workflows")
-def create_workflow():  # type: ignore[no-untyped-def]
+def create_workflow() -> ResponseReturnValue:
     """Create a workflow from the form, or show the form again with its errors."""
     form = WorkflowForm(prefix="workflow")
     if not form.validate_on_submit():
         return render_home(workflow_form=form, status=422)
     workflow = Workflow(
         owner_id=current_user.id,
-        title=form.title.data.strip(),
-        topic=form.topic.data.strip(),
+        title=(form.title.data or "").strip(),
+        topic=(form.topic.data or "").strip(),
         audience=(form.audience.data or "").strip() or None,
         modules=[
             Module(position=i, title=title, contact_hours=hours)
@@ -92,15 +93,15 @@ def create_workflow():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/paths")
-def create_path():  # type: ignore[no-untyped-def]
+def create_path() -> ResponseReturnValue:
     """Create a learning path from the form, or show the form again with its errors."""
     form = PathForm(prefix="path")
     if not form.validate_on_submit():
         return render_home(path_form=form, status=422)
     path = LearningPath(
         owner_id=current_user.id,
-        name=form.name.data.strip(),
-        topic=form.topic.data.strip(),
+        name=(form.name.data or "").strip(),
+        topic=(form.topic.data or "").strip(),
         description=(form.description.data or "").strip() or None,
         concept_count=form.concept_count.data,
     )

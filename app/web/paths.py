@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import redirect, render_template, request, url_for
+from flask import redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
+from htmx_flask import request  # flask.request, typed with the .htmx that the Htmx extension adds
 from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 
@@ -40,7 +42,7 @@ def _has_concepts(path_id: str) -> bool:
     return db.session.scalar(select(Concept.id).where(Concept.path_id == path_id).limit(1)) is not None
 
 
-def _failed_in_tree(build: BuildJob | None) -> dict[str, set[int]]:
+def _failed_in_tree(build: BuildJob | None) -> dict[str, set[int | None]]:
     """The concepts and sub-concepts whose step failed in the latest build, marked in the tree."""
     if build is None:
         return {"concepts": set(), "sub_concepts": set()}
@@ -80,7 +82,9 @@ def _piece_of(build: BuildJob) -> Concept | SubConcept | None:
     """The concept or sub-concept a scoped build regenerates (None: the whole path, or gone)."""
     if build.scope_kind is None or build.scope_entity_id is None:
         return None
-    return db.session.get(Concept if build.scope_kind == "concept" else SubConcept, build.scope_entity_id)
+    if build.scope_kind == "concept":
+        return db.session.get(Concept, build.scope_entity_id)
+    return db.session.get(SubConcept, build.scope_entity_id)
 
 
 def _tree_being_replaced(build: BuildJob | None) -> list[dict[str, Any]] | None:
@@ -102,12 +106,12 @@ def _piece_label(build: BuildJob, piece: Concept | SubConcept | None) -> str | N
     return f"concept {piece.position + 1}: {piece.name}"
 
 
-def _render(  # type: ignore[no-untyped-def]
+def _render(
     path: LearningPath,
     notice: str | None = None,
     status: int = 200,
     fragment: str = "web/_build_progress.html",
-):
+) -> tuple[str, int]:
     build = _latest_build(path.id)
     failed_in_tree = {} if request.htmx else _failed_in_tree(build)
     previous_tree = None if request.htmx else _tree_being_replaced(build)
@@ -127,13 +131,13 @@ def _render(  # type: ignore[no-untyped-def]
 
 
 @bp.get("/paths/<path_id>")
-def path(path_id: str):  # type: ignore[no-untyped-def]
+def path(path_id: str) -> ResponseReturnValue:
     """Show a path, its latest build's progress and its tree (the live panel alone for HTMX)."""
     return _render(owned_path(path_id, current_user, with_tree=not request.htmx))
 
 
 @bp.get("/paths/<path_id>/tree")
-def path_tree(path_id: str):  # type: ignore[no-untyped-def]
+def path_tree(path_id: str) -> ResponseReturnValue:
     """The generated tree alone (loaded once a build ends)."""
     path = owned_path(path_id, current_user, with_tree=True)
     failed_in_tree = _failed_in_tree(_latest_build(path.id))
@@ -141,7 +145,7 @@ def path_tree(path_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/paths/<path_id>/build")
-def build(path_id: str):  # type: ignore[no-untyped-def]
+def build(path_id: str) -> ResponseReturnValue:
     """Start a build of the path."""
     path = owned_path(path_id, current_user)
     try:
@@ -152,7 +156,7 @@ def build(path_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/builds/<build_id>/<action>")
-def control(build_id: str, action: str):  # type: ignore[no-untyped-def]
+def control(build_id: str, action: str) -> ResponseReturnValue:
     """Cancel, pause, resume or retry a build, then show the panel (polling again if live)."""
     build = owned_build(build_id, current_user)
     try:
@@ -184,7 +188,7 @@ def _requested_piece(path: LearningPath, values: Mapping[str, str]) -> Concept |
 
 
 @bp.get("/paths/<path_id>/regenerate")
-def confirm_regenerate(path_id: str):  # type: ignore[no-untyped-def]
+def confirm_regenerate(path_id: str) -> ResponseReturnValue:
     """Ask before regenerating the path or one piece of it: the content is replaced."""
     path = owned_path(path_id, current_user)
     piece = _requested_piece(path, request.args)
@@ -193,7 +197,7 @@ def confirm_regenerate(path_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/paths/<path_id>/regenerate")
-def regenerate(path_id: str):  # type: ignore[no-untyped-def]
+def regenerate(path_id: str) -> ResponseReturnValue:
     """Regenerate the whole path afresh, or one concept or sub-concept of it."""
     path = owned_path(path_id, current_user)
     piece = _requested_piece(path, request.form)
@@ -204,7 +208,7 @@ def regenerate(path_id: str):  # type: ignore[no-untyped-def]
     return redirect(url_for("web.path", path_id=path.id))
 
 
-def _after_action(path: LearningPath):  # type: ignore[no-untyped-def]
+def _after_action(path: LearningPath) -> ResponseReturnValue:
     if request.htmx:
         db.session.expire_all()
         return (*_render(path, fragment="web/_build_push.html"), swap_whole("#build-push"))

@@ -6,8 +6,10 @@ import math
 from functools import partial
 from typing import Any
 
-from flask import redirect, render_template, request, url_for
+from flask import redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
+from htmx_flask import request  # flask.request, typed with the .htmx that the Htmx extension adds
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import NotFound
@@ -80,12 +82,12 @@ def _changed_lessons(workflow: Workflow, shown: set[int] | None) -> list[Module]
     return changed
 
 
-def _render(  # type: ignore[no-untyped-def]
+def _render(
     workflow_id: str,
     notice: str | None = None,
     status: int = 200,
     fragment: str = "web/_workflow_progress.html",
-):
+) -> tuple[str, int]:
     """The page with every lesson plan, or (HTMX) the progress region and only the plans that
     changed since the last poll: a poll's cost does not grow with the plans already shown."""
     workflow = owned_workflow(workflow_id, current_user, with_lessons=not request.htmx)
@@ -107,7 +109,7 @@ def _render(  # type: ignore[no-untyped-def]
 
 
 @bp.get("/workflows/<workflow_id>")
-def workflow(workflow_id: str):  # type: ignore[no-untyped-def]
+def workflow(workflow_id: str) -> ResponseReturnValue:
     """Show a workflow and its lesson-plan progress (the live region alone for HTMX)."""
     return _render(workflow_id)
 
@@ -123,7 +125,7 @@ def _requested_module(workflow: Workflow, raw: str | None) -> Module | None:
 
 
 @bp.get("/workflows/<workflow_id>/regenerate")
-def confirm_regenerate_lessons(workflow_id: str):  # type: ignore[no-untyped-def]
+def confirm_regenerate_lessons(workflow_id: str) -> ResponseReturnValue:
     """Ask before regenerating lesson plans: the existing ones are replaced."""
     workflow = owned_workflow(workflow_id, current_user)
     module = _requested_module(workflow, request.args.get("module"))
@@ -131,7 +133,7 @@ def confirm_regenerate_lessons(workflow_id: str):  # type: ignore[no-untyped-def
 
 
 @bp.post("/workflows/<workflow_id>/regenerate")
-def regenerate_lessons(workflow_id: str):  # type: ignore[no-untyped-def]
+def regenerate_lessons(workflow_id: str) -> ResponseReturnValue:
     """Regenerate every module's lesson plans afresh, or one module's."""
     workflow = owned_workflow(workflow_id, current_user)
     module = _requested_module(workflow, request.form.get("module"))
@@ -146,7 +148,7 @@ def regenerate_lessons(workflow_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/workflows/<workflow_id>/generate")
-def generate(workflow_id: str):  # type: ignore[no-untyped-def]
+def generate(workflow_id: str) -> ResponseReturnValue:
     """Start lesson-plan generation, then show the progress (which polls again)."""
     workflow = owned_workflow(workflow_id, current_user)
     try:

@@ -9,7 +9,7 @@ from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import func, select, update
 
-from app.database import utcnow
+from app.database import execute_dml, utcnow
 from app.extensions import db
 from app.models import BuildJob, BuildStatus, JobStep, User
 from app.pipelines.learning_paths.events import add_event, ring
@@ -53,7 +53,7 @@ def admit_waiting_builds(user_id: int) -> int:
 
 
 def _admit(build: BuildJob) -> bool:
-    started = db.session.execute(
+    started = execute_dml(
         update(BuildJob)
         .where(BuildJob.id == build.id, BuildJob.status == BuildStatus.PENDING)
         .values(
@@ -71,6 +71,7 @@ def _admit(build: BuildJob) -> bool:
         .order_by(JobStep.id)
         .limit(1)
     )
+    assert root is not None  # started: the build's steps were inserted with it
     db.session.execute(update(BuildJob).where(BuildJob.id == build.id).values(rq_job_id=step_job_id(root.id)))
     add_event(build.id, "progress", stage="concepts", status="started")
     db.session.commit()

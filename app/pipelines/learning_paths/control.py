@@ -13,7 +13,7 @@ from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.database import utcnow
+from app.database import execute_dml, utcnow
 from app.extensions import db
 from app.jobs.enqueue import discard_job
 from app.models import (
@@ -126,6 +126,7 @@ def _create_build(
 
 def find_piece(path: LearningPath, kind: str, entity_id: int) -> Concept | SubConcept:
     """The path's concept or sub-concept with this id; UnknownPiece if the path has none."""
+    piece: Concept | SubConcept | None
     if kind == "concept":
         piece = db.session.scalar(select(Concept).where(Concept.id == entity_id, Concept.path_id == path.id))
     else:
@@ -189,7 +190,7 @@ def cancel_build(build: BuildJob) -> None:
             lease_expires_at=None,
         )
     )
-    cancelled = db.session.execute(
+    cancelled = execute_dml(
         update(BuildJob)
         .where(BuildJob.id == build.id, BuildJob.status.in_(ACTIVE_BUILD))
         .values(status=BuildStatus.CANCELLED, completed_at=utcnow(), current_stage=None)
@@ -216,7 +217,7 @@ def resume_build(build: BuildJob) -> None:
 
 
 def _transition(build: BuildJob, source: BuildStatus, target: BuildStatus, word: str) -> None:
-    changed = db.session.execute(
+    changed = execute_dml(
         update(BuildJob).where(BuildJob.id == build.id, BuildJob.status == source).values(status=target)
     ).rowcount
     if not changed:
@@ -254,7 +255,7 @@ def retry_dead_letter(letter: DeadLetter) -> None:
     """Run one dead step again; its build reopens if it had finished, within its owner's
     MAX_ACTIVE_BUILDS_PER_USER (QuotaExceeded otherwise, and nothing changes)."""
     step = letter.step
-    build = db.session.get(BuildJob, letter.build_id)
+    build = db.session.get_one(BuildJob, letter.build_id)
     if build.status == BuildStatus.CANCELLED or step.status != WorkStatus.FAILED:
         raise InvalidTransition(
             f"This step is {step.status} in a {build.status} build; it cannot be retried."
@@ -273,7 +274,7 @@ def retry_dead_letter(letter: DeadLetter) -> None:
             existing = active_build(build.path_id)
             raise BuildConflict(existing.id if existing else "unknown") from None
         _refuse_over_active_quota(build.triggered_by)
-    requeued = db.session.execute(
+    requeued = execute_dml(
         update(JobStep)
         .where(JobStep.id == step.id, JobStep.status == WorkStatus.FAILED)
         .values(

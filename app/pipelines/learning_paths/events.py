@@ -46,7 +46,7 @@ def events_after(build_id: str, after_id: int, limit: int = 500) -> list[BuildEv
 
 
 @cache
-def _recent_events_query() -> Select[tuple[BuildEvent]]:
+def _recent_events_query() -> Select[BuildEvent]:
     """Built once, as every poll of a build page runs it."""
     return (
         select(BuildEvent)

@@ -7,7 +7,7 @@ import logging
 
 from sqlalchemy import exists, func, select, update
 
-from app.database import utcnow
+from app.database import execute_dml, utcnow
 from app.extensions import db
 from app.models import BuildJob, BuildStatus, JobStep, WorkStatus
 from app.models.statuses import FINAL
@@ -38,7 +38,7 @@ def finalize_build(build_id: str) -> str:
         firsts = "; ".join(f"{s.type} '{s.entity_name or 'path'}': {s.error}" for s in failed)
         error = f"{failed_count} step(s) failed: {firsts}"
     nothing_left = ~exists().where(JobStep.build_id == build_id, JobStep.status.not_in(FINAL))
-    closed = db.session.execute(
+    closed = execute_dml(
         update(BuildJob)
         .where(BuildJob.id == build_id, BuildJob.status == BuildStatus.PROCESSING, nothing_left)
         .values(status=status, error=error, completed_at=utcnow(), current_stage=None)

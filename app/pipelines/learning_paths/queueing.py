@@ -86,9 +86,9 @@ def finalize_job_id(build_id: str) -> str:
 
 
 def unfinished_steps(build_id: str) -> int:
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count(JobStep.id)).where(JobStep.build_id == build_id, JobStep.status.not_in(FINAL))
-    )
+    ).scalar_one()
 
 
 def maybe_finalize(build_id: str) -> bool:

@@ -65,7 +65,7 @@ def release_batch(window: int) -> int:
 
 def windowed() -> bool:
     """False with RELEASE_WINDOW=0: every owed step is enqueued at once, as before windows."""
-    return current_app.config["RELEASE_WINDOW"] != 0
+    return bool(current_app.config["RELEASE_WINDOW"] != 0)
 
 
 def room_for_a_batch(queue_name: str) -> bool:
@@ -81,7 +81,7 @@ def room_for_a_batch(queue_name: str) -> bool:
     pipe.llen(Queue(queue_name, connection=redis).key)
     pipe.zcard(StartedJobRegistry(queue_name, connection=redis).key)
     waiting, started = pipe.execute()
-    return window - (waiting + max(0, started - 1)) >= release_batch(window)
+    return bool(window - (waiting + max(0, started - 1)) >= release_batch(window))
 
 
 @dataclass
@@ -92,7 +92,7 @@ class QueueLoad:
     owed: dict[str, int]
 
 
-def _loads() -> tuple[dict[str, QueueLoad], dict[str, tuple[str, int]]]:
+def _loads() -> tuple[dict[StepType, QueueLoad], dict[str, tuple[str, int]]]:
     """Counts of pending and in-flight steps per step type and build, and each processing
     build's owner and age rank, in two queries."""
     builds = db.session.execute(
@@ -165,7 +165,7 @@ def _release_pass(enqueue: Enqueue, still_held: Callable[[], bool]) -> int:
                 .order_by(JobStep.id)
                 .limit(count)
             ).all()
-            chosen += [(step_id, kind, owners[build_id][0] in front) for step_id in step_ids]
+            chosen += [(step_id, StepType(kind), owners[build_id][0] in front) for step_id in step_ids]
     if not chosen:
         db.session.commit()
         return 0

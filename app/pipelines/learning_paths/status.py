@@ -24,7 +24,7 @@ STAGE_WEIGHTS = {"concepts": 20, "sub-concepts": 30, "knowledge-units": 50}
 
 
 @cache
-def _unit_fractions_query() -> Select[tuple[str, float]]:
+def _unit_fractions_query() -> Select[str, float]:
     """Built once: every poll runs it, and building the expression cost more than running it."""
     done = JobStep.status.in_(DONE)
     share = case(
@@ -148,13 +148,14 @@ def _measured_seconds_left(build: BuildJob) -> float | None:
     per_concept = build.total_sub_concepts / build.completed_concepts
     concepts_left = build.total_concepts - build.completed_concepts
     units_left = build.total_sub_concepts - build.completed_sub_concepts + round(concepts_left * per_concept)
-    return (
+    seconds: float = (
         concepts_left * build.sub_concepts_ms / build.completed_concepts / config["JOB_CONCURRENCY_DECOMPOSE"]
         + units_left
         * build.knowledge_units_ms
         / build.completed_sub_concepts
         / config["JOB_CONCURRENCY_GENERATE_KU"]
     ) / 1000
+    return seconds
 
 
 def estimated_seconds_left(
@@ -173,7 +174,7 @@ def estimated_seconds_left(
     rate = rate_limit_per_s(current_app.config)
     owed = _calls_owed(build, build.path.concept_count if concept_count is None else concept_count)
     if rate and wait.seconds_to_next_slot is not None:
-        window_s = current_app.config["JOB_RATE_LIMIT_MAX"] / rate
+        window_s: float = current_app.config["JOB_RATE_LIMIT_MAX"] / rate
         return math.ceil(max(wait.seconds_to_next_slot + (owed - 1) / rate, owed / rate - window_s))
     measured = _measured_seconds_left(build)
     floor = owed / rate if rate else None

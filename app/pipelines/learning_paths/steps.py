@@ -151,7 +151,7 @@ def generate_concepts(step_id: int) -> str:
 
 
 def _produce_concepts(step: JobStep, work: claims.Claim) -> list[tuple[int, str]]:
-    build = db.session.get(BuildJob, step.build_id)
+    build = db.session.get_one(BuildJob, step.build_id)
     path = build.path
     skipped = path.concepts_generated_at is not None
     if not skipped:
@@ -315,7 +315,7 @@ def decompose_concept(step_id: int) -> str:
 
 
 def _produce_sub_concepts(step: JobStep, work: claims.Claim) -> list[tuple[int, str]]:
-    concept = db.session.get(Concept, step.entity_id)
+    concept = db.session.get_one(Concept, step.entity_id)
     path = concept.path
     brief = ConceptBrief(
         path_name=path.name,
@@ -323,7 +323,9 @@ def _produce_sub_concepts(step: JobStep, work: claims.Claim) -> list[tuple[int, 
         concept_name=concept.name,
         concept_description=concept.description,
         position=concept.position,
-        total_concepts=db.session.scalar(select(func.count(Concept.id)).where(Concept.path_id == path.id)),
+        total_concepts=db.session.execute(
+            select(func.count(Concept.id)).where(Concept.path_id == path.id)
+        ).scalar_one(),
     )
     drafts = _generate(work, step, "sub-concepts", lambda g, p: g.sub_concepts(brief, p))
     if not claims.mark_completed(work, children_total=len(drafts)):
@@ -372,7 +374,7 @@ def generate_knowledge_units(step_id: int) -> str:
 
 
 def _produce_knowledge_units(step: JobStep, work: claims.Claim) -> list[tuple[int, str]]:
-    sub = db.session.get(SubConcept, step.entity_id)
+    sub = db.session.get_one(SubConcept, step.entity_id)
     concept = sub.concept
     brief = SubConceptBrief(
         topic=concept.path.topic,

@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.database import utcnow
+from app.database import execute_dml, utcnow
 from app.extensions import db
 from app.generators.schemas import LessonPlanDraft, ModuleBrief
 from app.jobs import claims
@@ -149,7 +149,7 @@ def enqueue_next_module(workflow_id: str, resume: bool = False) -> bool:
     if module.status in IN_FLIGHT:
         return False
     job_id = module_job_id(workflow_id, module.position)
-    claimed = db.session.execute(
+    claimed = execute_dml(
         update(Module)
         .where(Module.id == module.id, Module.status.in_([WorkStatus.PENDING, WorkStatus.FAILED]))
         .values(
@@ -272,7 +272,7 @@ def _store_lesson_plans(work: claims.Claim, drafts: list[LessonPlanDraft]) -> bo
         )
         for order, draft in enumerate(drafts)
     )
-    module_event(db.session.get(Module, work.row_id), "module_completed", lessons=len(drafts))
+    module_event(db.session.get_one(Module, work.row_id), "module_completed", lessons=len(drafts))
     db.session.commit()
     return True
 

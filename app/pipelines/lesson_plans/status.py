@@ -103,9 +103,10 @@ def estimated_minutes(modules: list[Module], since: datetime | None = None) -> i
 
 def seconds_to_next_slot(module: Module) -> int | None:
     """For a module waiting for the rate limit: whole seconds until its next slot, at least 1."""
-    if not module.waiting_for_rate_limit:
+    next_slot_at = module.rate_limit_next_slot_at
+    if not module.waiting_for_rate_limit or next_slot_at is None:  # the one implies the other
         return None
-    return max(1, math.ceil((module.rate_limit_next_slot_at - utcnow()).total_seconds()))
+    return max(1, math.ceil((next_slot_at - utcnow()).total_seconds()))
 
 
 def _job_details(module: Module) -> dict[str, Any]:

@@ -1,0 +1,46 @@
+# Flask-Login 0.6: the parts app/ uses.
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from flask import Flask
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+current_user: Any  # a LocalProxy to the signed-in user, or to an AnonymousUserMixin
+
+def login_required(func: _F) -> _F: ...
+def login_user(
+    user: Any,
+    remember: bool = ...,
+    duration: timedelta | None = ...,
+    force: bool = ...,
+    fresh: bool = ...,
+) -> bool: ...
+def logout_user() -> bool: ...
+
+class UserMixin:
+    @property
+    def is_active(self) -> bool: ...
+    @property
+    def is_authenticated(self) -> bool: ...
+    @property
+    def is_anonymous(self) -> bool: ...
+    def get_id(self) -> str: ...
+
+class AnonymousUserMixin:
+    @property
+    def is_active(self) -> bool: ...
+    @property
+    def is_authenticated(self) -> bool: ...
+    @property
+    def is_anonymous(self) -> bool: ...
+    def get_id(self) -> None: ...
+
+class LoginManager:
+    anonymous_user: type[Any]
+    login_view: str | None
+    login_message: str | None
+    def __init__(self, app: Flask | None = ..., add_context_processor: bool = ...) -> None: ...
+    def init_app(self, app: Flask, add_context_processor: bool = ...) -> None: ...
+    def user_loader(self, callback: _F) -> _F: ...
