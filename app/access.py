@@ -10,7 +10,7 @@ from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import NotFound
 
 from app.extensions import db
-from app.models import BuildJob, Concept, LearningPath, Module, SubConcept, Workflow
+from app.models import Build, Concept, LearningPath, Module, SubConcept, Workflow
 
 
 class Viewer(Protocol):
@@ -56,11 +56,9 @@ def owned_path(path_id: str, viewer: Viewer, with_tree: bool = False) -> Learnin
     return path
 
 
-def owned_build(build_id: str, viewer: Viewer) -> BuildJob:
+def owned_build(build_id: str, viewer: Viewer) -> Build:
     """The build with its path loaded in the same query."""
-    build = db.session.scalar(
-        select(BuildJob).where(BuildJob.id == build_id).options(selectinload(BuildJob.path))
-    )
+    build = db.session.scalar(select(Build).where(Build.id == build_id).options(selectinload(Build.path)))
     if build is None or not _may_see(viewer, build.path.owner_id):
         raise NotFound(f"No build job {build_id}.")
     return build

@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
 from app.jobs.queues import ALL_QUEUES, connect_redis
-from app.models import BuildJob, DeadLetter, GeneratorCall, JobStep, LessonPlanRun, Module, WorkStatus
+from app.models import Build, BuildStep, DeadLetter, GeneratorCall, LessonPlanRun, Module, WorkStatus
 
 bp = Blueprint("ops", __name__)
 
@@ -104,9 +104,7 @@ class ScrapeTimeCollector:
 
     def _database(self) -> Iterator[Metric]:
         builds = GaugeMetricFamily("cb_builds", "Builds by status", labels=["status"])
-        for status, count in db.session.execute(
-            select(BuildJob.status, func.count()).group_by(BuildJob.status)
-        ):
+        for status, count in db.session.execute(select(Build.status, func.count()).group_by(Build.status)):
             builds.add_metric([status], count)
         yield builds
         runs = GaugeMetricFamily("cb_lesson_plan_runs", "Lesson-plan runs by status", labels=["status"])
@@ -121,7 +119,7 @@ class ScrapeTimeCollector:
         )
         retries.add_metric(
             ["step"],
-            db.session.execute(select(func.coalesce(func.sum(JobStep.failed_attempts), 0))).scalar_one(),
+            db.session.execute(select(func.coalesce(func.sum(BuildStep.failed_attempts), 0))).scalar_one(),
         )
         retries.add_metric(
             ["module"],
@@ -136,12 +134,12 @@ class ScrapeTimeCollector:
         yield from self._generator_calls()
 
     def _step_durations(self) -> Iterator[Metric]:
-        seconds = JobStep.duration_ms / 1000.0
+        seconds = BuildStep.duration_ms / 1000.0
         columns = [func.sum(case((seconds <= bound, 1), else_=0)) for bound in DURATION_BUCKETS_S]
         rows = db.session.execute(
-            select(JobStep.type, func.count(), func.coalesce(func.sum(seconds), 0), *columns)
-            .where(JobStep.status == WorkStatus.COMPLETED, JobStep.duration_ms.is_not(None))
-            .group_by(JobStep.type)
+            select(BuildStep.type, func.count(), func.coalesce(func.sum(seconds), 0), *columns)
+            .where(BuildStep.status == WorkStatus.COMPLETED, BuildStep.duration_ms.is_not(None))
+            .group_by(BuildStep.type)
         ).all()
         family = HistogramMetricFamily(
             "cb_step_duration_seconds", "Completed step durations", labels=["stage"]

@@ -19,7 +19,7 @@ from rq import Queue
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import BuildJob, JobStep, Module
+from app.models import Build, BuildStep, Module
 from bench import density
 from bench.fairshare import rate_limit_share, small_build_under_load, work_conservation
 from bench.harness import deployment, median, percentile, rss_peak_kb, start_path_build, wait_build
@@ -38,10 +38,10 @@ def _build(run, concepts: int, timeout: float = 3600) -> dict[str, Any]:  # type
 def _span(app, build_id: str, kind: str | None = None) -> tuple[int, float]:  # type: ignore[no-untyped-def]
     with app.app_context():
         query = select(
-            func.count(JobStep.id), func.min(JobStep.started_at), func.max(JobStep.completed_at)
-        ).where(JobStep.build_id == build_id, JobStep.status == "completed")
+            func.count(BuildStep.id), func.min(BuildStep.started_at), func.max(BuildStep.completed_at)
+        ).where(BuildStep.build_id == build_id, BuildStep.status == "completed")
         if kind:
-            query = query.where(JobStep.type == kind)
+            query = query.where(BuildStep.type == kind)
         count, first, last = db.session.execute(query).one()
     return count, (last - first).total_seconds()
 
@@ -137,9 +137,9 @@ def chain_latency(quick: bool) -> dict[str, Any]:
             build = _build(run, 2)
             with run.app.app_context():
                 last = db.session.scalar(
-                    select(func.max(JobStep.completed_at)).where(JobStep.build_id == build["id"])
+                    select(func.max(BuildStep.completed_at)).where(BuildStep.build_id == build["id"])
                 )
-                done = db.session.scalar(select(BuildJob.completed_at).where(BuildJob.id == build["id"]))
+                done = db.session.scalar(select(Build.completed_at).where(Build.id == build["id"]))
             finals.append((done - last).total_seconds() * 1000)
     return {
         "module_to_module_ms": {
@@ -212,7 +212,7 @@ def status_cost(quick: bool) -> dict[str, Any]:
         for steps in (10, 10_000):
             path_id = path_with_build(run.app, steps)
             with run.app.app_context():
-                build_id = db.session.scalar(select(BuildJob.id).where(BuildJob.path_id == path_id))
+                build_id = db.session.scalar(select(Build.id).where(Build.path_id == path_id))
             results[f"{steps}_steps"] = {
                 "api_job": _load(f"{base}/api/jobs/{build_id}", None, run.auth, seconds),
                 "htmx_partial": _load(f"{base}/paths/{path_id}", session, {"HX-Request": "true"}, seconds),

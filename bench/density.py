@@ -28,7 +28,7 @@ from app.jobs.queues import (
     GENERATE_KU_QUEUE,
     LESSON_PLANS_QUEUE,
 )
-from app.models import JobStep
+from app.models import BuildStep
 from bench.harness import Deployment, deployment, pss_kb, start_path_build, wait_build
 from tests.fake_llm import USAGE, _schema_in_prompt, valid_answer
 from tests.services import ProcessGroup, free_port
@@ -133,8 +133,8 @@ def _steps_per_s(run: Deployment, build_id: str) -> tuple[int, float]:
     with run.app.app_context():
         count, first, last = db.session.execute(
             select(
-                func.count(JobStep.id), func.min(JobStep.started_at), func.max(JobStep.completed_at)
-            ).where(JobStep.build_id == build_id, JobStep.status == "completed")
+                func.count(BuildStep.id), func.min(BuildStep.started_at), func.max(BuildStep.completed_at)
+            ).where(BuildStep.build_id == build_id, BuildStep.status == "completed")
         ).one()
     return count, count / max(0.001, (last - first).total_seconds())
 

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from app.database import utcnow
 from app.extensions import db
-from app.models import BuildJob, GeneratorCall, JobStep, User
+from app.models import Build, BuildStep, GeneratorCall, User
 from bench.harness import Deployment, deployment, wait_build
 
 LATENCY = {"GENERATOR_LATENCY_MS": "50"}
@@ -50,7 +50,7 @@ def _build_seconds(run: Deployment, build_id: str) -> float:
     """From the build's creation to its completion, as the database recorded them."""
     with run.app.app_context():
         created, completed = db.session.execute(
-            select(BuildJob.created_at, BuildJob.completed_at).where(BuildJob.id == build_id)
+            select(Build.created_at, Build.completed_at).where(Build.id == build_id)
         ).one()
         db.session.remove()
     return (completed - created).total_seconds()
@@ -60,8 +60,8 @@ def _steps_per_s(run: Deployment, build_id: str) -> tuple[int, float]:
     with run.app.app_context():
         count, first, last = db.session.execute(
             select(
-                func.count(JobStep.id), func.min(JobStep.started_at), func.max(JobStep.completed_at)
-            ).where(JobStep.build_id == build_id, JobStep.status == "completed")
+                func.count(BuildStep.id), func.min(BuildStep.started_at), func.max(BuildStep.completed_at)
+            ).where(BuildStep.build_id == build_id, BuildStep.status == "completed")
         ).one()
         db.session.remove()
     return count, count / (last - first).total_seconds()
@@ -79,9 +79,9 @@ def _timeline(run: Deployment, build_id: str) -> dict[str, float]:
     queued), waiting in Redis (queued to started) and running (started to completed)."""
     with run.app.app_context():
         steps = db.session.execute(
-            select(JobStep.created_at, JobStep.queued_at, JobStep.started_at, JobStep.completed_at).where(
-                JobStep.build_id == build_id, JobStep.status == "completed"
-            )
+            select(
+                BuildStep.created_at, BuildStep.queued_at, BuildStep.started_at, BuildStep.completed_at
+            ).where(BuildStep.build_id == build_id, BuildStep.status == "completed")
         ).all()
         db.session.remove()
     sums = {"held_back_s": 0.0, "in_queue_s": 0.0, "running_s": 0.0}
@@ -159,10 +159,10 @@ def work_conservation(quick: bool) -> dict[str, Any]:
 def _calls_by_owner(run: Deployment, since: Any, until: Any) -> dict[int, int]:
     with run.app.app_context():
         rows = db.session.execute(
-            select(BuildJob.triggered_by, func.count(GeneratorCall.id))
-            .join(BuildJob, BuildJob.id == GeneratorCall.build_id)
+            select(Build.triggered_by, func.count(GeneratorCall.id))
+            .join(Build, Build.id == GeneratorCall.build_id)
             .where(GeneratorCall.called_at >= since, GeneratorCall.called_at < until)
-            .group_by(BuildJob.triggered_by)
+            .group_by(Build.triggered_by)
         ).all()
         db.session.remove()
     return {user_id: count for user_id, count in rows}
@@ -177,7 +177,7 @@ def _share(release: dict[str, str], seconds: float) -> dict[str, Any]:
         time.sleep(3)
         b_build = _start(run, b, 100, "B large")
         with run.app.app_context():
-            ids = dict(db.session.execute(select(BuildJob.id, BuildJob.triggered_by)).all())
+            ids = dict(db.session.execute(select(Build.id, Build.triggered_by)).all())
             db.session.remove()
         time.sleep(6)  # both builds fanned out: their steps wait for slots
         since = utcnow()

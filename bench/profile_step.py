@@ -10,7 +10,7 @@ import time
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import JobStep, WorkStatus
+from app.models import BuildStep, WorkStatus
 from app.pipelines.learning_paths.steps import STEP_FUNCTIONS, StepType
 from bench.harness import deployment
 
@@ -29,9 +29,9 @@ def main(concepts: int = 30) -> None:
         with run.app.app_context():
             while True:
                 owed = db.session.execute(
-                    select(JobStep.id, JobStep.type)
-                    .where(JobStep.build_id == build_id, JobStep.status == WorkStatus.QUEUED)
-                    .order_by(JobStep.id)
+                    select(BuildStep.id, BuildStep.type)
+                    .where(BuildStep.build_id == build_id, BuildStep.status == WorkStatus.QUEUED)
+                    .order_by(BuildStep.id)
                 ).all()
                 db.session.commit()
                 if not owed:

@@ -24,7 +24,7 @@ from typing import Any
 import requests
 
 from app.extensions import db
-from app.models import BuildJob, User
+from app.models import Build, User
 from bench.harness import Deployment, cpu_seconds, deployment, percentile, pss_kb, start_path_build
 from tests.services import ROOT, ProcessGroup, free_port, wait_until
 
@@ -198,7 +198,7 @@ def _phase(
     group, port = _start_web(run, options, name)
     build_id = start_path_build(run, 1, name=f"Polled {name}")  # the API probe's; its page is HTMX's
     with run.app.app_context():
-        path_id = db.session.get(BuildJob, build_id).path_id
+        path_id = db.session.get(Build, build_id).path_id
     cookie = _session_cookie(port)
     probes = {
         "healthz": ("/healthz", {}),

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 
 from app.database import utcnow
 from app.extensions import db
-from app.models import JobStep, LearningPath, LessonPlan, Module, Workflow
+from app.models import BuildStep, LearningPath, LessonPlan, Module, Workflow
 from bench.harness import Deployment, deployment, start_path_build, wait_build
 from chaos.checks import check_build
 from chaos.two_users import two_users_in_flight
@@ -35,8 +35,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def _units_done(run: Deployment, build_id: str) -> int:
     with run.app.app_context():
         return db.session.scalar(
-            select(func.count(JobStep.id)).where(
-                JobStep.build_id == build_id, JobStep.type == "knowledge-units", JobStep.status == "completed"
+            select(func.count(BuildStep.id)).where(
+                BuildStep.build_id == build_id,
+                BuildStep.type == "knowledge-units",
+                BuildStep.status == "completed",
             )
         )
 
@@ -62,7 +64,7 @@ def sigkill_workers(quick: bool) -> dict[str, Any]:
         wait_build(run.app.test_client(), run.auth, build_id, timeout=600)
         with run.app.app_context():
             losses = db.session.scalar(
-                select(func.sum(JobStep.worker_losses)).where(JobStep.build_id == build_id)
+                select(func.sum(BuildStep.worker_losses)).where(BuildStep.build_id == build_id)
             )
         return {
             "kills": kills,
@@ -146,7 +148,7 @@ def _first_step_after(run: Deployment, moment) -> float | None:  # type: ignore[
                     model.started_at > moment, model.status == "completed"
                 )
             )
-            for model in (JobStep, Module)
+            for model in (BuildStep, Module)
         ]
     ends = [end for end in ends if end is not None]
     return (min(ends) - moment).total_seconds() if ends else None
@@ -199,7 +201,7 @@ def sentinel_failover(quick: bool) -> dict[str, Any]:
             with run.app.app_context():
                 lessons = db.session.scalar(select(func.count(LessonPlan.id)))
                 failed = db.session.scalar(
-                    select(func.coalesce(func.sum(JobStep.failed_attempts), 0))
+                    select(func.coalesce(func.sum(BuildStep.failed_attempts), 0))
                 ) + db.session.scalar(select(func.coalesce(func.sum(Module.failed_attempts), 0)))
             if lessons != modules:
                 problems.append(f"lesson-plan run: {lessons} lesson plans stored, {modules} expected")
@@ -242,7 +244,7 @@ def transient_failures(quick: bool) -> dict[str, Any]:
         wait_build(run.app.test_client(), run.auth, build_id, timeout=900)
         with run.app.app_context():
             retried = db.session.scalar(
-                select(func.sum(JobStep.failed_attempts)).where(JobStep.build_id == build_id)
+                select(func.sum(BuildStep.failed_attempts)).where(BuildStep.build_id == build_id)
             )
         return {"failed_attempts_retried": int(retried or 0), "problems": check_build(run.app, build_id)}
 
@@ -255,11 +257,13 @@ def permanent_failure(quick: bool) -> dict[str, Any]:
         problems = check_build(run.app, build_id, expected="failed")
         with run.app.app_context():
             failed = db.session.scalars(
-                select(JobStep.entity_name).where(JobStep.build_id == build_id, JobStep.status == "failed")
+                select(BuildStep.entity_name).where(
+                    BuildStep.build_id == build_id, BuildStep.status == "failed"
+                )
             ).all()
             others = db.session.scalar(
-                select(func.count(JobStep.id)).where(
-                    JobStep.build_id == build_id, JobStep.status == "completed"
+                select(func.count(BuildStep.id)).where(
+                    BuildStep.build_id == build_id, BuildStep.status == "completed"
                 )
             )
         if failed != ["Pitfalls: Foundations of statistics"]:

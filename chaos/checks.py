@@ -6,7 +6,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import BuildEvent, BuildJob, Concept, GeneratorCall, JobStep, KnowledgeUnit, SubConcept
+from app.models import Build, BuildEvent, BuildStep, Concept, GeneratorCall, KnowledgeUnit, SubConcept
 from app.models.statuses import FINAL
 
 
@@ -14,7 +14,7 @@ def check_build(app: Flask, build_id: str, expected: str = "completed") -> list[
     """Problems found (an empty list when all holds)."""
     problems = []
     with app.app_context():
-        build = db.session.get(BuildJob, build_id)
+        build = db.session.get(Build, build_id)
         if build.status != expected:
             problems.append(f"build is {build.status}, expected {expected} ({build.error})")
         concepts = db.session.scalars(select(Concept.id).where(Concept.path_id == build.path_id)).all()
@@ -42,7 +42,7 @@ def check_build(app: Flask, build_id: str, expected: str = "completed") -> list[
         ]
         if units != distinct_units:
             problems.append(f"{units - distinct_units} duplicate knowledge units")
-        steps = db.session.scalars(select(JobStep).where(JobStep.build_id == build_id)).all()
+        steps = db.session.scalars(select(BuildStep).where(BuildStep.build_id == build_id)).all()
         if unfinished := [s.id for s in steps if s.status not in FINAL]:
             problems.append(f"steps never finished: {unfinished[:5]}")
         if expected == "completed":

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.jobs.queues import DECOMPOSE_QUEUE, GENERATE_KU_QUEUE
-from app.models import JobStep, User
+from app.models import BuildStep, User
 from app.models.statuses import IN_FLIGHT
 from app.pipelines.learning_paths.release import release_window
 from bench.harness import Deployment, _children, deployment, start_path_build, wait_build
@@ -49,7 +49,9 @@ def _start_as(run: Deployment, auth: dict[str, str], concepts: int) -> str:
 def _in_flight(run: Deployment) -> dict[str, int]:
     with run.app.app_context():
         rows = db.session.execute(
-            select(JobStep.type, func.count()).where(JobStep.status.in_(IN_FLIGHT)).group_by(JobStep.type)
+            select(BuildStep.type, func.count())
+            .where(BuildStep.status.in_(IN_FLIGHT))
+            .group_by(BuildStep.type)
         ).all()
         db.session.remove()
     return {kind: count for kind, count in rows}

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import BuildJob, JobStep, LearningPath
+from app.models import Build, BuildStep, LearningPath
 from tests.helpers import create_path, start_build
 from tests.helpers.users import make_user
 
@@ -17,7 +17,7 @@ def _counts(app) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
     with app.app_context():
         return tuple(
             db.session.scalar(select(func.count()).select_from(model))
-            for model in (LearningPath, BuildJob, JobStep)
+            for model in (LearningPath, Build, BuildStep)
         )
 
 

@@ -17,7 +17,7 @@ from wtforms.validators import ValidationError
 from app.database import isoformat, utcnow
 from app.extensions import db
 from app.forms import parse_module_lines
-from app.models import BuildJob, Concept, LearningPath, LessonPlanRun, Module, Workflow
+from app.models import Build, Concept, LearningPath, LessonPlanRun, Module, Workflow
 from tests.helpers import (
     create_path,
     create_workflow,
@@ -58,7 +58,7 @@ def _counts(app: Flask) -> tuple[int, ...]:
     with app.app_context():
         return tuple(
             db.session.scalar(select(func.count()).select_from(model))
-            for model in (Workflow, Module, LessonPlanRun, LearningPath, BuildJob)
+            for model in (Workflow, Module, LessonPlanRun, LearningPath, Build)
         )
 
 

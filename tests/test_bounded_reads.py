@@ -13,10 +13,10 @@ from sqlalchemy import insert, select
 from app.database import utcnow
 from app.extensions import db
 from app.models import (
-    BuildJob,
+    Build,
+    BuildStep,
     Concept,
     DeadLetter,
-    JobStep,
     KnowledgeUnit,
     LearningPath,
     LessonPlan,
@@ -67,7 +67,7 @@ def _add_builds(app: Flask, path_id: str, count: int) -> list[str]:
     with app.app_context():
         owner, now, ids = _owner_id(), utcnow(), []
         for i in range(count):
-            build = BuildJob(
+            build = Build(
                 path_id=path_id,
                 triggered_by=owner,
                 status="failed",
@@ -77,7 +77,7 @@ def _add_builds(app: Flask, path_id: str, count: int) -> list[str]:
             )
             db.session.add(build)
             db.session.flush()
-            step = JobStep(
+            step = BuildStep(
                 build_id=build.id, type=StepType.CONCEPTS, status="failed", error="boom", error_category="x"
             )
             db.session.add(step)
@@ -204,7 +204,7 @@ def _fan_out_queries(app: Flask, client: FlaskClient, auth: dict[str, str], conc
     with QueryCounter(app) as counter:
         build_id = start_build(client, auth, path_id)
     with app.app_context():
-        build = db.session.get(BuildJob, build_id)
+        build = db.session.get(Build, build_id)
         assert (build.total_concepts, build.completed_concepts) == (concepts, concepts)
         assert (build.total_sub_concepts, build.completed_sub_concepts) == (3 * concepts, 3 * concepts - 1)
         assert build.completed_knowledge_units == 3 * (3 * concepts - 1)
@@ -218,7 +218,7 @@ def _build_with_steps(app: Flask, path_id: str, steps: int) -> str:
     (build_id,) = _add_builds(app, path_id, 1)
     with app.app_context():
         db.session.execute(
-            insert(JobStep),
+            insert(BuildStep),
             [
                 {
                     "build_id": build_id,

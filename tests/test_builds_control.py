@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from app.database import utcnow
 from app.extensions import db
 from app.jobs.queues import GENERATE_KU_QUEUE
-from app.models import BuildEvent, JobStep, KnowledgeUnit
+from app.models import BuildEvent, BuildStep, KnowledgeUnit
 from app.models.statuses import IN_FLIGHT
 from tests.helpers import build_of, create_path, start_build, wait_for_build
 from tests.helpers.users import make_user
@@ -26,14 +26,14 @@ pytestmark = pytest.mark.slow
 
 def _steps(app, build_id):  # type: ignore[no-untyped-def]
     with app.app_context():
-        return list(db.session.scalars(select(JobStep).where(JobStep.build_id == build_id)))
+        return list(db.session.scalars(select(BuildStep).where(BuildStep.build_id == build_id)))
 
 
 def _units_done(app, build_id) -> int:  # type: ignore[no-untyped-def]
     return sum(1 for s in _steps(app, build_id) if s.type == "knowledge-units" and s.status == "completed")
 
 
-def _in_flight(app, build_id) -> list[JobStep]:  # type: ignore[no-untyped-def]
+def _in_flight(app, build_id) -> list[BuildStep]:  # type: ignore[no-untyped-def]
     """Steps a worker holds or may still pick up."""
     return [s for s in _steps(app, build_id) if s.status in IN_FLIGHT]
 
@@ -147,7 +147,7 @@ def _busy_unit_worker(app, redis_server) -> tuple[int, int] | None:  # type: ign
         if GENERATE_KU_QUEUE not in worker.queue_names() or not job_id:
             continue
         with app.app_context():
-            step = db.session.get(JobStep, int(job_id.removeprefix("step-")))
+            step = db.session.get(BuildStep, int(job_id.removeprefix("step-")))
         if step is not None and step.status == "running" and step.progress >= 20:
             return worker.pid, step.id
     return None

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.generators.offline import OfflineGenerator
 from app.generators.schemas import PathBrief
-from app.models import Concept, JobStep, KnowledgeUnit, SubConcept
+from app.models import BuildStep, Concept, KnowledgeUnit, SubConcept
 from tests.helpers import build_of, create_path, start_build, wait_for_build
 from tests.helpers.builds import failing_sub_concept
 
@@ -31,11 +31,11 @@ def _row_counts(app, path_id) -> dict[str, int]:  # type: ignore[no-untyped-def]
         }
 
 
-def _steps(app, build_id, kind=None) -> list[JobStep]:  # type: ignore[no-untyped-def]
+def _steps(app, build_id, kind=None) -> list[BuildStep]:  # type: ignore[no-untyped-def]
     with app.app_context():
-        query = select(JobStep).where(JobStep.build_id == build_id).order_by(JobStep.id)
+        query = select(BuildStep).where(BuildStep.build_id == build_id).order_by(BuildStep.id)
         if kind:
-            query = query.where(JobStep.type == kind)
+            query = query.where(BuildStep.type == kind)
         return list(db.session.scalars(query))
 
 

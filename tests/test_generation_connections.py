@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 
 from app.extensions import db
 from app.generators.openai import shared_client
-from app.models import JobStep, StepType, WorkStatus
+from app.models import BuildStep, StepType, WorkStatus
 from app.pipelines.learning_paths.steps import decompose_concept, generate_concepts
 from tests.fake_llm import FakeChatServer
 from tests.helpers import create_path, start_build
@@ -34,12 +34,14 @@ def _run_orchestrator(app: Flask, client, auth, concepts: int) -> list[int]:  # 
     """Start a build and run its concepts step here; returns its decompose steps' ids."""
     build_id = start_build(client, auth, create_path(client, auth, concepts=concepts))
     with app.app_context():
-        orchestrator = db.session.scalar(select(JobStep.id).where(JobStep.build_id == build_id))
+        orchestrator = db.session.scalar(select(BuildStep.id).where(BuildStep.build_id == build_id))
         db.session.remove()
         generate_concepts(orchestrator)
         return list(
             db.session.scalars(
-                select(JobStep.id).where(JobStep.build_id == build_id, JobStep.type == StepType.SUB_CONCEPTS)
+                select(BuildStep.id).where(
+                    BuildStep.build_id == build_id, BuildStep.type == StepType.SUB_CONCEPTS
+                )
             )
         )
 
@@ -97,7 +99,7 @@ def _fewest_postgres_sessions_in_a_transaction(app: Flask, samples: int = 10) ->
 
 def _statuses(app: Flask, step_ids: list[int]) -> list[str]:
     with app.app_context():
-        return list(db.session.scalars(select(JobStep.status).where(JobStep.id.in_(step_ids))))
+        return list(db.session.scalars(select(BuildStep.status).where(BuildStep.id.in_(step_ids))))
 
 
 @pytest.mark.slow
@@ -141,8 +143,8 @@ def test_steps_waiting_for_the_rate_limit_hold_no_database_connection(app, clien
 def _waiting_for_a_slot(app: Flask, step_ids: list[int]) -> int:
     with app.app_context():
         return db.session.scalar(
-            select(func.count(JobStep.id)).where(
-                JobStep.id.in_(step_ids), JobStep.rate_limit_next_slot_at.is_not(None)
+            select(func.count(BuildStep.id)).where(
+                BuildStep.id.in_(step_ids), BuildStep.rate_limit_next_slot_at.is_not(None)
             )
         )
 

@@ -25,7 +25,7 @@ from sqlalchemy import select, text
 from werkzeug.routing import Rule
 
 from app.extensions import db
-from app.models import BuildJob, DeadLetter, JobStep, LearningPath, User
+from app.models import Build, BuildStep, DeadLetter, LearningPath, User
 from app.models.builds import StepType
 from tests.helpers import create_path, create_workflow, start_build
 from tests.helpers.users import make_user
@@ -104,10 +104,10 @@ def target(app: Flask, client: FlaskClient) -> Iterator[Target]:
         failed_path = LearningPath(owner_id=db.session.scalar(select(User.id)), name="Failed", topic="t")
         db.session.add(failed_path)
         db.session.flush()
-        failed = BuildJob(path_id=failed_path.id, status="failed")
+        failed = Build(path_id=failed_path.id, status="failed")
         db.session.add(failed)
         db.session.flush()
-        step = JobStep(build_id=failed.id, type=StepType.CONCEPTS, status="failed", entity_name="Failed")
+        step = BuildStep(build_id=failed.id, type=StepType.CONCEPTS, status="failed", entity_name="Failed")
         db.session.add(step)
         db.session.flush()
         letter = DeadLetter(build_id=failed.id, step_id=step.id, original_queue="build-path", error="boom")

@@ -9,7 +9,7 @@ from rq.job import JobStatus
 
 from app.database import utcnow
 from app.jobs.enqueue import StrandedJobs, enqueue_unique, fetch_job
-from app.models import JobStep, Module, WorkStatus
+from app.models import BuildStep, Module, WorkStatus
 from app.pipelines.in_flight import InFlight, judge_in_flight
 
 QUEUE = "dead-letter"
@@ -26,14 +26,14 @@ def _stranded() -> StrandedJobs:
 def test_running_work_is_judged_by_its_lease_not_its_job(app) -> None:
     with app.app_context():
         held = Module(status=WorkStatus.RUNNING, lease_expires_at=utcnow() + timedelta(seconds=30))
-        lapsed = JobStep(status=WorkStatus.RUNNING, lease_expires_at=utcnow() - timedelta(seconds=1))
+        lapsed = BuildStep(status=WorkStatus.RUNNING, lease_expires_at=utcnow() - timedelta(seconds=1))
         assert judge_in_flight(held, None, _stranded()) is InFlight.ALIVE
         assert judge_in_flight(lapsed, None, _stranded()) is InFlight.LEASE_LAPSED
 
 
 def test_queued_work_whose_job_is_gone_or_ended_is_lost(app) -> None:
     with app.app_context():
-        assert judge_in_flight(JobStep(status=WorkStatus.QUEUED), None, _stranded()) is InFlight.LOST
+        assert judge_in_flight(BuildStep(status=WorkStatus.QUEUED), None, _stranded()) is InFlight.LOST
         assert enqueue_unique(QUEUE, noop, job_id="in-flight-ended")
         ended = fetch_job("in-flight-ended")
         ended.set_status(JobStatus.FAILED)
@@ -44,7 +44,7 @@ def test_queued_work_whose_job_waits_on_its_queue_is_alive(app) -> None:
     with app.app_context():
         assert enqueue_unique(QUEUE, noop, job_id="in-flight-waiting")
         waiting = fetch_job("in-flight-waiting")
-        assert judge_in_flight(JobStep(status=WorkStatus.QUEUED), waiting, _stranded()) is InFlight.ALIVE
+        assert judge_in_flight(BuildStep(status=WorkStatus.QUEUED), waiting, _stranded()) is InFlight.ALIVE
         assert fetch_job("in-flight-waiting") is not None  # an alive job is not discarded
 
 

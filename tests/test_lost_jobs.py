@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from app.extensions import db
 from app.jobs.enqueue import enqueue_unique
 from app.jobs.queues import BUILD_PATH_QUEUE, LESSON_PLANS_QUEUE
-from app.models import BuildJob, BuildStatus, JobStep
+from app.models import Build, BuildStatus, BuildStep
 from app.pipelines.learning_paths.finalize import finalize_build
 from app.pipelines.learning_paths.queueing import finalize_job_id
 from tests.helpers import create_path, create_workflow, start_build, wait_for_build, wait_for_status
@@ -80,7 +80,7 @@ def test_a_step_popped_by_a_worker_that_died_is_run_again(app, client, auth, wor
     workers()
     wait_for_build(client, auth, build_id, timeout=60)
     with app.app_context():
-        step = db.session.get(JobStep, int(job_id.removeprefix("step-")))
+        step = db.session.get(BuildStep, int(job_id.removeprefix("step-")))
         assert (step.type, step.status, step.attempts) == ("concepts", "completed", 1)
 
 
@@ -102,9 +102,7 @@ def test_a_finalize_popped_by_a_worker_that_died_is_queued_again(app, client, au
     # The state a crash leaves: every step done, the build open, its finalize job taken.
     with app.app_context():
         db.session.execute(
-            update(BuildJob)
-            .where(BuildJob.id == build_id)
-            .values(status=BuildStatus.PROCESSING, completed_at=None)
+            update(Build).where(Build.id == build_id).values(status=BuildStatus.PROCESSING, completed_at=None)
         )
         db.session.commit()
         assert enqueue_unique(BUILD_PATH_QUEUE, finalize_build, build_id, job_id=finalize_job_id(build_id))
@@ -114,7 +112,7 @@ def test_a_finalize_popped_by_a_worker_that_died_is_queued_again(app, client, au
     build = wait_for_build(client, auth, build_id, timeout=60)
     assert build["completedAt"] is not None
     with app.app_context():
-        assert db.session.scalar(select(BuildJob.status).where(BuildJob.id == build_id)) == "completed"
+        assert db.session.scalar(select(Build.status).where(Build.id == build_id)) == "completed"
 
 
 def test_workers_stop_when_their_supervisor_is_killed(app, workers, redis_server):

@@ -6,7 +6,7 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import update
 
 from app.extensions import db
-from app.models import BuildJob, GeneratorCall, LearningPath, User
+from app.models import Build, GeneratorCall, LearningPath, User
 
 
 def test_usage_counters_are_backfilled_from_the_call_records_of_existing_builds(app):
@@ -18,7 +18,7 @@ def test_usage_counters_are_backfilled_from_the_call_records_of_existing_builds(
         path = LearningPath(owner_id=user.id, name="P", topic="t")
         db.session.add(path)
         db.session.flush()
-        build = BuildJob(path_id=path.id, status="completed")
+        build = Build(path_id=path.id, status="completed")
         db.session.add(build)
         db.session.flush()
         for model, memo_hit in (("m-1", False), ("m-2", True), ("m-1", False)):
@@ -32,7 +32,7 @@ def test_usage_counters_are_backfilled_from_the_call_records_of_existing_builds(
                     memo_hit=memo_hit,
                 )
             )
-        db.session.execute(update(BuildJob).values(usage_calls=0, usage_models=""))
+        db.session.execute(update(Build).values(usage_calls=0, usage_models=""))
         db.session.commit()
         build_id = build.id
         db.session.remove()
@@ -40,7 +40,7 @@ def test_usage_counters_are_backfilled_from_the_call_records_of_existing_builds(
         downgrade(revision="c92d82d4f8f5")  # a database from before the counters
         upgrade()
 
-        build = db.session.get(BuildJob, build_id)
+        build = db.session.get(Build, build_id)
         assert (build.usage_calls, build.usage_memo_hits) == (3, 1)
         assert (build.usage_prompt_tokens, build.usage_completion_tokens) == (30, 15)
         assert build.usage_models == ",m-1,m-2,"

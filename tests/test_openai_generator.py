@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Concept, JobStep, KnowledgeUnit, LessonPlan
+from app.models import BuildStep, Concept, KnowledgeUnit, LessonPlan
 from tests.fake_llm import MODEL, USAGE, FakeChatServer
 from tests.helpers import create_path, create_workflow, start_build, wait_for_build, wait_for_status
 from tests.helpers.llm import llm_settings
@@ -16,7 +16,7 @@ from tests.helpers.llm import llm_settings
 def _steps(app, build_id):  # type: ignore[no-untyped-def]
     with app.app_context():
         return list(
-            db.session.scalars(select(JobStep).where(JobStep.build_id == build_id).order_by(JobStep.id))
+            db.session.scalars(select(BuildStep).where(BuildStep.build_id == build_id).order_by(BuildStep.id))
         )
 
 
@@ -162,13 +162,13 @@ def test_a_step_whose_call_already_succeeded_reuses_the_answer(app, client, auth
             brief = PathBrief(name="Statistics for Nurses", topic="statistics", concept_count=2)
             call_generator("concepts", lambda g: g.concepts(brief, lambda _: None))
             assert len(fake.log) == 1
-            (step,) = db.session.scalars(select(JobStep).where(JobStep.build_id == build_id))
+            (step,) = db.session.scalars(select(BuildStep).where(BuildStep.build_id == build_id))
 
             generate_concepts(step.id)  # the step runs again
 
         assert len(fake.log) == 1, "no second call to the server"
         with app.app_context():
-            assert db.session.scalar(select(JobStep.status).where(JobStep.id == step.id)) == "completed"
+            assert db.session.scalar(select(BuildStep.status).where(BuildStep.id == step.id)) == "completed"
             assert db.session.scalar(select(Concept.name)) == "Server concept 1"
 
 

@@ -14,7 +14,7 @@ from rq import Queue
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import BuildEvent, BuildJob, JobStep, KnowledgeUnit, LessonPlan, Module
+from app.models import Build, BuildEvent, BuildStep, KnowledgeUnit, LessonPlan, Module
 from tests.helpers import create_path, create_workflow, start_build, wait_for_build, wait_for_status
 from tests.helpers.builds import failing_sub_concept
 from tests.helpers.workers import rq_registries_empty, rq_workers_of, wait_for_workers
@@ -112,7 +112,7 @@ def test_flushall_mid_build_and_mid_run_both_complete_exactly(app, client, auth,
     assert build["totalKnowledgeUnits"] == _count(app, KnowledgeUnit)
     assert status["totalLessons"] == _count(app, LessonPlan) == 4
     with app.app_context():
-        steps = db.session.scalars(select(JobStep).where(JobStep.build_id == build_id)).all()
+        steps = db.session.scalars(select(BuildStep).where(BuildStep.build_id == build_id)).all()
         finals = _count(app, BuildEvent, BuildEvent.build_id == build_id, BuildEvent.type == "completed")
     assert all(s.status == "completed" for s in steps) and finals == 1
 
@@ -169,8 +169,8 @@ def test_prune_removes_old_finished_builds_with_their_steps_and_keeps_the_rest(a
     old = wait_for_build(client, auth, start_build(client, auth, create_path(client, auth, concepts=1)))
     with app.app_context():
         db.session.execute(
-            BuildJob.__table__.update()
-            .where(BuildJob.id == old["id"])
+            Build.__table__.update()
+            .where(Build.id == old["id"])
             .values(
                 completed_at=func.datetime("now", "-40 days")
                 if db.engine.dialect.name == "sqlite"
@@ -185,9 +185,9 @@ def test_prune_removes_old_finished_builds_with_their_steps_and_keeps_the_rest(a
     result = runner.invoke(args=["jobs", "prune", "--older-than", "30d"])
 
     assert result.exit_code == 0 and "1 builds" in result.output
-    assert _count(app, BuildJob) == 1 and _count(app, JobStep, JobStep.build_id == old["id"]) == 0
+    assert _count(app, Build) == 1 and _count(app, BuildStep, BuildStep.build_id == old["id"]) == 0
     assert _count(app, BuildEvent, BuildEvent.build_id == old["id"]) == 0
-    assert _count(app, JobStep, JobStep.build_id == recent["id"]) > 0
+    assert _count(app, BuildStep, BuildStep.build_id == recent["id"]) > 0
     assert _count(app, KnowledgeUnit) > 0, "generated content is kept"
 
 

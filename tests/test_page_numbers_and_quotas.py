@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from app.cli import parse_age
 from app.devserver import requested_port
 from app.extensions import db
-from app.models import BuildJob
+from app.models import Build
 from tests.helpers import create_path, create_workflow
 from tests.helpers.users import make_user
 from tests.helpers.web import PASSWORD, csrf_token, post_form
@@ -73,4 +73,4 @@ def _signed_in(app, client) -> dict[str, str]:  # type: ignore[no-untyped-def]
 
 def _builds(app) -> int:  # type: ignore[no-untyped-def]
     with app.app_context():
-        return db.session.scalar(select(func.count(BuildJob.id)))
+        return db.session.scalar(select(func.count(Build.id)))

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.jobs.limiter import PAUSE_KEY, pause_calls
-from app.models import BuildJob, BuildStatus, DeadLetter, JobStep, LearningPath, StepType, User, WorkStatus
+from app.models import Build, BuildStatus, BuildStep, DeadLetter, LearningPath, StepType, User, WorkStatus
 from tests.helpers import create_path, start_build
 from tests.helpers.users import make_user
 from tests.helpers.web import post_form, sign_in
@@ -79,11 +79,11 @@ def _build_counts(app: Flask, user_email: str) -> dict[str, int]:
     with app.app_context():
         user = db.session.scalar(select(User).where(User.email == user_email))
         rows = db.session.execute(
-            select(BuildJob.status, func.count(BuildJob.id))
-            .where(BuildJob.triggered_by == user.id)
-            .group_by(BuildJob.status)
+            select(Build.status, func.count(Build.id))
+            .where(Build.triggered_by == user.id)
+            .group_by(Build.status)
         ).all()
-        return dict(rows) | {"steps": db.session.scalar(select(func.count(JobStep.id)))}
+        return dict(rows) | {"steps": db.session.scalar(select(func.count(BuildStep.id)))}
 
 
 def test_a_start_past_the_pending_cap_is_a_429_that_says_why_and_writes_nothing(app, client, auth):
@@ -150,11 +150,11 @@ def _failed_build_with_dead_letter(app: Flask, owner_email: str, active_builds: 
         db.session.add_all(paths)
         db.session.flush()
         for path in paths[1:]:
-            db.session.add(BuildJob(path_id=path.id, triggered_by=owner, status=BuildStatus.PROCESSING))
-        failed = BuildJob(path_id=paths[0].id, triggered_by=owner, status=BuildStatus.FAILED, error_count=1)
+            db.session.add(Build(path_id=path.id, triggered_by=owner, status=BuildStatus.PROCESSING))
+        failed = Build(path_id=paths[0].id, triggered_by=owner, status=BuildStatus.FAILED, error_count=1)
         db.session.add(failed)
         db.session.flush()
-        step = JobStep(build_id=failed.id, type=StepType.CONCEPTS, status=WorkStatus.FAILED, error="boom")
+        step = BuildStep(build_id=failed.id, type=StepType.CONCEPTS, status=WorkStatus.FAILED, error="boom")
         db.session.add(step)
         db.session.flush()
         letter = DeadLetter(build_id=failed.id, step_id=step.id, original_queue="build-path", error="boom")
@@ -166,7 +166,7 @@ def _failed_build_with_dead_letter(app: Flask, owner_email: str, active_builds: 
 def _letter_state(app: Flask, letter_id: int) -> tuple[str, str, int, bool]:
     with app.app_context():
         letter = db.session.get(DeadLetter, letter_id)
-        build = db.session.get(BuildJob, letter.build_id)
+        build = db.session.get(Build, letter.build_id)
         return build.status, letter.step.status, build.error_count, letter.retried_at is None
 
 

@@ -22,7 +22,7 @@ from app.database import utcnow
 from app.extensions import db
 from app.jobs import claims
 from app.jobs.limiter import wait_for_slot, waits_reported_to
-from app.models import BuildJob, GeneratorCall, JobStep, LearningPath, Module, User, Workflow, WorkStatus
+from app.models import Build, BuildStep, GeneratorCall, LearningPath, Module, User, Workflow, WorkStatus
 from app.pipelines.generation import RateLimitWaits
 from app.pipelines.learning_paths.status import estimated_seconds_left
 from app.pipelines.learning_paths.steps import generate_concepts
@@ -156,11 +156,11 @@ def test_a_providers_own_waits_are_kept_on_its_step_and_apart_from_work_in_its_c
         build_id = start_build(client, auth, create_path(client, auth, concepts=2))
         with app.app_context():
             wait_for_slot(app.config)  # the window's one slot is taken
-            (step_id,) = db.session.scalars(select(JobStep.id).where(JobStep.build_id == build_id))
+            (step_id,) = db.session.scalars(select(BuildStep.id).where(BuildStep.build_id == build_id))
 
             generate_concepts(step_id)  # the openai generator waits inside its call
 
-            step = db.session.get(JobStep, step_id)
+            step = db.session.get(BuildStep, step_id)
             call = db.session.scalar(select(GeneratorCall).where(GeneratorCall.step_id == step_id))
 
     assert step.status == "completed" and len(fake.log) == 1
@@ -282,7 +282,7 @@ def _build_row(app: Flask, **counters: int) -> str:
         path = LearningPath(owner_id=owner.id, name="P", topic="t", concept_count=3)
         db.session.add(path)
         db.session.flush()
-        build = BuildJob(path_id=path.id, status="processing", **counters)
+        build = Build(path_id=path.id, status="processing", **counters)
         db.session.add(build)
         db.session.commit()
         return build.id
@@ -291,7 +291,7 @@ def _build_row(app: Flask, **counters: int) -> str:
 def _estimate(app: Flask, build_id: str, **settings: int) -> int | None:
     app.config.update(settings)
     with app.app_context():
-        return estimated_seconds_left(db.session.get(BuildJob, build_id))
+        return estimated_seconds_left(db.session.get(Build, build_id))
 
 
 def test_fast_early_steps_do_not_make_the_estimate_say_one_second_under_the_limit(app):
@@ -324,7 +324,7 @@ def _waiting_build(app: Flask, client: FlaskClient, auth: dict[str, str], slot_i
     running and waiting for a slot `slot_in_s` seconds away (as the limiter marks it)."""
     path_id = create_path(client, auth, concepts=3)
     with app.app_context():
-        build = BuildJob(
+        build = Build(
             path_id=path_id,
             status="processing",
             triggered_by=db.session.scalar(select(User.id)),
@@ -336,7 +336,7 @@ def _waiting_build(app: Flask, client: FlaskClient, auth: dict[str, str], slot_i
         db.session.add(build)
         db.session.flush()
         db.session.add(
-            JobStep(
+            BuildStep(
                 build_id=build.id,
                 type="knowledge-units",
                 status=WorkStatus.RUNNING,
@@ -385,7 +385,7 @@ def test_a_list_of_pending_builds_costs_the_same_queries_for_2_and_12(app, clien
             path_id = create_path(client, auth, concepts=4)
             with app.app_context():
                 owner = db.session.scalar(select(User.id))
-                db.session.add(BuildJob(path_id=path_id, status="pending", triggered_by=owner))
+                db.session.add(Build(path_id=path_id, status="pending", triggered_by=owner))
                 db.session.commit()
 
     def queries() -> int:
@@ -488,8 +488,8 @@ def test_a_first_run_is_estimated_from_recent_modules_not_the_fixed_guess(app):
 # --- durations: waiting and working --------------------------------------------------------
 
 
-def _finished_step(start: datetime, duration_ms: int, waited_ms: int) -> JobStep:
-    return JobStep(
+def _finished_step(start: datetime, duration_ms: int, waited_ms: int) -> BuildStep:
+    return BuildStep(
         type="knowledge-units",
         entity_name="Means",
         status="completed",
@@ -515,8 +515,8 @@ def test_the_timeline_draws_the_wait_hatched_before_the_work():
     assert "3.0 s waiting for the rate limit, 1.0 s working" in svg
 
 
-def _running_step(start: datetime, waiting: bool, waited_ms: int = 0) -> JobStep:
-    return JobStep(
+def _running_step(start: datetime, waiting: bool, waited_ms: int = 0) -> BuildStep:
+    return BuildStep(
         type="knowledge-units",
         entity_name="Medians",
         status="running",
@@ -560,7 +560,7 @@ def test_the_admin_step_tree_splits_waiting_from_working_and_shows_a_waiting_ste
         finished.build_id = build_id
         db.session.add(finished)
         db.session.add(
-            JobStep(
+            BuildStep(
                 build_id=build_id,
                 type="knowledge-units",
                 entity_id=2,
@@ -583,7 +583,7 @@ def test_the_steps_api_splits_waiting_from_working(app, client, auth):
     path_id = create_path(client, auth, concepts=1)
     build_id = _build_row(app)
     with app.app_context():
-        build = db.session.get(BuildJob, build_id)
+        build = db.session.get(Build, build_id)
         build.path_id = path_id
         step = _finished_step(datetime(2026, 11, 25, 12, 0, 0), 4000, 3000)
         step.build_id = build_id

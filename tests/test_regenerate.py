@@ -16,10 +16,10 @@ from sqlalchemy import event, func, select
 from app.database import utcnow
 from app.extensions import db
 from app.models import (
-    BuildJob,
+    Build,
+    BuildStep,
     Concept,
     GeneratorCall,
-    JobStep,
     KnowledgeUnit,
     LearningPath,
     LessonPlan,
@@ -69,7 +69,7 @@ def _store_tree(app, path_id: str, concepts: int = 3, subs: int = 2, units: int 
 def _ended_build(app, path_id: str, status: str) -> str:  # type: ignore[no-untyped-def]
     with app.app_context():
         owner = db.session.scalar(select(LearningPath.owner_id).where(LearningPath.id == path_id))
-        build = BuildJob(path_id=path_id, status=status, triggered_by=owner, completed_at=utcnow())
+        build = Build(path_id=path_id, status=status, triggered_by=owner, completed_at=utcnow())
         db.session.add(build)
         db.session.commit()
         return build.id
@@ -86,9 +86,9 @@ def _ids(app, model, **where: Any) -> list[int]:  # type: ignore[no-untyped-def]
 def _steps(app, build_id: str) -> list[tuple[str, str, int | None]]:  # type: ignore[no-untyped-def]
     with app.app_context():
         rows = db.session.execute(
-            select(JobStep.type, JobStep.status, JobStep.parent_step_id)
-            .where(JobStep.build_id == build_id)
-            .order_by(JobStep.id)
+            select(BuildStep.type, BuildStep.status, BuildStep.parent_step_id)
+            .where(BuildStep.build_id == build_id)
+            .order_by(BuildStep.id)
         ).all()
     return [tuple(row) for row in rows]
 
@@ -242,13 +242,13 @@ def test_a_failed_build_offers_retry_and_regenerate_each_explained(app, client):
 def test_a_scope_that_does_not_name_exactly_one_piece_is_a_422_and_writes_nothing(app, client, auth, scope):
     path_id = create_path(client, auth)
     _store_tree(app, path_id)
-    before = (_row_count(app, BuildJob), _row_count(app, JobStep), _tree(app, path_id))
+    before = (_row_count(app, Build), _row_count(app, BuildStep), _tree(app, path_id))
 
     response = _build(client, auth, path_id, {"fresh": True, "scope": scope})
 
     assert response.status_code == 422, response.get_json()
     assert response.get_json()["error"]["details"][0]["field"].startswith("scope")
-    assert (_row_count(app, BuildJob), _row_count(app, JobStep), _tree(app, path_id)) == before
+    assert (_row_count(app, Build), _row_count(app, BuildStep), _tree(app, path_id)) == before
 
 
 def test_a_scope_naming_a_piece_of_another_path_is_a_404_and_writes_nothing(app, client, auth):
@@ -257,13 +257,13 @@ def test_a_scope_naming_a_piece_of_another_path_is_a_404_and_writes_nothing(app,
     _store_tree(app, theirs)
     their_concept = _ids(app, Concept, path_id=theirs)[0]
     their_sub = _ids(app, SubConcept, concept_id=their_concept)[0]
-    before = (_row_count(app, BuildJob), _tree(app, theirs))
+    before = (_row_count(app, Build), _tree(app, theirs))
 
     for scope in ({"conceptId": their_concept}, {"subConceptId": their_sub}, {"conceptId": 99_999}):
         response = _build(client, auth, mine, {"scope": scope})
         assert response.status_code == 404, scope
         assert response.get_json()["error"]["code"] == "not_found"
-    assert (_row_count(app, BuildJob), _tree(app, theirs)) == before
+    assert (_row_count(app, Build), _tree(app, theirs)) == before
 
 
 def test_a_concept_build_starts_at_that_concept_and_counts_only_it(app, client, auth):
@@ -280,7 +280,7 @@ def test_a_concept_build_starts_at_that_concept_and_counts_only_it(app, client, 
     assert (build["totalConcepts"], build["completedConcepts"], build["totalSubConcepts"]) == (1, 0, 0)
     assert _steps(app, build["id"]) == [("sub-concepts", "queued", None)]
     with app.app_context():
-        assert db.session.get(BuildJob, build["id"]).force_fresh is True
+        assert db.session.get(Build, build["id"]).force_fresh is True
         assert db.session.get(Concept, concept).decomposed_at is None, "owed again"
     assert client.post(f"/api/jobs/{build['id']}/cancel", headers=auth).status_code == 200
     assert build_of(client, auth, build["id"])["status"] == "cancelled"
@@ -316,7 +316,7 @@ def test_regenerating_a_piece_while_a_build_is_active_is_a_409_and_resets_nothin
     assert response.get_json()["error"]["details"] == {"jobId": active}
     with app.app_context():
         assert db.session.get(Concept, concept).decomposed_at is not None
-    assert _row_count(app, BuildJob) == 1
+    assert _row_count(app, Build) == 1
 
 
 # --- the API: regenerate one module -------------------------------------------------------
@@ -385,7 +385,7 @@ def test_regenerating_a_concept_from_the_page_asks_first_then_starts_a_build_of_
     concept = _ids(app, Concept, path_id=path_id)[2]
 
     confirm = client.get(f"/paths/{path_id}/regenerate?concept={concept}").get_data(as_text=True)
-    assert _row_count(app, BuildJob) == 0, "asking changes nothing"
+    assert _row_count(app, Build) == 0, "asking changes nothing"
     assert "Regenerate concept “Concept 2”?" in confirm and f'name="concept" value="{concept}"' in confirm
 
     response = post_form(
@@ -394,7 +394,7 @@ def test_regenerating_a_concept_from_the_page_asks_first_then_starts_a_build_of_
 
     assert response.status_code == 302 and response.headers["Location"] == f"/paths/{path_id}"
     with app.app_context():
-        build = db.session.scalar(select(BuildJob))
+        build = db.session.scalar(select(Build))
         assert (build.scope_kind, build.scope_entity_id, build.force_fresh) == ("concept", concept, True)
     page = client.get(f"/paths/{path_id}").get_data(as_text=True)
     assert "Regenerating concept “Concept 2” only" in page
@@ -411,7 +411,7 @@ def test_the_confirm_page_refuses_a_piece_the_path_does_not_have(app, client):
     assert response.status_code == 404
     missing_token = client.post(f"/paths/{path_id}/regenerate", data={})
     assert missing_token.status_code == 400
-    assert _row_count(app, BuildJob) == 0
+    assert _row_count(app, Build) == 0
 
 
 def test_regenerating_one_module_from_the_page_asks_first(app, client):
@@ -565,7 +565,7 @@ def test_a_retry_of_a_scoped_build_keeps_its_piece_and_asks_afresh(app, client, 
     assert build["scope"] == {"conceptId": concept} and build["retryOf"] == first
     assert build["totalConcepts"] == 1 and _steps(app, build["id"]) == [("sub-concepts", "queued", None)]
     with app.app_context():
-        assert db.session.get(BuildJob, build["id"]).force_fresh is True, "a stored answer is not reused"
+        assert db.session.get(Build, build["id"]).force_fresh is True, "a stored answer is not reused"
 
 
 def test_a_retry_of_a_scoped_build_whose_piece_is_gone_is_a_400(app, client, auth):
@@ -581,7 +581,7 @@ def test_a_retry_of_a_scoped_build_whose_piece_is_gone_is_a_400(app, client, aut
     retried = client.post(f"/api/jobs/{first}/retry", headers=auth)
 
     assert retried.status_code == 400 and retried.get_json()["error"]["code"] == "invalid_state"
-    assert "gone" in retried.get_json()["error"]["message"] and _row_count(app, BuildJob) == 1
+    assert "gone" in retried.get_json()["error"]["message"] and _row_count(app, Build) == 1
 
 
 def test_a_complete_workflow_offers_regenerate_all_and_per_module_not_generate(app, client):
@@ -611,13 +611,13 @@ def test_retry_of_a_build_whose_path_was_completed_since_is_refused_and_writes_n
         )
         db.session.commit()
     cancelled = _ended_build(app, path_id, "cancelled")
-    before = _count(app, BuildJob)
+    before = _count(app, Build)
 
     response = client.post(f"/api/jobs/{cancelled}/retry", headers=auth)
 
     assert response.status_code == 400
     assert "Nothing is left to retry" in response.get_json()["error"]["message"]
-    assert _count(app, BuildJob) == before
+    assert _count(app, Build) == before
 
 
 def _count(app, model) -> int:  # type: ignore[no-untyped-def]

@@ -18,7 +18,7 @@ from app.extensions import db
 from app.jobs.queues import DECOMPOSE_QUEUE, GENERATE_KU_QUEUE
 from app.jobs.recovery import reconcile_all
 from app.jobs.release import LOCK_KEY, LOCK_TTL_MS, Group, owners_behind, run_exclusively, share_out
-from app.models import BuildJob, Concept, JobStep, LearningPath, StepType
+from app.models import Build, BuildStep, Concept, LearningPath, StepType
 from app.models.statuses import IN_FLIGHT
 from tests.helpers import build_of, create_path, start_build, wait_for_build
 from tests.helpers.users import make_user
@@ -142,9 +142,9 @@ def _path_with_concepts(app: Flask, client, auth: dict[str, str], concepts: int)
 def _steps_by_status(app: Flask, build_id: str, kind: StepType = StepType.SUB_CONCEPTS) -> dict[str, int]:
     with app.app_context():
         rows = db.session.execute(
-            select(JobStep.status, func.count())
-            .where(JobStep.build_id == build_id, JobStep.type == kind)
-            .group_by(JobStep.status)
+            select(BuildStep.status, func.count())
+            .where(BuildStep.build_id == build_id, BuildStep.type == kind)
+            .group_by(BuildStep.status)
         ).all()
         return {status: count for status, count in rows}
 
@@ -224,7 +224,9 @@ def _in_flight_by_queue(app: Flask) -> dict[str, int]:
     """Steps the database counts as in Redis (queued, running, retrying), per step type."""
     with app.app_context():
         rows = db.session.execute(
-            select(JobStep.type, func.count()).where(JobStep.status.in_(IN_FLIGHT)).group_by(JobStep.type)
+            select(BuildStep.type, func.count())
+            .where(BuildStep.status.in_(IN_FLIGHT))
+            .group_by(BuildStep.type)
         ).all()
         db.session.remove()
         return {kind: count for kind, count in rows}
@@ -267,4 +269,4 @@ def test_a_small_build_finishes_while_another_users_big_build_runs(app: Flask, c
         "the small build did not wait for the big one"
     )
     with app.app_context():
-        assert db.session.get(BuildJob, big).status == "processing"
+        assert db.session.get(Build, big).status == "processing"

@@ -3,7 +3,7 @@ app/seed_names.py alone says it the seeds' way (`jobId`, `buildJobId`, `bullJobI
 
 from __future__ import annotations
 
-from app.models import BuildEvent, DeadLetter, JobStep
+from app.models import BuildEvent, BuildStep, DeadLetter
 from app.seed_names import alert_json, build_json, bull_state, dead_letter_json, event_json, step_json
 
 SEED_NAMES = {"jobId", "buildJobId", "bullJobId"}
@@ -37,7 +37,7 @@ def test_builds_steps_and_dead_letters_call_an_rq_job_a_bull_job() -> None:
 
 
 def test_dead_letter_rows_say_build_and_rq_job() -> None:
-    step = JobStep(id=3, build_id="b1", type="knowledge-units", entity_name="Motivation")
+    step = BuildStep(id=3, build_id="b1", type="knowledge-units", entity_name="Motivation")
     letter = DeadLetter(
         id=1, build_id="b1", step_id=3, step=step, original_queue="generate-ku", job_id="step-3"
     )

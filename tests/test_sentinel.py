@@ -18,7 +18,7 @@ from app.database import utcnow
 from app.extensions import db
 from app.jobs.limiter import wait_for_slot
 from app.jobs.queues import connect_redis
-from app.models import JobStep, KnowledgeUnit, LessonPlan, Module
+from app.models import BuildStep, KnowledgeUnit, LessonPlan, Module
 from chaos.checks import check_build
 from tests.helpers import create_path, create_workflow, start_build, wait_for_build, wait_for_status
 from tests.helpers.web import csrf_token, sign_in
@@ -58,7 +58,7 @@ def _first_completed_after(app: Flask, moment) -> float | None:  # type: ignore[
                     model.started_at > moment, model.status == "completed"
                 )
             )
-            for model in (JobStep, Module)
+            for model in (BuildStep, Module)
         ]
     ends = [end for end in ends if end is not None]
     return (min(ends) - moment).total_seconds() if ends else None
@@ -69,7 +69,7 @@ def _assert_everything_exact(app: Flask, client, auth, build_id: str, workflow_i
     status = wait_for_status(client, auth, workflow_id, "complete", timeout=180)
     assert check_build(app, build_id) == []  # counters equal rows, no duplicates, one ending
     assert status["totalLessons"] == _count(app, LessonPlan) == modules
-    assert _count(app, JobStep, JobStep.failed_attempts > 0) == 0, "a step failed because of the failover"
+    assert _count(app, BuildStep, BuildStep.failed_attempts > 0) == 0, "a step failed because of the failover"
     assert _count(app, Module, Module.failed_attempts > 0) == 0, "a module failed because of the failover"
 
 
@@ -123,7 +123,7 @@ def test_a_promoted_replica_that_missed_writes_is_refilled_from_the_database(
     cluster.replica.process.wait()
     replica_died = utcnow()
     wait_until(
-        lambda: _count(app, JobStep, JobStep.completed_at > replica_died) >= 2,
+        lambda: _count(app, BuildStep, BuildStep.completed_at > replica_died) >= 2,
         timeout=60,
         message="work written to the master alone",
     )

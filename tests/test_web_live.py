@@ -9,7 +9,7 @@ from sqlalchemy import insert, select
 from app.database import utcnow
 from app.extensions import db
 from app.models import (
-    BuildJob,
+    Build,
     LearningPath,
     LessonPlanRun,
     User,
@@ -56,7 +56,7 @@ def test_a_button_that_changes_the_state_starts_polling_again(app, client):
     sign_in(app, client, "ada@example.com")
     path_id = path_with_build(app, 10, status="failed")
     with app.app_context():
-        build_id = db.session.scalar(select(BuildJob.id).where(BuildJob.path_id == path_id))
+        build_id = db.session.scalar(select(Build.id).where(Build.path_id == path_id))
     assert 'hx-trigger="every' not in _poll(app, client, path_id)[1]
 
     response = post_form(client, f"/builds/{build_id}/retry", {}, page=f"/paths/{path_id}", headers=HX)
@@ -88,7 +88,7 @@ def _bulk_builds(app, count: int, prefix: str) -> None:  # type: ignore[no-untyp
         now = utcnow()
         for start in range(0, count, 20_000):
             db.session.execute(
-                insert(BuildJob),
+                insert(Build),
                 [
                     {
                         "id": f"{prefix}b{i:030d}",

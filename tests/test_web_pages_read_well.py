@@ -12,7 +12,7 @@ from markupsafe import escape
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import BuildJob, LearningPath, LessonPlanRun, Module, User, Workflow
+from app.models import Build, LearningPath, LessonPlanRun, Module, User, Workflow
 from tests.helpers.web import post_form, sign_in
 from tests.services import wait_until
 
@@ -146,9 +146,7 @@ def test_a_failed_build_shows_its_error_once_and_marks_failed_sub_concepts(app, 
     with app.app_context():
         path_id = db.session.scalar(select(LearningPath.id))
     post_form(client, f"/paths/{path_id}/build", {}, page=f"/paths/{path_id}")
-    build = wait_until(
-        _finished(app, BuildJob, "status", ("failed",)), timeout=60, message="the build to fail"
-    )
+    build = wait_until(_finished(app, Build, "status", ("failed",)), timeout=60, message="the build to fail")
 
     page = _page(client, f"/paths/{path_id}")
 

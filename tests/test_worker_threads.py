@@ -26,7 +26,7 @@ from app.jobs.queues import (
 )
 from app.jobs.supervisor import worker_processes
 from app.jobs.threaded import format_slot, parse_slot
-from app.models import BuildEvent, JobStep, KnowledgeUnit
+from app.models import BuildEvent, BuildStep, KnowledgeUnit
 from tests.helpers import build_of, create_path, start_build, wait_for_build
 from tests.helpers.web import sign_in
 from tests.services import wait_until
@@ -39,14 +39,14 @@ MANY = {"JOB_CONCURRENCY_DECOMPOSE": "10", "JOB_CONCURRENCY_GENERATE_KU": "40", 
 
 def _steps(app, build_id):  # type: ignore[no-untyped-def]
     with app.app_context():
-        return list(db.session.scalars(select(JobStep).where(JobStep.build_id == build_id)))
+        return list(db.session.scalars(select(BuildStep).where(BuildStep.build_id == build_id)))
 
 
-def _running(app, build_id) -> list[JobStep]:  # type: ignore[no-untyped-def]
+def _running(app, build_id) -> list[BuildStep]:  # type: ignore[no-untyped-def]
     return [s for s in _steps(app, build_id) if s.status == "running"]
 
 
-def _units_running(app, build_id, at_least: int) -> list[JobStep] | None:  # type: ignore[no-untyped-def]
+def _units_running(app, build_id, at_least: int) -> list[BuildStep] | None:  # type: ignore[no-untyped-def]
     running = [s for s in _running(app, build_id) if s.type == "knowledge-units"]
     return running if len(running) >= at_least else None
 
@@ -222,7 +222,9 @@ def test_two_machines_one_killed_mid_build_finish_it_exactly_without_waiting_on_
     _assert_exact(app, build)
     with app.app_context():
         retried = db.session.scalar(
-            select(func.count(JobStep.id)).where(JobStep.build_id == build_id, JobStep.failed_attempts > 0)
+            select(func.count(BuildStep.id)).where(
+                BuildStep.build_id == build_id, BuildStep.failed_attempts > 0
+            )
         )
     assert retried, "some steps went through a delayed retry"
 

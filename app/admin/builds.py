@@ -14,7 +14,7 @@ from app.access import owned_build
 from app.admin import bp
 from app.admin.timeline import timeline_svg
 from app.extensions import db
-from app.models import JobStep, WorkStatus
+from app.models import BuildStep, WorkStatus
 from app.pipelines.learning_paths.status import build_summary
 
 
@@ -22,8 +22,10 @@ from app.pipelines.learning_paths.status import build_summary
 def build(build_id: str) -> ResponseReturnValue:
     """Show a build's step tree, its timeline and its errors."""
     build = owned_build(build_id, current_user)
-    steps = db.session.scalars(select(JobStep).where(JobStep.build_id == build.id).order_by(JobStep.id)).all()
-    children: dict[int | None, list[JobStep]] = defaultdict(list)
+    steps = db.session.scalars(
+        select(BuildStep).where(BuildStep.build_id == build.id).order_by(BuildStep.id)
+    ).all()
+    children: dict[int | None, list[BuildStep]] = defaultdict(list)
     for step in steps:
         children[step.parent_step_id].append(step)
     for siblings in children.values():

@@ -15,7 +15,7 @@ from app.admin import bp
 from app.database import utcnow
 from app.extensions import Model, db
 from app.inputs import MAX_ID, bounded_int
-from app.models import BuildJob, LearningPath, LessonPlanRun, Module, User, Workflow
+from app.models import Build, LearningPath, LessonPlanRun, Module, User, Workflow
 from app.models.statuses import RUN_AS_BUILD, BuildStatus, RunStatus, WorkStatus
 from app.pipelines.learning_paths.release import HELD_REASON, step_placement
 from app.pipelines.learning_paths.status import progress_percent, unit_fractions
@@ -29,16 +29,16 @@ def _rows() -> Subquery:
     run_status = case(RUN_AS_BUILD, value=LessonPlanRun.status, else_=LessonPlanRun.status)
     builds = (
         select(
-            BuildJob.id.label("id"),
+            Build.id.label("id"),
             literal("build").label("kind"),
             LearningPath.name.label("what"),
             LearningPath.id.label("subject_id"),
             User.email.label("owner"),
-            BuildJob.status.label("status"),
-            BuildJob.created_at.label("created_at"),
-            BuildJob.error.label("error"),
+            Build.status.label("status"),
+            Build.created_at.label("created_at"),
+            Build.error.label("error"),
         )
-        .join(LearningPath, BuildJob.path_id == LearningPath.id)
+        .join(LearningPath, Build.path_id == LearningPath.id)
         .join(User, LearningPath.owner_id == User.id)
     )
     runs = (
@@ -77,14 +77,14 @@ def stats() -> dict[str, int]:
         return db.session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0
 
     return {
-        "active": count(BuildJob, BuildJob.status == BuildStatus.PROCESSING)
+        "active": count(Build, Build.status == BuildStatus.PROCESSING)
         + count(LessonPlanRun, LessonPlanRun.status == RunStatus.RUNNING),
-        "waiting": count(BuildJob, BuildJob.status.in_([BuildStatus.PENDING, BuildStatus.PAUSED])),
-        "completed": count(BuildJob, BuildJob.status == BuildStatus.COMPLETED, BuildJob.completed_at >= since)
+        "waiting": count(Build, Build.status.in_([BuildStatus.PENDING, BuildStatus.PAUSED])),
+        "completed": count(Build, Build.status == BuildStatus.COMPLETED, Build.completed_at >= since)
         + count(
             LessonPlanRun, LessonPlanRun.status == RunStatus.COMPLETE, LessonPlanRun.finished_at >= since
         ),
-        "failed": count(BuildJob, BuildJob.status == BuildStatus.FAILED)
+        "failed": count(Build, Build.status == BuildStatus.FAILED)
         + count(LessonPlanRun, LessonPlanRun.status == RunStatus.FAILED),
     }
 
@@ -92,7 +92,7 @@ def stats() -> dict[str, int]:
 def _build_progress(ids: list[str]) -> dict[str, int]:
     """progressPercent of many builds in two queries (run even for none: a constant count)."""
     units = unit_fractions(ids)
-    builds = db.session.scalars(select(BuildJob).where(BuildJob.id.in_(ids)))
+    builds = db.session.scalars(select(Build).where(Build.id.in_(ids)))
     return {build.id: progress_percent(build, units.get(build.id, 0.0)) for build in builds}
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from html import escape
 
 from app.database import utcnow
-from app.models import JobStep, WorkStatus
+from app.models import BuildStep, WorkStatus
 
 WIDTH = 960
 LANE_HEIGHT = 10
@@ -32,13 +32,13 @@ WAIT_PATTERN = (
 class Span:
     """A step as drawn: its start, its end (now, while it runs) and its time waited so far."""
 
-    step: JobStep
+    step: BuildStep
     start: datetime
     end: datetime
     waited_ms: int
 
 
-def _span(step: JobStep, now: datetime) -> Span | None:
+def _span(step: BuildStep, now: datetime) -> Span | None:
     """A finished step as recorded; a running one up to now, hatched to now while it waits (a
     step waits before its call, so a step waiting now has done no work yet)."""
     if step.started_at is None:
@@ -67,7 +67,7 @@ def _lanes(spans: list[Span]) -> list[tuple[Span, int]]:
     return placed
 
 
-def timeline_svg(steps: list[JobStep], now: datetime | None = None) -> str:
+def timeline_svg(steps: list[BuildStep], now: datetime | None = None) -> str:
     """The SVG markup, or an empty string when no step has started. Running steps end at `now`
     (stored naive UTC; the current time by default)."""
     moment = now or utcnow()

@@ -13,13 +13,13 @@ from app.api.control_errors import api_errors_of_build_control
 from app.api.schemas import query_int
 from app.errors import ApiError, missing_dead_letter
 from app.extensions import db
-from app.models import BuildJob, DeadLetter, LearningPath
+from app.models import Build, DeadLetter, LearningPath
 from app.pipelines.learning_paths import control as build_control
 from app.seed_names import build_json, dead_letter_json
 
 
 def _visible_letters() -> Select[DeadLetter]:
-    query = select(DeadLetter).join(BuildJob).join(LearningPath)
+    query = select(DeadLetter).join(Build).join(LearningPath)
     return visible_to(g.user, query, LearningPath.owner_id)
 
 

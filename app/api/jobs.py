@@ -14,7 +14,7 @@ from app.api.control_errors import api_errors_of_build_control
 from app.api.loaders import load_build, load_path
 from app.api.schemas import BuildStartIn, PieceIn, parse_optional_body, query_choice, query_int, query_page
 from app.extensions import db
-from app.models import BuildJob, BuildStatus, Concept, JobStep, LearningPath, StepType, SubConcept, WorkStatus
+from app.models import Build, BuildStatus, BuildStep, Concept, LearningPath, StepType, SubConcept, WorkStatus
 from app.pipelines.learning_paths import control as build_control
 from app.pipelines.learning_paths.status import build_summaries, build_summary
 from app.pipelines.learning_paths.step_rows import step_job_id
@@ -28,8 +28,8 @@ TREE_COMPLETE = (
 )
 
 
-def _visible_builds() -> Select[BuildJob]:
-    return visible_to(g.user, select(BuildJob).join(LearningPath), LearningPath.owner_id)
+def _visible_builds() -> Select[Build]:
+    return visible_to(g.user, select(Build).join(LearningPath), LearningPath.owner_id)
 
 
 @bp.post("/jobs/build/<path_id>")
@@ -67,11 +67,7 @@ def builds_of_path(path_id: str) -> ResponseReturnValue:
     """List one page of the path's builds, newest first."""
     path = load_path(path_id)
     page, limit = query_page()
-    query = (
-        select(BuildJob)
-        .where(BuildJob.path_id == path.id)
-        .order_by(BuildJob.created_at.desc(), BuildJob.id.desc())
-    )
+    query = select(Build).where(Build.path_id == path.id).order_by(Build.created_at.desc(), Build.id.desc())
     builds = page_of(query, page, limit)
     return {"data": [build_json(b) for b in build_summaries(builds.rows)], "pagination": builds.pagination()}
 
@@ -81,13 +77,13 @@ def list_builds() -> ResponseReturnValue:
     """List builds (an admin sees everyone's), newest first."""
     status = query_choice("status", [s.value for s in BuildStatus])
     limit = query_int("limit", 50, 1, 200)
-    query = _visible_builds().order_by(BuildJob.created_at.desc()).limit(limit)
+    query = _visible_builds().order_by(Build.created_at.desc()).limit(limit)
     if status:
-        query = query.where(BuildJob.status == status)
+        query = query.where(Build.status == status)
     return jsonify([build_json(b) for b in build_summaries(list(db.session.scalars(query)))])
 
 
-def _control(build_id: str, action: Callable[[BuildJob], object]) -> None:
+def _control(build_id: str, action: Callable[[Build], object]) -> None:
     build = load_build(build_id)
     with api_errors_of_build_control():
         action(build)
@@ -131,11 +127,11 @@ def build_steps(build_id: str) -> ResponseReturnValue:
     status = query_choice("status", [s.value for s in WorkStatus])
     kind = query_choice("type", [t.value for t in StepType])
     page, limit = query_page()
-    query = select(JobStep).where(JobStep.build_id == build.id).order_by(JobStep.id)
+    query = select(BuildStep).where(BuildStep.build_id == build.id).order_by(BuildStep.id)
     if status:
-        query = query.where(JobStep.status == status)
+        query = query.where(BuildStep.status == status)
     if kind:
-        query = query.where(JobStep.type == kind)
+        query = query.where(BuildStep.type == kind)
     steps = page_of(query, page, limit)
     usage = usage_by_step(build.id, [step.id for step in steps.rows])
     data = [

@@ -14,7 +14,7 @@ from app.api.loaders import load_path
 from app.api.schemas import LearningPathIn, parse_body, query_choice, query_page
 from app.database import isoformat
 from app.extensions import db
-from app.models import BuildJob, LearningPath
+from app.models import Build, LearningPath
 from app.pipelines.learning_paths.status import build_summary, progress_percent, unit_fractions
 from app.pipelines.listings import PATH_STATUSES, PathRow, path_page
 from app.seed_names import build_json
@@ -98,7 +98,7 @@ def get_learning_path(path_id: str) -> ResponseReturnValue:
     """Show the path, its whole generated tree and its latest build."""
     path = load_path(path_id, with_tree=True)
     latest = db.session.scalar(
-        select(BuildJob).where(BuildJob.path_id == path.id).order_by(BuildJob.created_at.desc()).limit(1)
+        select(Build).where(Build.path_id == path.id).order_by(Build.created_at.desc()).limit(1)
     )
     return path.to_dict() | {
         "concepts": tree(path),

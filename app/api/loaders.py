@@ -6,14 +6,14 @@ from __future__ import annotations
 from flask import g
 
 from app.access import owned_build, owned_path, owned_workflow
-from app.models import BuildJob, LearningPath, Workflow
+from app.models import Build, LearningPath, Workflow
 
 
 def load_path(path_id: str, with_tree: bool = False) -> LearningPath:
     return owned_path(path_id, g.user, with_tree)
 
 
-def load_build(build_id: str) -> BuildJob:
+def load_build(build_id: str) -> Build:
     return owned_build(build_id, g.user)
 
 

@@ -29,7 +29,7 @@ from app.errors import ApiError, error_response
 from app.extensions import db
 from app.inputs import bounded_int
 from app.jobs.queues import get_redis
-from app.models import BuildEvent, BuildJob, LessonPlanRun, RunEvent, RunStatus
+from app.models import Build, BuildEvent, LessonPlanRun, RunEvent, RunStatus
 from app.models.statuses import FINAL_BUILD
 from app.pipelines.doorbell import EVERY, BuildDoorbell
 from app.pipelines.learning_paths.events import events_after
@@ -63,7 +63,7 @@ def _last_event_id() -> int:
 def _read(build_id: str, after_id: int, with_status: bool = True) -> tuple[bool, list[tuple[int, str, str]]]:
     """Whether the build is final (if asked), then its events after `after_id` as (id, type,
     text): read in that order, so a final build's events are all there."""
-    status = db.session.scalar(select(BuildJob.status).where(BuildJob.id == build_id)) if with_status else ""
+    status = db.session.scalar(select(Build.status).where(Build.id == build_id)) if with_status else ""
     events = [(e.id, e.type, _format(e)) for e in events_after(build_id, after_id, limit=PAGE)]
     # End the read, so the next one sees new rows, and give the connection back: nothing read
     # is touched after this, or an expired row would take a connection for the whole wait.

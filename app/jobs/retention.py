@@ -12,7 +12,7 @@ from sqlalchemy import delete, func, or_, select
 from app.database import execute_dml, utcnow
 from app.extensions import db
 from app.jobs.queues import ALL_QUEUES
-from app.models import BuildJob, GeneratorCall, LessonPlanRun
+from app.models import Build, GeneratorCall, LessonPlanRun
 from app.models.statuses import FINAL_BUILD, RunStatus
 
 
@@ -20,12 +20,12 @@ def prune_history(age: timedelta) -> dict[str, int]:
     """Delete finished builds (steps, events and dead letters go with them: ON DELETE CASCADE),
     finished runs and call records older than `age`."""
     cutoff = utcnow() - age
-    old_builds = select(BuildJob.id).where(
-        BuildJob.status.in_(FINAL_BUILD),
-        func.coalesce(BuildJob.completed_at, BuildJob.created_at) < cutoff,
+    old_builds = select(Build.id).where(
+        Build.status.in_(FINAL_BUILD),
+        func.coalesce(Build.completed_at, Build.created_at) < cutoff,
     )
     removed = {
-        "builds": execute_dml(delete(BuildJob).where(BuildJob.id.in_(old_builds))).rowcount,
+        "builds": execute_dml(delete(Build).where(Build.id.in_(old_builds))).rowcount,
         "lesson-plan runs": execute_dml(
             delete(LessonPlanRun).where(
                 LessonPlanRun.status != RunStatus.RUNNING,

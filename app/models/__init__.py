@@ -1,7 +1,7 @@
 """Tables and their small invariants."""
 
 from app.models.build_events import BuildEvent
-from app.models.builds import BuildJob, JobStep, StepType
+from app.models.builds import Build, BuildStep, StepType
 from app.models.dead_letters import DeadLetter
 from app.models.generation import GenerationMemo, GeneratorCall
 from app.models.learning_paths import Concept, KnowledgeUnit, LearningPath, SubConcept
@@ -11,13 +11,13 @@ from app.models.workflows import LessonPlan, LessonPlanRun, Module, RunEvent, Wo
 
 __all__ = [
     "BuildEvent",
-    "BuildJob",
+    "Build",
     "BuildStatus",
     "Concept",
     "DeadLetter",
     "GenerationMemo",
     "GeneratorCall",
-    "JobStep",
+    "BuildStep",
     "KnowledgeUnit",
     "LearningPath",
     "StepType",

@@ -27,7 +27,7 @@ class StepType(enum.StrEnum):
     KNOWLEDGE_UNITS = "knowledge-units"  # one sub-concept's knowledge units
 
 
-class BuildJob(Model):
+class Build(Model):
     __tablename__ = "build_jobs"
     __table_args__ = (
         # One active build per path: twenty concurrent requests get one 202, nineteen 409s.
@@ -114,7 +114,7 @@ class BuildJob(Model):
         }
 
 
-class JobStep(TrackedWork, Model):
+class BuildStep(TrackedWork, Model):
     __tablename__ = "job_steps"
     __table_args__ = (
         UniqueConstraint("build_id", "type", "entity_id"),

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.database import isoformat, utcnow
 from app.extensions import Model
-from app.models.builds import JobStep
+from app.models.builds import BuildStep
 
 
 class DeadLetter(Model):
@@ -28,7 +28,7 @@ class DeadLetter(Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     retried_at: Mapped[datetime | None]
 
-    step: Mapped[JobStep] = relationship()
+    step: Mapped[BuildStep] = relationship()
 
     def to_dict(self) -> dict[str, Any]:
         return {

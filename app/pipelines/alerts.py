@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 from app.extensions import db
 from app.jobs.enqueue import enqueue_unique
 from app.jobs.queues import DEAD_LETTER_QUEUE
-from app.models import BuildJob, DeadLetter
+from app.models import Build, DeadLetter
 from app.seed_names import alert_json, dead_letter_json
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def announce_dead_letter(letter_id: int) -> bool:
 
 def announce_failed_build(build_id: str) -> bool:
     """Send the alert of a build that ended failed."""
-    build = db.session.get(BuildJob, build_id)
+    build = db.session.get(Build, build_id)
     if build is None:
         return False
     text = f"Build {build.id} of '{build.path.name}' failed: {build.error}"

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import BuildJob, Workflow
+from app.models import Build, Workflow
 
 
 def owner_key(user_id: int | None, fallback: str) -> str:
@@ -19,7 +19,7 @@ def owner_key(user_id: int | None, fallback: str) -> str:
 def owner_of_call(ids: dict[str, Any]) -> str | None:
     """The owner of a call recorded with `ids` (build_id or workflow_id); None when neither."""
     if build_id := ids.get("build_id"):
-        user_id = db.session.scalar(select(BuildJob.triggered_by).where(BuildJob.id == build_id))
+        user_id = db.session.scalar(select(Build.triggered_by).where(Build.id == build_id))
         return owner_key(user_id, f"build-{build_id}")
     if workflow_id := ids.get("workflow_id"):
         user_id = db.session.scalar(select(Workflow.owner_id).where(Workflow.id == workflow_id))

@@ -22,7 +22,7 @@ from app.generators import Generator, ProgressCallback
 from app.generators.factory import build_generator
 from app.jobs.claims import Claim, run_under_lease
 from app.jobs.limiter import calls_owned_by, wait_for_slot, waits_reported_to
-from app.models import BuildJob, GeneratorCall
+from app.models import Build, GeneratorCall
 from app.pipelines.call_owner import owner_of_call
 from app.pipelines.provider_services import PipelineProviderServices
 
@@ -132,15 +132,15 @@ def _add_to_build_usage(
 ) -> Any:
     """Add one call to the build's usage counters in SQL (no read-modify-write)."""
     listed = f",{model},"
-    models = BuildJob.usage_models
+    models = Build.usage_models
     return (
-        update(BuildJob)
-        .where(BuildJob.id == build_id)
+        update(Build)
+        .where(Build.id == build_id)
         .values(
-            usage_calls=BuildJob.usage_calls + 1,
-            usage_memo_hits=BuildJob.usage_memo_hits + int(memo_hit),
-            usage_prompt_tokens=BuildJob.usage_prompt_tokens + prompt_tokens,
-            usage_completion_tokens=BuildJob.usage_completion_tokens + completion_tokens,
+            usage_calls=Build.usage_calls + 1,
+            usage_memo_hits=Build.usage_memo_hits + int(memo_hit),
+            usage_prompt_tokens=Build.usage_prompt_tokens + prompt_tokens,
+            usage_completion_tokens=Build.usage_completion_tokens + completion_tokens,
             usage_models=case(
                 (models.contains(listed, autoescape=True), models),
                 (models == "", listed),

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Select, Subquery, and_, case, exists, func
 
 from app.extensions import db
 from app.models import (
-    BuildJob,
+    Build,
     BuildStatus,
     LearningPath,
     LessonPlanRun,
@@ -57,7 +57,7 @@ class WorkflowRow:
 @dataclass(frozen=True)
 class PathRow:
     path: LearningPath
-    latest_build: BuildJob | None
+    latest_build: Build | None
 
     @property
     def status(self) -> str:
@@ -126,23 +126,23 @@ def path_page(owner_id: int | None, status: str | None, page: int, limit: int) -
     """Learning paths of `owner_id` (None: everyone's), each with its latest build, whose
     status is the path's (`new` when it was never built)."""
     latest_id = (
-        select(BuildJob.id)
-        .where(BuildJob.path_id == LearningPath.id)
-        .order_by(BuildJob.created_at.desc(), BuildJob.id.desc())
+        select(Build.id)
+        .where(Build.path_id == LearningPath.id)
+        .order_by(Build.created_at.desc(), Build.id.desc())
         .limit(1)
         .correlate(LearningPath)
         .scalar_subquery()
     )
     query = (
-        select(LearningPath, BuildJob)
-        .outerjoin(BuildJob, BuildJob.id == latest_id)
+        select(LearningPath, Build)
+        .outerjoin(Build, Build.id == latest_id)
         .order_by(LearningPath.created_at.desc(), LearningPath.id.desc())
     )
     if owner_id is not None:
         query = query.where(LearningPath.owner_id == owner_id)
     if status == NEVER_BUILT:
-        query = query.where(BuildJob.id.is_(None))
+        query = query.where(Build.id.is_(None))
     elif status:
-        query = query.where(BuildJob.status == status)
+        query = query.where(Build.status == status)
     count, rows = _count_and_slice(query, page, limit)
     return Page([PathRow(path, build) for path, build in rows], page, limit, count)

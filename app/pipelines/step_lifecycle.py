@@ -28,7 +28,7 @@ Result = TypeVar("Result")
 @dataclass(frozen=True)
 class StepLifecycle(Generic[Row, Result]):
     """Args:
-    model: the table whose row is claimed (a JobStep, a Module).
+    model: the table whose row is claimed (a BuildStep, a Module).
     missing: what the job returns when the row is gone.
     label: how logs name a row ("build X step 3").
     log_context: fields every log line of the attempt carries.

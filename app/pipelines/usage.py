@@ -9,7 +9,7 @@ from flask import current_app
 from sqlalchemy import ColumnElement, case, func, select
 
 from app.extensions import db
-from app.models import BuildJob, GeneratorCall
+from app.models import Build, GeneratorCall
 
 
 def usage_of(condition: ColumnElement[bool]) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def usage_of(condition: ColumnElement[bool]) -> dict[str, Any]:
     }
 
 
-def build_usage(build: BuildJob) -> dict[str, Any]:
+def build_usage(build: Build) -> dict[str, Any]:
     """The same figures for a build, from its counters (one row, whatever the build's size)."""
     return {
         "calls": build.usage_calls,

@@ -12,7 +12,7 @@ from sqlalchemy import Row, ScalarSelect, Select, func, select
 from app.access import visible_to
 from app.extensions import db
 from app.forms import PathForm, WorkflowForm
-from app.models import BuildJob, LearningPath, LessonPlanRun, Module, Workflow
+from app.models import Build, LearningPath, LessonPlanRun, Module, Workflow
 from app.web import bp
 
 HOME_ROWS = 50  # the newest workflows and paths listed; the API's lists page through them all
@@ -48,7 +48,7 @@ def _workflow_rows() -> list[Row[Any]]:
 
 def _path_rows() -> list[Row[Any]]:
     """(path, latest build status or None) for the newest paths."""
-    build_status = _newest(BuildJob.status, BuildJob.path_id, LearningPath)
+    build_status = _newest(Build.status, Build.path_id, LearningPath)
     return list(db.session.execute(_mine(select(LearningPath, build_status), LearningPath)).all())
 
 

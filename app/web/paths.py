@@ -15,7 +15,7 @@ from werkzeug.exceptions import NotFound
 from app.access import owned_build, owned_path
 from app.extensions import db
 from app.inputs import bounded_int
-from app.models import BuildJob, Concept, JobStep, LearningPath, StepType, SubConcept, WorkStatus
+from app.models import Build, BuildStep, Concept, LearningPath, StepType, SubConcept, WorkStatus
 from app.models.statuses import FINAL_BUILD
 from app.pipelines.learning_paths import control as build_control
 from app.pipelines.learning_paths.events import recent_events
@@ -31,9 +31,9 @@ CONTROLS = {
 }
 
 
-def _latest_build(path_id: str) -> BuildJob | None:
+def _latest_build(path_id: str) -> Build | None:
     return db.session.scalar(
-        select(BuildJob).where(BuildJob.path_id == path_id).order_by(BuildJob.created_at.desc()).limit(1)
+        select(Build).where(Build.path_id == path_id).order_by(Build.created_at.desc()).limit(1)
     )
 
 
@@ -42,13 +42,13 @@ def _has_concepts(path_id: str) -> bool:
     return db.session.scalar(select(Concept.id).where(Concept.path_id == path_id).limit(1)) is not None
 
 
-def _failed_in_tree(build: BuildJob | None) -> dict[str, set[int | None]]:
+def _failed_in_tree(build: Build | None) -> dict[str, set[int | None]]:
     """The concepts and sub-concepts whose step failed in the latest build, marked in the tree."""
     if build is None:
         return {"concepts": set(), "sub_concepts": set()}
     failed = db.session.execute(
-        select(JobStep.type, JobStep.entity_id).where(
-            JobStep.build_id == build.id, JobStep.status == WorkStatus.FAILED
+        select(BuildStep.type, BuildStep.entity_id).where(
+            BuildStep.build_id == build.id, BuildStep.status == WorkStatus.FAILED
         )
     ).all()
     return {
@@ -57,7 +57,7 @@ def _failed_in_tree(build: BuildJob | None) -> dict[str, set[int | None]]:
     }
 
 
-def _panel(build: BuildJob | None) -> dict[str, Any]:
+def _panel(build: Build | None) -> dict[str, Any]:
     """What the progress panel shows: a constant number of queries, whatever the build's size."""
     if build is None:
         return {"build": None, "live": False}
@@ -78,7 +78,7 @@ def _panel(build: BuildJob | None) -> dict[str, Any]:
     }
 
 
-def _piece_of(build: BuildJob) -> Concept | SubConcept | None:
+def _piece_of(build: Build) -> Concept | SubConcept | None:
     """The concept or sub-concept a scoped build regenerates (None: the whole path, or gone)."""
     if build.scope_kind is None or build.scope_entity_id is None:
         return None
@@ -87,14 +87,14 @@ def _piece_of(build: BuildJob) -> Concept | SubConcept | None:
     return db.session.get(SubConcept, build.scope_entity_id)
 
 
-def _tree_being_replaced(build: BuildJob | None) -> list[dict[str, Any]] | None:
+def _tree_being_replaced(build: Build | None) -> list[dict[str, Any]] | None:
     """While a whole-path regenerate runs, the tree it replaces (the new one is half made)."""
     if build is None or build.status in FINAL_BUILD or build.scope_kind is not None:
         return None
     return build.previous_tree if build.force_fresh else None
 
 
-def _piece_label(build: BuildJob, piece: Concept | SubConcept | None) -> str | None:
+def _piece_label(build: Build, piece: Concept | SubConcept | None) -> str | None:
     """What a scoped build regenerates, numbered as people count: 'concept 3: Title' or
     'sub-concept 3.2: Title' (None for a whole-path build)."""
     if build.scope_kind is None:

@@ -9,7 +9,7 @@ from app.database import utcnow
 from app.extensions import db
 from app.generators.offline import OfflineGenerator
 from app.generators.schemas import ConceptBrief, PathBrief
-from app.models import BuildEvent, BuildJob, GeneratorCall, JobStep, LearningPath, User
+from app.models import Build, BuildEvent, BuildStep, GeneratorCall, LearningPath, User
 
 
 def failing_sub_concept() -> str:
@@ -36,7 +36,7 @@ def path_with_build(app, steps: int, status: str = "processing") -> str:  # type
         path = LearningPath(owner_id=owner, name=f"Path of {steps}", topic="stats")
         db.session.add(path)
         db.session.flush()
-        build = BuildJob(
+        build = Build(
             path_id=path.id,
             status=status,
             triggered_by=owner,
@@ -49,7 +49,7 @@ def path_with_build(app, steps: int, status: str = "processing") -> str:  # type
         db.session.add(build)
         db.session.flush()
         db.session.execute(
-            insert(JobStep),
+            insert(BuildStep),
             [
                 {
                     "build_id": build.id,

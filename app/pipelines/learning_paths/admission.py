@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 
 from app.database import execute_dml, utcnow
 from app.extensions import db
-from app.models import BuildJob, BuildStatus, JobStep, User
+from app.models import Build, BuildStatus, BuildStep, User
 from app.pipelines.learning_paths.events import add_event, ring
 from app.pipelines.learning_paths.queueing import maybe_finalize, queue_owed_steps
 from app.pipelines.learning_paths.step_rows import step_job_id
@@ -32,15 +32,15 @@ def admit_waiting_builds(user_id: int) -> int:
     while True:
         lock_user(user_id)
         running = db.session.scalar(
-            select(func.count(BuildJob.id)).where(
-                BuildJob.triggered_by == user_id,
-                BuildJob.status.in_([BuildStatus.PROCESSING, BuildStatus.PAUSED]),
+            select(func.count(Build.id)).where(
+                Build.triggered_by == user_id,
+                Build.status.in_([BuildStatus.PROCESSING, BuildStatus.PAUSED]),
             )
         )
         waiting = db.session.scalar(
-            select(BuildJob)
-            .where(BuildJob.triggered_by == user_id, BuildJob.status == BuildStatus.PENDING)
-            .order_by(BuildJob.created_at)
+            select(Build)
+            .where(Build.triggered_by == user_id, Build.status == BuildStatus.PENDING)
+            .order_by(Build.created_at)
             .limit(1)
         )
         if waiting is None or running >= limit:
@@ -52,27 +52,27 @@ def admit_waiting_builds(user_id: int) -> int:
         admitted += 1
 
 
-def _admit(build: BuildJob) -> bool:
+def _admit(build: Build) -> bool:
     started = execute_dml(
-        update(BuildJob)
-        .where(BuildJob.id == build.id, BuildJob.status == BuildStatus.PENDING)
+        update(Build)
+        .where(Build.id == build.id, Build.status == BuildStatus.PENDING)
         .values(
             status=BuildStatus.PROCESSING,
             started_at=utcnow(),
-            current_stage=func.coalesce(BuildJob.current_stage, "concepts"),
+            current_stage=func.coalesce(Build.current_stage, "concepts"),
             rq_job_id=None,
         )
     ).rowcount
     if not started:
         return False
     root = db.session.scalar(  # the orchestrator, or the step of the piece a scoped build regenerates
-        select(JobStep)
-        .where(JobStep.build_id == build.id, JobStep.parent_step_id.is_(None))
-        .order_by(JobStep.id)
+        select(BuildStep)
+        .where(BuildStep.build_id == build.id, BuildStep.parent_step_id.is_(None))
+        .order_by(BuildStep.id)
         .limit(1)
     )
     assert root is not None  # started: the build's steps were inserted with it
-    db.session.execute(update(BuildJob).where(BuildJob.id == build.id).values(rq_job_id=step_job_id(root.id)))
+    db.session.execute(update(Build).where(Build.id == build.id).values(rq_job_id=step_job_id(root.id)))
     add_event(build.id, "progress", stage="concepts", status="started")
     db.session.commit()
     try:

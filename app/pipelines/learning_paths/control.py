@@ -17,11 +17,11 @@ from app.database import execute_dml, utcnow
 from app.extensions import db
 from app.jobs.enqueue import discard_job
 from app.models import (
-    BuildJob,
+    Build,
     BuildStatus,
+    BuildStep,
     Concept,
     DeadLetter,
-    JobStep,
     LearningPath,
     SubConcept,
     WorkStatus,
@@ -61,15 +61,13 @@ class QuotaExceeded(Exception):
     """The user already holds as many builds (waiting, or active) as a setting allows."""
 
 
-def active_build(path_id: str) -> BuildJob | None:
-    return db.session.scalar(
-        select(BuildJob).where(BuildJob.path_id == path_id, BuildJob.status.in_(ACTIVE_BUILD))
-    )
+def active_build(path_id: str) -> Build | None:
+    return db.session.scalar(select(Build).where(Build.path_id == path_id, Build.status.in_(ACTIVE_BUILD)))
 
 
 def start_build(
     path: LearningPath, user_id: int, fresh: bool = False, piece: Concept | SubConcept | None = None
-) -> BuildJob:
+) -> Build:
     """Create a build with its first steps, then admit it if the user has a free slot.
 
     `fresh` regenerates the whole tree, asking the model again instead of reusing answers;
@@ -96,11 +94,11 @@ def _create_build(
     fresh: bool,
     piece: Concept | SubConcept | None,
     previous_tree: list[dict[str, Any]] | None = None,
-) -> BuildJob:
+) -> Build:
     """Insert the build and plan its steps in one transaction (rolled back, resets included,
     on a conflict), then admit waiting builds."""
     lock_user(user_id)  # before the insert: its foreign-key lock on the user would deadlock
-    build = BuildJob(
+    build = Build(
         path_id=path.id,
         triggered_by=user_id,
         retry_of=retry_of,
@@ -143,9 +141,7 @@ def _refuse_over_pending_quota(user_id: int) -> None:
     writer lock the insert took (SQLite), so concurrent starts serialize and none slips past."""
     limit = current_app.config["MAX_PENDING_BUILDS_PER_USER"]
     pending = db.session.scalar(
-        select(func.count(BuildJob.id)).where(
-            BuildJob.triggered_by == user_id, BuildJob.status == BuildStatus.PENDING
-        )
+        select(func.count(Build.id)).where(Build.triggered_by == user_id, Build.status == BuildStatus.PENDING)
     )
     if pending > limit:
         db.session.rollback()
@@ -161,9 +157,9 @@ def _refuse_over_active_quota(user_id: int | None) -> None:
         return
     limit = current_app.config["MAX_ACTIVE_BUILDS_PER_USER"]
     active = db.session.scalar(
-        select(func.count(BuildJob.id)).where(
-            BuildJob.triggered_by == user_id,
-            BuildJob.status.in_([BuildStatus.PROCESSING, BuildStatus.PAUSED]),
+        select(func.count(Build.id)).where(
+            Build.triggered_by == user_id,
+            Build.status.in_([BuildStatus.PROCESSING, BuildStatus.PAUSED]),
         )
     )
     if active > limit:
@@ -174,14 +170,14 @@ def _refuse_over_active_quota(user_id: int | None) -> None:
         )
 
 
-def cancel_build(build: BuildJob) -> None:
+def cancel_build(build: Build) -> None:
     """Stop the build: queued steps never start, running ones are interrupted, and nothing
     new is enqueued (every step still owed is marked cancelled in the same transaction)."""
     # Steps first, then the build: the order every step's own transaction takes too, so
     # PostgreSQL's row locks cannot deadlock the two.
     db.session.execute(
-        update(JobStep)
-        .where(JobStep.build_id == build.id, JobStep.status.not_in(FINAL))
+        update(BuildStep)
+        .where(BuildStep.build_id == build.id, BuildStep.status.not_in(FINAL))
         .values(
             status=WorkStatus.CANCELLED,
             error_category="cancelled",
@@ -191,8 +187,8 @@ def cancel_build(build: BuildJob) -> None:
         )
     )
     cancelled = execute_dml(
-        update(BuildJob)
-        .where(BuildJob.id == build.id, BuildJob.status.in_(ACTIVE_BUILD))
+        update(Build)
+        .where(Build.id == build.id, Build.status.in_(ACTIVE_BUILD))
         .values(status=BuildStatus.CANCELLED, completed_at=utcnow(), current_stage=None)
     ).rowcount
     if not cancelled:
@@ -205,20 +201,20 @@ def cancel_build(build: BuildJob) -> None:
         admit_waiting_builds(build.triggered_by)
 
 
-def pause_build(build: BuildJob) -> None:
+def pause_build(build: Build) -> None:
     """No new step starts; running steps finish and their children wait."""
     _transition(build, BuildStatus.PROCESSING, BuildStatus.PAUSED, "paused")
 
 
-def resume_build(build: BuildJob) -> None:
+def resume_build(build: Build) -> None:
     """Continue where the build stopped: every step still owed is queued again."""
     _transition(build, BuildStatus.PAUSED, BuildStatus.PROCESSING, "resumed")
     queue_owed_steps(build.id)
 
 
-def _transition(build: BuildJob, source: BuildStatus, target: BuildStatus, word: str) -> None:
+def _transition(build: Build, source: BuildStatus, target: BuildStatus, word: str) -> None:
     changed = execute_dml(
-        update(BuildJob).where(BuildJob.id == build.id, BuildJob.status == source).values(status=target)
+        update(Build).where(Build.id == build.id, Build.status == source).values(status=target)
     ).rowcount
     if not changed:
         db.session.rollback()
@@ -228,7 +224,7 @@ def _transition(build: BuildJob, source: BuildStatus, target: BuildStatus, word:
     ring(build.id)
 
 
-def retry_build(build: BuildJob, user_id: int) -> BuildJob:
+def retry_build(build: Build, user_id: int) -> Build:
     """A new build of the same path that re-runs only what did not complete."""
     if build.status not in (BuildStatus.FAILED, BuildStatus.CANCELLED):
         raise InvalidTransition(
@@ -255,7 +251,7 @@ def retry_dead_letter(letter: DeadLetter) -> None:
     """Run one dead step again; its build reopens if it had finished, within its owner's
     MAX_ACTIVE_BUILDS_PER_USER (QuotaExceeded otherwise, and nothing changes)."""
     step = letter.step
-    build = db.session.get_one(BuildJob, letter.build_id)
+    build = db.session.get_one(Build, letter.build_id)
     if build.status == BuildStatus.CANCELLED or step.status != WorkStatus.FAILED:
         raise InvalidTransition(
             f"This step is {step.status} in a {build.status} build; it cannot be retried."
@@ -265,8 +261,8 @@ def retry_dead_letter(letter: DeadLetter) -> None:
             lock_user(build.triggered_by)
         try:
             db.session.execute(
-                update(BuildJob)
-                .where(BuildJob.id == build.id, BuildJob.status.in_(FINAL_BUILD))
+                update(Build)
+                .where(Build.id == build.id, Build.status.in_(FINAL_BUILD))
                 .values(status=BuildStatus.PROCESSING, completed_at=None, error=None)
             )
         except IntegrityError:  # the path has another active build: it owns the path now
@@ -275,8 +271,8 @@ def retry_dead_letter(letter: DeadLetter) -> None:
             raise BuildConflict(existing.id if existing else "unknown") from None
         _refuse_over_active_quota(build.triggered_by)
     requeued = execute_dml(
-        update(JobStep)
-        .where(JobStep.id == step.id, JobStep.status == WorkStatus.FAILED)
+        update(BuildStep)
+        .where(BuildStep.id == step.id, BuildStep.status == WorkStatus.FAILED)
         .values(
             status=WorkStatus.PENDING,
             failed_attempts=0,
@@ -291,9 +287,7 @@ def retry_dead_letter(letter: DeadLetter) -> None:
         db.session.rollback()
         raise InvalidTransition("This dead letter was retried already.")
     letter.retried_at = utcnow()
-    db.session.execute(
-        update(BuildJob).where(BuildJob.id == build.id).values(error_count=BuildJob.error_count - 1)
-    )
+    db.session.execute(update(Build).where(Build.id == build.id).values(error_count=Build.error_count - 1))
     add_event(build.id, "progress", stage=step.type, item=step.entity_name, status="retrying")
     db.session.commit()
     discard_job(step_job_id(step.id))

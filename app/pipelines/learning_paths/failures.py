@@ -9,7 +9,7 @@ from sqlalchemy import update
 
 from app.extensions import db
 from app.jobs import claims
-from app.models import BuildJob, DeadLetter, JobStep, StepType
+from app.models import Build, BuildStep, DeadLetter, StepType
 from app.pipelines.alerts import queue_alert
 from app.pipelines.learning_paths.events import add_event, ring
 from app.pipelines.learning_paths.queueing import maybe_finalize
@@ -18,7 +18,7 @@ from app.pipelines.learning_paths.step_rows import QUEUE_OF_STEP, step_job_id
 log = logging.getLogger(__name__)
 
 
-def record_step_failure(work: claims.Claim, step: JobStep, exc: Exception) -> None:
+def record_step_failure(work: claims.Claim, step: BuildStep, exc: Exception) -> None:
     """Record the attempt; a final failure also counts on the build and goes to dead letters."""
     final = claims.is_final_attempt(exc)
     build_id, step_type, name = step.build_id, step.type, step.entity_name
@@ -41,9 +41,7 @@ def dead_letter(
     build_id: str, step_id: int, step_type: str, name: str | None, message: str, category: str
 ) -> DeadLetter:
     """In the caller's transaction: count the failure on the build and keep a dead letter (returned)."""
-    db.session.execute(
-        update(BuildJob).where(BuildJob.id == build_id).values(error_count=BuildJob.error_count + 1)
-    )
+    db.session.execute(update(Build).where(Build.id == build_id).values(error_count=Build.error_count + 1))
     letter = DeadLetter(
         build_id=build_id,
         step_id=step_id,

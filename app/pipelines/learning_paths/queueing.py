@@ -14,7 +14,7 @@ from app.database import utcnow
 from app.extensions import db
 from app.jobs.enqueue import enqueue_unique
 from app.jobs.queues import BUILD_PATH_QUEUE
-from app.models import JobStep, StepType, WorkStatus
+from app.models import BuildStep, StepType, WorkStatus
 from app.models.statuses import FINAL
 from app.pipelines.learning_paths.release import release_owed_steps, windowed
 from app.pipelines.learning_paths.step_rows import QUEUE_OF_STEP, step_job_id
@@ -66,15 +66,15 @@ def release_freed_places(build_id: str) -> None:
 def _queue_all_owed(build_id: str) -> int:
     """Move the build's pending steps to queued and enqueue them (no window)."""
     owed = db.session.execute(
-        select(JobStep.id, JobStep.type)
-        .where(JobStep.build_id == build_id, JobStep.status == WorkStatus.PENDING)
-        .order_by(JobStep.id)
+        select(BuildStep.id, BuildStep.type)
+        .where(BuildStep.build_id == build_id, BuildStep.status == WorkStatus.PENDING)
+        .order_by(BuildStep.id)
     ).all()
     if not owed:
         return 0
     db.session.execute(
-        update(JobStep)
-        .where(JobStep.id.in_([step_id for step_id, _ in owed]), JobStep.status == WorkStatus.PENDING)
+        update(BuildStep)
+        .where(BuildStep.id.in_([step_id for step_id, _ in owed]), BuildStep.status == WorkStatus.PENDING)
         .values(status=WorkStatus.QUEUED, queued_at=utcnow())
     )
     db.session.commit()
@@ -87,7 +87,7 @@ def finalize_job_id(build_id: str) -> str:
 
 def unfinished_steps(build_id: str) -> int:
     return db.session.execute(
-        select(func.count(JobStep.id)).where(JobStep.build_id == build_id, JobStep.status.not_in(FINAL))
+        select(func.count(BuildStep.id)).where(BuildStep.build_id == build_id, BuildStep.status.not_in(FINAL))
     ).scalar_one()
 
 

@@ -16,7 +16,7 @@ from app.extensions import db
 from app.jobs import claims
 from app.jobs.enqueue import StrandedJobs, discard_job, fetch_job
 from app.jobs.queues import get_redis
-from app.models import BuildJob, BuildStatus, JobStep, WorkStatus
+from app.models import Build, BuildStatus, BuildStep, WorkStatus
 from app.pipelines.in_flight import InFlight, judge_in_flight, release_lapsed
 from app.pipelines.learning_paths.admission import admit_waiting_builds
 from app.pipelines.learning_paths.failures import after_final_failure, dead_letter
@@ -34,12 +34,10 @@ log = logging.getLogger(__name__)
 def reconcile_builds() -> int:
     """One pass over every processing build, and admission of waiting ones."""
     queued = 0
-    for build_id in db.session.scalars(
-        select(BuildJob.id).where(BuildJob.status == BuildStatus.PROCESSING)
-    ).all():
+    for build_id in db.session.scalars(select(Build.id).where(Build.status == BuildStatus.PROCESSING)).all():
         queued += reconcile_build(build_id)
     waiting_users = db.session.scalars(
-        select(BuildJob.triggered_by).where(BuildJob.status == BuildStatus.PENDING).distinct()
+        select(Build.triggered_by).where(Build.status == BuildStatus.PENDING).distinct()
     ).all()
     for user_id in waiting_users:
         if user_id is not None:
@@ -51,9 +49,9 @@ def reconcile_build(build_id: str) -> int:
     """Enqueue what this build owes and Redis does not hold; returns how many jobs."""
     queued = queue_owed_steps(build_id)
     unfinished = db.session.scalars(
-        select(JobStep).where(
-            JobStep.build_id == build_id,
-            JobStep.status.in_([WorkStatus.QUEUED, WorkStatus.RETRYING, WorkStatus.RUNNING]),
+        select(BuildStep).where(
+            BuildStep.build_id == build_id,
+            BuildStep.status.in_([WorkStatus.QUEUED, WorkStatus.RETRYING, WorkStatus.RUNNING]),
         )
     ).all()
     if not unfinished:
@@ -76,10 +74,10 @@ def reconcile_build(build_id: str) -> int:
     return queued + enqueue_steps(lost)
 
 
-def _release(step: JobStep) -> list[tuple[int, str]]:
+def _release(step: BuildStep) -> list[tuple[int, str]]:
     """The step's worker stopped renewing its lease: run it again or, after
     JOB_MAX_WORKER_LOSSES, fail it as worker_lost (and dead-letter it)."""
-    taken, given_up = release_lapsed(JobStep, step, step_job_id(step.id))
+    taken, given_up = release_lapsed(BuildStep, step, step_job_id(step.id))
     if not taken:
         return []
     if given_up:
@@ -90,6 +88,6 @@ def _release(step: JobStep) -> list[tuple[int, str]]:
         db.session.commit()
         after_final_failure(step.build_id, letter.id)
         return []
-    db.session.execute(update(JobStep).where(JobStep.id == step.id).values(queued_at=utcnow()))
+    db.session.execute(update(BuildStep).where(BuildStep.id == step.id).values(queued_at=utcnow()))
     db.session.commit()
     return [(step.id, step.type)]

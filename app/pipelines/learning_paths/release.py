@@ -24,7 +24,7 @@ from app.database import utcnow
 from app.extensions import db
 from app.jobs import release
 from app.jobs.queues import DECOMPOSE_QUEUE, GENERATE_KU_QUEUE, get_redis
-from app.models import BuildJob, BuildStatus, JobStep, StepType, WorkStatus
+from app.models import Build, BuildStatus, BuildStep, StepType, WorkStatus
 from app.models.statuses import IN_FLIGHT
 from app.pipelines.call_owner import owner_key
 from app.pipelines.learning_paths.step_rows import QUEUE_OF_STEP
@@ -96,9 +96,9 @@ def _loads() -> tuple[dict[StepType, QueueLoad], dict[str, tuple[str, int]]]:
     """Counts of pending and in-flight steps per step type and build, and each processing
     build's owner and age rank, in two queries."""
     builds = db.session.execute(
-        select(BuildJob.id, BuildJob.triggered_by)
-        .where(BuildJob.status == BuildStatus.PROCESSING)
-        .order_by(BuildJob.created_at, BuildJob.id)
+        select(Build.id, Build.triggered_by)
+        .where(Build.status == BuildStatus.PROCESSING)
+        .order_by(Build.created_at, Build.id)
     ).all()
     owners = {
         build_id: (owner_key(user_id, f"build-{build_id}"), age)
@@ -108,13 +108,13 @@ def _loads() -> tuple[dict[StepType, QueueLoad], dict[str, tuple[str, int]]]:
     if not owners:
         return loads, owners
     rows = db.session.execute(
-        select(JobStep.build_id, JobStep.type, JobStep.status, func.count())
-        .join(BuildJob, BuildJob.id == JobStep.build_id)
+        select(BuildStep.build_id, BuildStep.type, BuildStep.status, func.count())
+        .join(Build, Build.id == BuildStep.build_id)
         .where(
-            BuildJob.status == BuildStatus.PROCESSING,
-            JobStep.status.in_([WorkStatus.PENDING, *IN_FLIGHT]),
+            Build.status == BuildStatus.PROCESSING,
+            BuildStep.status.in_([WorkStatus.PENDING, *IN_FLIGHT]),
         )
-        .group_by(JobStep.build_id, JobStep.type, JobStep.status)
+        .group_by(BuildStep.build_id, BuildStep.type, BuildStep.status)
     ).all()
     for build_id, kind, status, count in rows:
         load = loads[StepType(kind)]
@@ -158,11 +158,13 @@ def _release_pass(enqueue: Enqueue, still_held: Callable[[], bool]) -> int:
                 front = release.owners_behind(groups, _workers(queue_name, config))
         for build_id, count in given.items():
             step_ids = db.session.scalars(
-                select(JobStep.id)
+                select(BuildStep.id)
                 .where(
-                    JobStep.build_id == build_id, JobStep.type == kind, JobStep.status == WorkStatus.PENDING
+                    BuildStep.build_id == build_id,
+                    BuildStep.type == kind,
+                    BuildStep.status == WorkStatus.PENDING,
                 )
-                .order_by(JobStep.id)
+                .order_by(BuildStep.id)
                 .limit(count)
             ).all()
             chosen += [(step_id, StepType(kind), owners[build_id][0] in front) for step_id in step_ids]
@@ -171,12 +173,13 @@ def _release_pass(enqueue: Enqueue, still_held: Callable[[], bool]) -> int:
         return 0
     marked = set(
         db.session.execute(
-            update(JobStep)
+            update(BuildStep)
             .where(
-                JobStep.id.in_([step_id for step_id, _, _ in chosen]), JobStep.status == WorkStatus.PENDING
+                BuildStep.id.in_([step_id for step_id, _, _ in chosen]),
+                BuildStep.status == WorkStatus.PENDING,
             )
             .values(status=WorkStatus.QUEUED, queued_at=utcnow())
-            .returning(JobStep.id)
+            .returning(BuildStep.id)
         )
         .scalars()
         .all()
@@ -210,9 +213,9 @@ def step_placement(build_ids: list[str]) -> dict[str, dict[str, int]]:
         WorkStatus.PENDING: "held_back",
     }
     rows = db.session.execute(
-        select(JobStep.build_id, JobStep.status, func.count())
-        .where(JobStep.build_id.in_(build_ids), JobStep.status.in_(list(where)))
-        .group_by(JobStep.build_id, JobStep.status)
+        select(BuildStep.build_id, BuildStep.status, func.count())
+        .where(BuildStep.build_id.in_(build_ids), BuildStep.status.in_(list(where)))
+        .group_by(BuildStep.build_id, BuildStep.status)
     ).all()
     for build_id, status, count in rows:
         placement[build_id][where[WorkStatus(status)]] += count

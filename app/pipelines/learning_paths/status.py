@@ -16,7 +16,7 @@ from sqlalchemy import Select, bindparam, case, func, select
 from app.database import isoformat, utcnow
 from app.extensions import db
 from app.jobs.limiter import rate_limit_per_s
-from app.models import BuildJob, BuildStatus, JobStep, LearningPath, StepType, WorkStatus
+from app.models import Build, BuildStatus, BuildStep, LearningPath, StepType, WorkStatus
 from app.models.statuses import DONE, FINAL_BUILD
 from app.pipelines.usage import build_usage
 
@@ -26,19 +26,19 @@ STAGE_WEIGHTS = {"concepts": 20, "sub-concepts": 30, "knowledge-units": 50}
 @cache
 def _unit_fractions_query() -> Select[str, float]:
     """Built once: every poll runs it, and building the expression cost more than running it."""
-    done = JobStep.status.in_(DONE)
+    done = BuildStep.status.in_(DONE)
     share = case(
-        (done & (JobStep.children_total > 0), JobStep.children_done * 1.0 / JobStep.children_total),
+        (done & (BuildStep.children_total > 0), BuildStep.children_done * 1.0 / BuildStep.children_total),
         (done, 1.0),
         else_=0.0,
     )
     return (
-        select(JobStep.build_id, func.sum(share))
+        select(BuildStep.build_id, func.sum(share))
         .where(
-            JobStep.build_id.in_(bindparam("build_ids", expanding=True)),
-            JobStep.type == StepType.SUB_CONCEPTS,
+            BuildStep.build_id.in_(bindparam("build_ids", expanding=True)),
+            BuildStep.type == StepType.SUB_CONCEPTS,
         )
-        .group_by(JobStep.build_id)
+        .group_by(BuildStep.build_id)
     )
 
 
@@ -49,7 +49,7 @@ def unit_fractions(build_ids: list[str]) -> dict[str, float]:
     return {build_id: float(total or 0) for build_id, total in rows}
 
 
-def progress_percent(build: BuildJob, unit_fraction_sum: float | None = None) -> int:
+def progress_percent(build: Build, unit_fraction_sum: float | None = None) -> int:
     """20% concepts + 30% sub-concepts + 50% knowledge units, each concept weighing the same
     in the two later stages. Every term only grows as steps complete, so the whole never goes
     down; it reaches 100 only when the build is completed."""
@@ -74,12 +74,12 @@ def error_categories(build_id: str) -> dict[str, int]:
 def error_categories_of(build_ids: list[str]) -> dict[str, dict[str, int]]:
     """Per build, how many of its steps failed or were cancelled, by category (one query)."""
     rows = db.session.execute(
-        select(JobStep.build_id, JobStep.error_category, func.count(JobStep.id))
+        select(BuildStep.build_id, BuildStep.error_category, func.count(BuildStep.id))
         .where(
-            JobStep.build_id.in_(build_ids),
-            JobStep.status.in_([WorkStatus.FAILED, WorkStatus.CANCELLED]),
+            BuildStep.build_id.in_(build_ids),
+            BuildStep.status.in_([WorkStatus.FAILED, WorkStatus.CANCELLED]),
         )
-        .group_by(JobStep.build_id, JobStep.error_category)
+        .group_by(BuildStep.build_id, BuildStep.error_category)
     ).all()
     categories: dict[str, dict[str, int]] = {}
     for build_id, category, count in rows:
@@ -104,29 +104,29 @@ class RateLimitWait:
 NO_WAIT = RateLimitWait(0, None)
 
 
-def rate_limit_wait(build: BuildJob) -> RateLimitWait:
+def rate_limit_wait(build: Build) -> RateLimitWait:
     return rate_limit_waits([build]).get(build.id, NO_WAIT)
 
 
-def rate_limit_waits(builds: list[BuildJob]) -> dict[str, RateLimitWait]:
+def rate_limit_waits(builds: list[Build]) -> dict[str, RateLimitWait]:
     """Per build, its running steps that wait for a slot: one query over the running steps of
     the builds still going (at most as many as there are workers); none when all are final."""
     live = [build.id for build in builds if build.status not in FINAL_BUILD]
     if not live:
         return {}
     rows = db.session.execute(
-        select(JobStep.build_id, func.count(JobStep.id), func.min(JobStep.rate_limit_next_slot_at))
+        select(BuildStep.build_id, func.count(BuildStep.id), func.min(BuildStep.rate_limit_next_slot_at))
         .where(
-            JobStep.build_id.in_(live),
-            JobStep.status == WorkStatus.RUNNING,
-            JobStep.rate_limit_next_slot_at.is_not(None),
+            BuildStep.build_id.in_(live),
+            BuildStep.status == WorkStatus.RUNNING,
+            BuildStep.rate_limit_next_slot_at.is_not(None),
         )
-        .group_by(JobStep.build_id)
+        .group_by(BuildStep.build_id)
     ).all()
     return {build_id: RateLimitWait(int(steps), next_slot_at) for build_id, steps, next_slot_at in rows}
 
 
-def _calls_owed(build: BuildJob, concept_count: int | None) -> int:
+def _calls_owed(build: Build, concept_count: int | None) -> int:
     """Generator calls the build still owes, one per step, counted low where the tree is not
     known yet (a concept not yet broken down owes at least one unit step). `concept_count` is
     the path's, passed in so that a list of pending builds does not load each path."""
@@ -138,7 +138,7 @@ def _calls_owed(build: BuildJob, concept_count: int | None) -> int:
     return concepts_left + units_left + max(concepts_left, round(concepts_left * per_concept))
 
 
-def _measured_seconds_left(build: BuildJob) -> float | None:
+def _measured_seconds_left(build: Build) -> float | None:
     """Steps not yet done × their stage's measured mean duration ÷ the stage's workers, from the
     build's counters alone (no scan of its steps). Knowledge-unit steps of concepts not yet
     decomposed are guessed from the decomposed ones; None until both stages have a measurement."""
@@ -159,7 +159,7 @@ def _measured_seconds_left(build: BuildJob) -> float | None:
 
 
 def estimated_seconds_left(
-    build: BuildJob, wait: RateLimitWait = NO_WAIT, concept_count: int | None = None
+    build: Build, wait: RateLimitWait = NO_WAIT, concept_count: int | None = None
 ) -> int | None:
     """The measured estimate, but never less than the calls still owed ÷ the rate limit's calls
     per second: steps that ran before the window filled are fast, the rest are not.
@@ -183,12 +183,12 @@ def estimated_seconds_left(
     return math.ceil(max(measured or 0.0, floor or 0.0))
 
 
-def build_summary(build: BuildJob) -> dict[str, Any]:
+def build_summary(build: Build) -> dict[str, Any]:
     """The build as the API shows it."""
     return build_summaries([build])[0]
 
 
-def build_summaries(builds: list[BuildJob]) -> list[dict[str, Any]]:
+def build_summaries(builds: list[Build]) -> list[dict[str, Any]]:
     """Each build as the API shows it, in four queries however many builds there are."""
     if not builds:
         return []

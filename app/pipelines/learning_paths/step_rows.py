@@ -11,7 +11,7 @@ from sqlalchemy import insert, select, update
 from app.database import utcnow
 from app.extensions import db
 from app.jobs.queues import BUILD_PATH_QUEUE, DECOMPOSE_QUEUE, GENERATE_KU_QUEUE
-from app.models import BuildJob, BuildStatus, JobStep, StepType, WorkStatus
+from app.models import Build, BuildStatus, BuildStep, StepType, WorkStatus
 
 BUILD_COUNTERS = (
     "total_concepts",
@@ -37,9 +37,9 @@ def step_job_id(step_id: int) -> str:
 def bump(build_id: str, **increments: int) -> None:
     """Add to the build's counters in SQL, so parallel steps lose no increment."""
     db.session.execute(
-        update(BuildJob)
-        .where(BuildJob.id == build_id)
-        .values({getattr(BuildJob, name): getattr(BuildJob, name) + n for name, n in increments.items()})
+        update(Build)
+        .where(Build.id == build_id)
+        .values({getattr(Build, name): getattr(Build, name) + n for name, n in increments.items()})
     )
 
 
@@ -72,7 +72,7 @@ def insert_steps(rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
     in parameter order runs once per row on SQLite, so a 1,000-concept fan-out was 1,000s of them."""
     if not rows:
         return []
-    db.session.execute(insert(JobStep), rows)
+    db.session.execute(insert(BuildStep), rows)
     queued: dict[tuple[str, str], list[int]] = {}
     for row in rows:
         if row["status"] == WorkStatus.QUEUED:
@@ -80,9 +80,11 @@ def insert_steps(rows: list[dict[str, Any]]) -> list[tuple[int, str]]:
     found: list[tuple[int, str]] = []
     for (build_id, kind), entity_ids in queued.items():
         created = db.session.execute(
-            select(JobStep.id, JobStep.type)
-            .where(JobStep.build_id == build_id, JobStep.type == kind, JobStep.entity_id.in_(entity_ids))
-            .order_by(JobStep.id)
+            select(BuildStep.id, BuildStep.type)
+            .where(
+                BuildStep.build_id == build_id, BuildStep.type == kind, BuildStep.entity_id.in_(entity_ids)
+            )
+            .order_by(BuildStep.id)
         )
         found += [(step_id, step_type) for step_id, step_type in created]
     return found
@@ -93,13 +95,13 @@ def child_status(build_id: str) -> WorkStatus:
     window (RELEASE_WINDOW=0), queued at once unless the build is paused (resume queues them)."""
     if current_app.config["RELEASE_WINDOW"] != 0:
         return WorkStatus.PENDING
-    status = db.session.scalar(select(BuildJob.status).where(BuildJob.id == build_id))
+    status = db.session.scalar(select(Build.status).where(Build.id == build_id))
     return WorkStatus.QUEUED if status == BuildStatus.PROCESSING else WorkStatus.PENDING
 
 
 def set_stage(build_id: str, stage: str) -> None:
     db.session.execute(
-        update(BuildJob)
-        .where(BuildJob.id == build_id, BuildJob.status == BuildStatus.PROCESSING)
+        update(Build)
+        .where(Build.id == build_id, Build.status == BuildStatus.PROCESSING)
         .values(current_stage=stage)
     )

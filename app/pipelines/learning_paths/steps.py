@@ -1,6 +1,6 @@
 """The learning-path build: concepts → sub-concepts → knowledge units, fanned out in parallel.
 
-One step per unit of generation, each a row (JobStep) and an RQ job whose only argument is
+One step per unit of generation, each a row (BuildStep) and an RQ job whose only argument is
 the step's id. A step claims its row under a lease, generates, and in one transaction fenced
 by its claim replaces what it wrote before, marks itself done, updates the build's counters
 in SQL (no read-modify-write), creates its child steps and logs an event; only then are the
@@ -28,10 +28,10 @@ from app.generators import Generator, ProgressCallback
 from app.generators.schemas import ConceptBrief, PathBrief, SubConceptBrief
 from app.jobs import claims
 from app.models import (
-    BuildJob,
+    Build,
     BuildStatus,
+    BuildStep,
     Concept,
-    JobStep,
     KnowledgeUnit,
     StepType,
     SubConcept,
@@ -75,39 +75,39 @@ def _after_commit(build_id: str, children: list[tuple[int, str]], kind: str) -> 
 
 
 def _build_processing() -> ColumnElement[bool]:
-    return exists().where(BuildJob.id == JobStep.build_id, BuildJob.status == BuildStatus.PROCESSING)
+    return exists().where(Build.id == BuildStep.build_id, Build.status == BuildStatus.PROCESSING)
 
 
-def _finish_step(step: JobStep, _work: claims.Claim, children: list[tuple[int, str]]) -> str:
+def _finish_step(step: BuildStep, _work: claims.Claim, children: list[tuple[int, str]]) -> str:
     _after_commit(step.build_id, children, step.type)
     return f"{step.type}: {len(children)} child steps"
 
 
-def _not_claimed(step: JobStep) -> str:
+def _not_claimed(step: BuildStep) -> str:
     """A paused build parks the step, a cancelled one cancels it (a child inserted while
     the cancel ran); anything else (done, held by a live attempt) is left alone."""
-    build_status = db.session.scalar(select(BuildJob.status).where(BuildJob.id == step.build_id))
-    waiting = JobStep.status.in_([WorkStatus.PENDING, WorkStatus.QUEUED, WorkStatus.RETRYING])
+    build_status = db.session.scalar(select(Build.status).where(Build.id == step.build_id))
+    waiting = BuildStep.status.in_([WorkStatus.PENDING, WorkStatus.QUEUED, WorkStatus.RETRYING])
     values: dict[str, Any] | None = None
     if build_status == BuildStatus.PAUSED:
         values = {"status": WorkStatus.PENDING}
     elif build_status == BuildStatus.CANCELLED:
         values = {"status": WorkStatus.CANCELLED, "error_category": "cancelled", "completed_at": utcnow()}
     if values is not None:
-        db.session.execute(update(JobStep).where(JobStep.id == step.id, waiting).values(**values))
+        db.session.execute(update(BuildStep).where(BuildStep.id == step.id, waiting).values(**values))
         db.session.commit()
         release_freed_places(step.build_id)
     return f"not run: step is {step.status}, build is {build_status}"
 
 
-def _record_failure(work: claims.Claim, step: JobStep, exc: Exception) -> None:
+def _record_failure(work: claims.Claim, step: BuildStep, exc: Exception) -> None:
     """Record the failed attempt; the step has left Redis, so its place goes to the next."""
     record_step_failure(work, step, exc)
     release_freed_places(step.build_id)
 
 
-STEP: StepLifecycle[JobStep, list[tuple[int, str]]] = StepLifecycle(
-    model=JobStep,
+STEP: StepLifecycle[BuildStep, list[tuple[int, str]]] = StepLifecycle(
+    model=BuildStep,
     missing="step deleted",
     label=lambda step: f"build {step.build_id} step {step.id}",
     log_context=lambda step: {"build": step.build_id, "step": step.id, "attempt": step.attempts},
@@ -120,15 +120,15 @@ STEP: StepLifecycle[JobStep, list[tuple[int, str]]] = StepLifecycle(
 
 
 def _generate(
-    work: claims.Claim, step: JobStep, kind: str, call: Callable[[Generator, ProgressCallback], Any]
+    work: claims.Claim, step: BuildStep, kind: str, call: Callable[[Generator, ProgressCallback], Any]
 ) -> Any:
     """Run one generation under the step's lease, within the shared limits."""
     engine = db.engine
-    fresh = db.session.scalar(select(BuildJob.force_fresh).where(BuildJob.id == step.build_id))
+    fresh = db.session.scalar(select(Build.force_fresh).where(Build.id == step.build_id))
 
     def still_wanted() -> bool:
         with engine.connect() as conn:
-            status = conn.execute(select(JobStep.status).where(work.held)).scalar()
+            status = conn.execute(select(BuildStep.status).where(work.held)).scalar()
         return status == WorkStatus.RUNNING
 
     return generate_under_lease(
@@ -150,8 +150,8 @@ def generate_concepts(step_id: int) -> str:
     return STEP.run(step_id, _produce_concepts)
 
 
-def _produce_concepts(step: JobStep, work: claims.Claim) -> list[tuple[int, str]]:
-    build = db.session.get_one(BuildJob, step.build_id)
+def _produce_concepts(step: BuildStep, work: claims.Claim) -> list[tuple[int, str]]:
+    build = db.session.get_one(Build, step.build_id)
     path = build.path
     skipped = path.concepts_generated_at is not None
     if not skipped:
@@ -171,20 +171,20 @@ def _produce_concepts(step: JobStep, work: claims.Claim) -> list[tuple[int, str]
         path.concepts_generated_at = utcnow()
         db.session.flush()
     children = _fan_out_concepts(build, step)
-    db.session.execute(update(BuildJob).where(BuildJob.id == build.id).values(current_stage="sub-concepts"))
+    db.session.execute(update(Build).where(Build.id == build.id).values(current_stage="sub-concepts"))
     add_event(build.id, "progress", stage="concepts", status="completed", count=build.total_concepts)
     db.session.commit()
     return children
 
 
-def _fan_out_concepts(build: BuildJob, parent: JobStep) -> list[tuple[int, str]]:
+def _fan_out_concepts(build: Build, parent: BuildStep) -> list[tuple[int, str]]:
     """One sub-concepts step per concept of the path, with the counters of what is carried over."""
     in_path = Concept.path_id == build.path_id
     concepts = db.session.scalars(
         select(Concept).where(in_path).order_by(Concept.position).options(selectinload(Concept.sub_concepts))
     ).all()
     queued, counters = _concept_steps(build.id, list(concepts), parent.id, _unit_counts(in_path))
-    db.session.execute(update(BuildJob).where(BuildJob.id == build.id).values(**counters))
+    db.session.execute(update(Build).where(Build.id == build.id).values(**counters))
     build.total_concepts = counters["total_concepts"]
     return queued
 
@@ -217,8 +217,8 @@ def _concept_steps(
     counters = dict.fromkeys(BUILD_COUNTERS, 0) | {"total_concepts": len(concepts)}
     step_of = dict(
         db.session.execute(
-            select(JobStep.entity_id, JobStep.id).where(
-                JobStep.build_id == build_id, JobStep.type == StepType.SUB_CONCEPTS
+            select(BuildStep.entity_id, BuildStep.id).where(
+                BuildStep.build_id == build_id, BuildStep.type == StepType.SUB_CONCEPTS
             )
         ).all()
     )
@@ -262,7 +262,7 @@ def _units_step(build_id: str, sub: SubConcept, parent_id: int | None, status: W
 # --- planning a build at its start -------------------------------------------------------
 
 
-def plan_build(build: BuildJob, piece: Concept | SubConcept | None) -> None:
+def plan_build(build: Build, piece: Concept | SubConcept | None) -> None:
     """Create the build's first steps and counters, in the caller's transaction.
 
     A whole path whose concepts exist is fanned out at once (the orchestrator `skipped`), so
@@ -285,9 +285,9 @@ def plan_build(build: BuildJob, piece: Concept | SubConcept | None) -> None:
         _plan_path(build)
 
 
-def _plan_path(build: BuildJob) -> None:
+def _plan_path(build: Build) -> None:
     path = build.path
-    orchestrator = JobStep(
+    orchestrator = BuildStep(
         build_id=build.id, type=StepType.CONCEPTS, entity_name=path.name, status=WorkStatus.PENDING
     )
     db.session.add(orchestrator)
@@ -297,13 +297,11 @@ def _plan_path(build: BuildJob) -> None:
     orchestrator.completed_at = utcnow()
     db.session.flush()
     _fan_out_concepts(build, orchestrator)
-    db.session.execute(update(BuildJob).where(BuildJob.id == build.id).values(current_stage="sub-concepts"))
+    db.session.execute(update(Build).where(Build.id == build.id).values(current_stage="sub-concepts"))
 
 
-def _set_counters(build: BuildJob, counters: dict[str, int], stage: str) -> None:
-    db.session.execute(
-        update(BuildJob).where(BuildJob.id == build.id).values(current_stage=stage, **counters)
-    )
+def _set_counters(build: Build, counters: dict[str, int], stage: str) -> None:
+    db.session.execute(update(Build).where(Build.id == build.id).values(current_stage=stage, **counters))
 
 
 # --- decompose: one concept into sub-concepts --------------------------------------------
@@ -314,7 +312,7 @@ def decompose_concept(step_id: int) -> str:
     return STEP.run(step_id, _produce_sub_concepts)
 
 
-def _produce_sub_concepts(step: JobStep, work: claims.Claim) -> list[tuple[int, str]]:
+def _produce_sub_concepts(step: BuildStep, work: claims.Claim) -> list[tuple[int, str]]:
     concept = db.session.get_one(Concept, step.entity_id)
     path = concept.path
     brief = ConceptBrief(
@@ -373,7 +371,7 @@ def generate_knowledge_units(step_id: int) -> str:
     return STEP.run(step_id, _produce_knowledge_units)
 
 
-def _produce_knowledge_units(step: JobStep, work: claims.Claim) -> list[tuple[int, str]]:
+def _produce_knowledge_units(step: BuildStep, work: claims.Claim) -> list[tuple[int, str]]:
     sub = db.session.get_one(SubConcept, step.entity_id)
     concept = sub.concept
     brief = SubConceptBrief(
@@ -402,9 +400,9 @@ def _produce_knowledge_units(step: JobStep, work: claims.Claim) -> list[tuple[in
     )
     if step.parent_step_id is not None:
         db.session.execute(
-            update(JobStep)
-            .where(JobStep.id == step.parent_step_id)
-            .values(children_done=JobStep.children_done + 1)
+            update(BuildStep)
+            .where(BuildStep.id == step.parent_step_id)
+            .values(children_done=BuildStep.children_done + 1)
         )
     add_event(
         step.build_id,
