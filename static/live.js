@@ -10,7 +10,20 @@
   })
   document.addEventListener('htmx:sseClose', function (event) {
     event.target.classList.remove('push-live')
+    fetchFinalState(event.target)
   })
+  // The stream ends with `completed`. If that came while the region was still being fetched, htmx
+  // dropped it and the region shows the state before: fetch once more, after the fetch in hand,
+  // until the region is final (rendered without live triggers), instead of waiting for a poll.
+  function fetchFinalState(wrapper) {
+    var region = wrapper.querySelector('[hx-trigger*="sse:"]')
+    if (!region) return
+    if (region.classList.contains('htmx-request')) {
+      wrapper.addEventListener('htmx:afterSettle', function () { fetchFinalState(wrapper) }, { once: true })
+      return
+    }
+    htmx.trigger(region, 'sse:completed')
+  }
   document.addEventListener('htmx:sseError', function (event) {
     event.target.classList.remove('push-live')
     var source = streamOf(event)

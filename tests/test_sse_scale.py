@@ -4,6 +4,9 @@ reconnect loses nothing, and a per-user cap on open streams."""
 
 from __future__ import annotations
 
+import shlex
+import signal
+import sys
 import time
 
 import pytest
@@ -18,7 +21,7 @@ from app.pipelines.stream_slots import StreamSlot
 from tests.helpers import create_path, start_build, wait_for_build
 from tests.helpers.streams import EventReader
 from tests.helpers.users import make_user
-from tests.services import wait_until
+from tests.services import ROOT, ProcessGroup, free_port, wait_until
 
 PASSWORD = "correct horse battery staple"  # make_user's
 # More than the 8 threads the web process had before, and than its 15 database connections
@@ -248,3 +251,41 @@ def test_the_doorbell_subscribes_again_after_losing_redis_and_then_wakes_every_s
             assert not bell.wait(0.5), "another build's ring wakes only that build's streams"
             redis.publish(DOORBELL_CHANNEL, "some-build")
             assert bell.wait(5)
+
+
+@pytest.mark.slow
+def test_sigterm_ends_open_streams_at_once_instead_of_holding_the_stop_for_the_graceful_timeout(
+    client, auth, service_env, tmp_path
+):
+    """The Procfile's own command (--graceful-timeout 25): a stream never ends by itself, so
+    without gunicorn.conf.py's hook a SIGTERM (a deploy, Ctrl-C of `make run` with a page open)
+    waited the whole 25 s for it."""
+    build_id = _paused_build(client, auth)
+    port = free_port()
+    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    argv = [sys.executable, "-m", *shlex.split(line.removeprefix("web:"), comments=True)]
+    web = ProcessGroup(
+        [*argv, "--bind", f"127.0.0.1:{port}"], {**service_env, "WEB_CONCURRENCY": "1"}, tmp_path / "web.log"
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _answers(f"{base}/healthz"), timeout=30, message="gunicorn to answer")
+        reader = _open(base, build_id, auth)
+        wait_until(lambda: reader.retry is not None, message="the stream to open")
+
+        started = time.monotonic()
+        web.process.send_signal(signal.SIGTERM)
+        web.process.wait(timeout=20)
+        stopped_s = time.monotonic() - started
+        assert reader.ended.wait(5), "the stream ended with the server"
+        assert stopped_s < 10, f"gunicorn took {stopped_s:.1f} s to stop with a stream open"
+        assert web.process.returncode == 0
+    finally:
+        web.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False

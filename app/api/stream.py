@@ -124,8 +124,9 @@ class _EventStream:
                     if with_status:
                         continue
                     woke = yield from self._wait(bell)
-                    if woke is None:
-                        return  # lifetime over: the browser reconnects with Last-Event-ID
+                    if woke is None or doorbell.closing:
+                        return  # lifetime over, or the server stopping: the browser reconnects
+                    #           with Last-Event-ID and loses nothing
                     with_status = woke == "safety poll"
         finally:
             if self.slot is not None:

@@ -36,6 +36,7 @@ class BuildDoorbell:
         self._bells: dict[str, set[threading.Event]] = {}
         self._lock = threading.Lock()
         self._listener_pid: int | None = None
+        self.closing = False
 
     @contextmanager
     def bell(self, build_id: str) -> Iterator[threading.Event]:
@@ -62,6 +63,12 @@ class BuildDoorbell:
                 bells = [*self._bells.get(build_id, ()), *self._bells.get(EVERY, ())]
         for bell in bells:
             bell.set()
+
+    def close(self) -> None:
+        """The process is stopping: wake every stream so it ends now (its browser reconnects to
+        another process with Last-Event-ID) instead of holding the stop for the graceful timeout."""
+        self.closing = True
+        self.ring()
 
     def _ensure_listener(self) -> None:
         """Start the listener once per process (a forked gunicorn worker starts its own)."""
