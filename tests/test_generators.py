@@ -34,6 +34,16 @@ def test_same_input_gives_the_same_lesson_plans():
     )
 
 
+@pytest.mark.parametrize("contact_hours", [2.5, 6, 40])
+def test_a_modules_lessons_have_different_titles(contact_hours: float) -> None:
+    """A new user saw 'Evaluating Reading charts' twice in one module: each lesson drew its
+    angle at random."""
+    brief = BRIEF.model_copy(update={"contact_hours": contact_hours})
+    titles = [lesson.title for lesson in OfflineGenerator().lesson_plans(brief, progress=lambda _: None)]
+
+    assert len(titles) > 1 and len(set(titles)) == len(titles), titles
+
+
 def test_lessons_fill_exactly_the_modules_contact_hours_with_measurable_objectives():
     lessons = OfflineGenerator().lesson_plans(BRIEF, progress=lambda _: None)
 

@@ -90,8 +90,9 @@ class OfflineGenerator:
         total_minutes = max(1, round(brief.contact_hours * 60))
         count = max(1, math.ceil(total_minutes / LESSON_MINUTES))
         rng = _rng(brief.topic, brief.audience, brief.module_title, brief.contact_hours)
+        first_angle = rng.randrange(len(_ANGLES))  # one start per module: its titles differ
         return [
-            self._lesson(brief, order, minutes, rng)
+            self._lesson(brief, order, minutes, rng, first_angle)
             for order, minutes in enumerate(split_minutes(total_minutes, count))
         ]
 
@@ -154,9 +155,13 @@ class OfflineGenerator:
         _attempts_by_subject[subject] += 1
         return _rng("failure", subject, attempt).random() < self.failure_rate
 
-    def _lesson(self, brief: ModuleBrief, order: int, minutes: int, rng: random.Random) -> LessonPlanDraft:
-        angle = _ANGLES[(order + rng.randrange(len(_ANGLES))) % len(_ANGLES)]
-        title = f"{angle} {brief.module_title}"
+    def _lesson(
+        self, brief: ModuleBrief, order: int, minutes: int, rng: random.Random, first_angle: int
+    ) -> LessonPlanDraft:
+        angle = _ANGLES[(first_angle + order) % len(_ANGLES)]
+        title = f"{angle} {brief.module_title}" + (
+            f" ({order // len(_ANGLES) + 1})" if order >= len(_ANGLES) else ""
+        )
         who = brief.audience or "learners"
         verbs = rng.sample(_VERBS, 3)
         objectives = [
