@@ -7,12 +7,14 @@ from datetime import datetime, timedelta
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from app.emails import InvalidEmail, normalize_email
 from app.extensions import db
 from app.generators.schemas import PathBrief
 from app.inputs import bounded_int
+from app.jobs.queues import get_redis, redis_location
 from app.jobs.recovery import reconcile_all
 from app.jobs.retention import prune_history
 from app.models import User
@@ -173,4 +175,11 @@ def prune(older_than: str) -> None:
 @jobs_cli.command("reconcile")
 def reconcile() -> None:
     """Queue whatever unfinished runs owe and Redis no longer holds (safe to repeat)."""
+    try:
+        get_redis().ping()  # a wrong REDIS_URL would otherwise report "queued 0" with nothing owed
+    except RedisError as exc:
+        raise click.ClickException(
+            f"cannot reach Redis at {redis_location(current_app.config)} ({exc}): set REDIS_URL "
+            "to the Redis your workers use (`make run` prints it)"
+        ) from None
     click.echo(f"queued {reconcile_all()} job(s)")

@@ -6,9 +6,10 @@ from rq import Queue
 from sqlalchemy import select
 
 from app.extensions import db
-from app.jobs.queues import LESSON_PLANS_QUEUE
+from app.jobs.queues import LESSON_PLANS_QUEUE, connect_redis
 from app.models import User
 from tests.helpers import create_workflow
+from tests.services import free_port
 
 
 def test_create_a_user_then_a_token_that_signs_api_requests(app, client):
@@ -40,6 +41,17 @@ def test_a_token_for_an_unknown_user_is_refused(app):
     result = app.test_cli_runner().invoke(args=["users", "token", "ghost@example.com"])
 
     assert result.exit_code != 0 and "no user ghost@example.com" in result.output
+
+
+def test_reconcile_says_so_when_redis_cannot_be_reached(app):
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    app.config["REDIS_URL"] = nowhere
+    app.extensions["redis"] = connect_redis(app.config, socket_timeout=1)
+
+    result = app.test_cli_runner().invoke(args=["jobs", "reconcile"])
+
+    assert result.exit_code == 1
+    assert f"cannot reach Redis at {nowhere}" in result.output and "queued" not in result.output
 
 
 def test_reconcile_requeues_a_run_whose_job_redis_lost_and_says_so(app, client, auth, redis_server):
