@@ -500,6 +500,17 @@ def _finished_step(start: datetime, duration_ms: int, waited_ms: int) -> BuildSt
     )
 
 
+def test_a_short_builds_timeline_reads_in_milliseconds():
+    """A new user's 0.1 s build read '0.0 s' on five of its six ticks."""
+    start = datetime(2026, 11, 25, 12, 0, 0)
+    svg = timeline_svg(
+        [_finished_step(start, 60, 0), _finished_step(start + timedelta(milliseconds=60), 40, 0)]
+    )
+
+    ticks = re.findall(r'text-anchor="middle">([^<]+)</text>', svg)
+    assert ticks == ["0 ms", "20 ms", "40 ms", "60 ms", "80 ms", "100 ms"]
+
+
 def test_the_timeline_draws_the_wait_hatched_before_the_work():
     start = datetime(2026, 11, 25, 12, 0, 0)
     waited = _finished_step(start, 4000, 3000)

@@ -87,7 +87,9 @@ def timeline_svg(steps: list[BuildStep], now: datetime | None = None) -> str:
     for tick in range(6):
         x = MARGIN + (WIDTH - 2 * MARGIN) * tick / 5
         parts.append(f'<line x1="{x:.1f}" y1="20" x2="{x:.1f}" y2="{height - 20}" class="tick"/>')
-        parts.append(f'<text x="{x:.1f}" y="14" text-anchor="middle">{span_s * tick / 5:.1f} s</text>')
+        parts.append(
+            f'<text x="{x:.1f}" y="14" text-anchor="middle">{_label(span_s * tick / 5, span_s)}</text>'
+        )
     parts.append(WAIT_PATTERN)
     for span, lane in placed:
         x = MARGIN + (span.start - start).total_seconds() * scale
@@ -132,3 +134,9 @@ def _bar(span: Span, x: float, y: int, width: float, scale: float) -> str:
 
 def _seconds(ms: int | None) -> str:
     return f"{(ms or 0) / 1000:.1f} s"
+
+
+def _label(seconds: float, span_s: float) -> str:
+    """A tick's time: in milliseconds on a build shorter than 2 s, whose ticks would all read
+    '0.0 s' in tenths of a second."""
+    return f"{seconds * 1000:.0f} ms" if span_s < 2 else f"{seconds:.1f} s"
