@@ -45,11 +45,12 @@ def call_generator(
     it with `ids` (build_id, step_id, workflow_id, module_id), the model and the tokens used.
     `work`, the claim on the step or module the call is for, is told of every wait.
     The caller's transaction ends here (see `release_connection`): call it with nothing uncommitted."""
+    owner = owner_of_call(ids)  # read before the connection goes back: nothing reads during waits
     release_connection()
     config = current_app.config
     generator = build_pipeline_generator(config, fresh=fresh)
     waits = RateLimitWaits(work, kind)
-    with waits_reported_to(waits), calls_owned_by(owner_of_call(ids)):
+    with waits_reported_to(waits), calls_owned_by(owner):
         return _call_and_record(config, generator, kind, call, ids, waits)
 
 
