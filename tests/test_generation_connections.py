@@ -27,7 +27,8 @@ IN_FLIGHT = 50  # steps waiting at once on the model
 
 def _use_fake(app: Flask, fake: FakeChatServer, **extra: object) -> None:
     app.config.update(llm_settings(fake), OPENAI_TIMEOUT_S=60.0, OPENAI_COOLDOWN_S=0.2, JOB_LEASE_TTL_S=600)
-    app.config.update(JOB_RATE_LIMIT_MAX=0, JOB_RATE_LIMIT_TOKENS=0, **extra)
+    # No release window: the test runs every step itself, so all must be queued at once.
+    app.config.update(JOB_RATE_LIMIT_MAX=0, JOB_RATE_LIMIT_TOKENS=0, RELEASE_WINDOW=0, **extra)
 
 
 def _run_orchestrator(app: Flask, client, auth, concepts: int) -> list[int]:  # type: ignore[no-untyped-def]
