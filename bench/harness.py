@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from app import create_app
 from app.extensions import db
+from app.jobs.queues import get_redis
 from app.models import User
 from tests.helpers.workers import rq_workers_of, wait_for_workers
 from tests.services import ProcessGroup, RedisServer, start_gunicorn, start_worker, wait_until
@@ -54,7 +55,8 @@ class Deployment:
     def worker(self, **extra: Any) -> ProcessGroup:
         """Start `python worker.py` and return once each of its RQ workers has registered."""
         env = {**self.env, **{k: str(v) for k, v in extra.items()}}
-        redis = self.redis.client()
+        with self.app.app_context():
+            redis = get_redis()  # the Redis the workers use: the Sentinels' master when they are set
         registered = Worker.count(connection=redis)
         group = start_worker(env, self.root / f"worker-{len(self.groups)}.log")
         self.groups.append(group)
