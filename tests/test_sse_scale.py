@@ -280,6 +280,7 @@ def test_sigterm_ends_open_streams_at_once_instead_of_holding_the_stop_for_the_g
         assert reader.ended.wait(5), "the stream ended with the server"
         assert stopped_s < 10, f"gunicorn took {stopped_s:.1f} s to stop with a stream open"
         assert web.process.returncode == 0
+        assert "Traceback" not in web.output(), "the stop is quiet (no error from the signal handler)"
     finally:
         web.stop()
 
