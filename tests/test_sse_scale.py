@@ -251,6 +251,7 @@ def test_the_doorbell_subscribes_again_after_losing_redis_and_then_wakes_every_s
             assert not bell.wait(0.5), "another build's ring wakes only that build's streams"
             redis.publish(DOORBELL_CHANNEL, "some-build")
             assert bell.wait(5)
+        doorbell.close()  # its listener stops instead of reconnecting to this test's Redis forever
 
 
 @pytest.mark.slow

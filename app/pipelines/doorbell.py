@@ -41,10 +41,12 @@ class BuildDoorbell:
     @contextmanager
     def bell(self, build_id: str) -> Iterator[threading.Event]:
         """A bell that is set whenever the build's events may have changed."""
-        self._ensure_listener()
         bell = threading.Event()
         with self._lock:
             self._bells.setdefault(build_id, set()).add(bell)
+        # Registered first: the listener rings every bell once it has subscribed, and a bell added
+        # after that ring would sleep through whatever was published before the subscription.
+        self._ensure_listener()
         try:
             yield bell
         finally:
@@ -79,10 +81,12 @@ class BuildDoorbell:
         threading.Thread(target=self._listen_forever, name="build-doorbell", daemon=True).start()
 
     def _listen_forever(self) -> None:
-        while True:
+        while not self.closing:
             try:
                 self._listen()
             except (RedisError, OSError) as exc:
+                if self.closing:
+                    return
                 log.warning("build doorbell lost its Redis subscription (%s); reconnecting", exc)
             time.sleep(RECONNECT_DELAY_S)
 
@@ -91,7 +95,7 @@ class BuildDoorbell:
         try:
             pubsub.subscribe(DOORBELL_CHANNEL)
             self.ring()  # anything published while not subscribed was missed: everyone reads
-            while True:
+            while not self.closing:
                 message = pubsub.get_message(timeout=LISTEN_TIMEOUT_S)
                 if message and message.get("type") == "message":
                     self.ring(_decode(message["data"]))

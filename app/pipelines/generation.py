@@ -21,7 +21,7 @@ from app.extensions import db
 from app.generators import Generator, ProgressCallback
 from app.generators.factory import build_generator
 from app.jobs.claims import Claim, run_under_lease
-from app.jobs.limiter import calls_owned_by, wait_for_slot, waits_reported_to
+from app.jobs.limiter import calls_owned_by, takes_fair_turns, wait_for_slot, waits_reported_to
 from app.models import Build, GeneratorCall
 from app.pipelines.call_owner import owner_of_call
 from app.pipelines.provider_services import PipelineProviderServices
@@ -45,9 +45,10 @@ def call_generator(
     it with `ids` (build_id, step_id, workflow_id, module_id), the model and the tokens used.
     `work`, the claim on the step or module the call is for, is told of every wait.
     The caller's transaction ends here (see `release_connection`): call it with nothing uncommitted."""
-    owner = owner_of_call(ids)  # read before the connection goes back: nothing reads during waits
-    release_connection()
     config = current_app.config
+    # Read before the connection goes back (nothing reads during waits), and only when it is used.
+    owner = owner_of_call(ids) if takes_fair_turns(config) else None
+    release_connection()
     generator = build_pipeline_generator(config, fresh=fresh)
     waits = RateLimitWaits(work, kind)
     with waits_reported_to(waits), calls_owned_by(owner):
