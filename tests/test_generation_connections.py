@@ -10,11 +10,11 @@ from contextlib import contextmanager
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from app.extensions import db
 from app.generators.openai import shared_client
-from app.models import BuildStep, StepType, WorkStatus
+from app.models import Build, BuildStep, StepType, WorkStatus
 from app.pipelines.learning_paths.steps import decompose_concept, generate_concepts
 from tests.fake_llm import FakeChatServer
 from tests.helpers import create_path, start_build
@@ -172,3 +172,30 @@ def test_a_forked_process_makes_its_own_provider_client():
         os._exit(0 if id(shared_client("http://127.0.0.1:9/v1", "sk-test", 1.0)) != id(parent) else 1)
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0, "the child reused the parent's client"
+
+
+@pytest.mark.parametrize(
+    ("limit", "policy", "reads_owner"),
+    [(0, "fair", False), (10, "fifo", False), (10, "fair", True)],
+)
+def test_a_call_reads_its_owner_only_when_the_limit_takes_turns_by_owner(
+    app, client, auth, limit, policy, reads_owner
+):
+    """The owner (one query per call) matters only to the fair turns of a request limit."""
+    app.config.update(JOB_RATE_LIMIT_MAX=limit, JOB_RATE_LIMIT_DURATION=1000, RELEASE_POLICY=policy)
+    build_id = start_build(client, auth, create_path(client, auth, concepts=1))
+    statements: list[str] = []
+    with app.app_context():
+        orchestrator = db.session.scalar(select(BuildStep.id).where(BuildStep.build_id == build_id))
+        db.session.remove()
+
+        def _record(_conn, _cursor, statement, *_):  # type: ignore[no-untyped-def]
+            statements.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", _record)
+        try:
+            generate_concepts(orchestrator)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", _record)
+    owner_reads = [s for s in statements if s.startswith(f"SELECT {Build.__tablename__}.triggered_by \n")]
+    assert bool(owner_reads) is reads_owner, owner_reads

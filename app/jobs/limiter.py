@@ -245,9 +245,14 @@ def wait_for_slot(
         return _through_outage(_admit, sleep)
 
 
+def takes_fair_turns(config: Mapping[str, Any]) -> bool:
+    """Whether calls take turns by owner at the request limit (so their owner must be known)."""
+    return bool(config.get("RELEASE_POLICY", "fair") == "fair" and config["JOB_RATE_LIMIT_MAX"] > 0)
+
+
 def _fair_turn(config: Mapping[str, Any]) -> FairTurn | None:
     """The call's place among owners waiting for the request limit (None: first come, first served)."""
-    if config.get("RELEASE_POLICY", "fair") != "fair" or config["JOB_RATE_LIMIT_MAX"] <= 0:
+    if not takes_fair_turns(config):
         return None
     return FairTurn(_redis(config), _owner.get() or "-", _window_s(config))
 
