@@ -243,6 +243,12 @@ class Settings(BaseSettings):
         ge=0,
     )
     JOB_RATE_LIMIT_DURATION: int = setting(60_000, "the rate limit's window, in milliseconds", ge=1)
+    JOB_RATE_LIMIT_MARGIN_MS: int = setting(
+        100,
+        "calls are admitted in a window this much longer than JOB_RATE_LIMIT_DURATION, so the time a "
+        "request takes to reach the provider cannot put one call too many in its window",
+        ge=0,
+    )
     JOB_RATE_LIMIT_TOKENS: int = setting(0, "tokens per window across every worker (0: no cap)", ge=0)
     JOB_CONCURRENCY_DECOMPOSE: int = setting(
         3, "decompose-concept jobs at once per worker machine (each a thread)", ge=0

@@ -75,7 +75,12 @@ def _claimed_module(app: Flask) -> claims.Claim:
 def test_a_row_waiting_for_a_slot_shows_its_next_slot_then_adds_up_its_wait(app):
     work = _claimed_module(app)
     with app.app_context():
-        config = {**app.config, "JOB_RATE_LIMIT_MAX": 1, "JOB_RATE_LIMIT_DURATION": 1000}
+        config = {
+            **app.config,
+            "JOB_RATE_LIMIT_MAX": 1,
+            "JOB_RATE_LIMIT_DURATION": 1000,
+            "JOB_RATE_LIMIT_MARGIN_MS": 0,
+        }
         wait_for_slot(config)  # the one slot of this second is taken
         seen: list[tuple[datetime | None, bool]] = []
 
@@ -102,7 +107,12 @@ def test_a_row_waiting_for_a_slot_shows_its_next_slot_then_adds_up_its_wait(app)
 def test_one_wait_logs_one_line_however_often_it_wakes(app, caplog):
     work = _claimed_module(app)
     with app.app_context():
-        config = {**app.config, "JOB_RATE_LIMIT_MAX": 1, "JOB_RATE_LIMIT_DURATION": 1000}
+        config = {
+            **app.config,
+            "JOB_RATE_LIMIT_MAX": 1,
+            "JOB_RATE_LIMIT_DURATION": 1000,
+            "JOB_RATE_LIMIT_MARGIN_MS": 0,
+        }
         wait_for_slot(config)
         naps: list[float] = []
 
@@ -120,7 +130,12 @@ def test_one_wait_logs_one_line_however_often_it_wakes(app, caplog):
 def test_a_wait_that_cannot_be_recorded_does_not_fail_the_call(app, caplog):
     work = _claimed_module(app)
     with app.app_context():
-        config = {**app.config, "JOB_RATE_LIMIT_MAX": 1, "JOB_RATE_LIMIT_DURATION": 1000}
+        config = {
+            **app.config,
+            "JOB_RATE_LIMIT_MAX": 1,
+            "JOB_RATE_LIMIT_DURATION": 1000,
+            "JOB_RATE_LIMIT_MARGIN_MS": 0,
+        }
         wait_for_slot(config)
         with db.engine.begin() as conn:  # the row's table is gone for a moment: every write fails
             conn.execute(text("ALTER TABLE modules RENAME TO modules_away"))

@@ -1,8 +1,10 @@
 """The AI provider's limits, shared by every worker process on every machine.
 
-Requests: a moving window in Redis from the `limits` library, JOB_RATE_LIMIT_MAX calls per
-JOB_RATE_LIMIT_DURATION ms (0 turns it off). Tokens: JOB_RATE_LIMIT_TOKENS per the same window,
-in a second moving window; a call first reserves its most (prompt estimate + max output
+Requests: a moving window in Redis (`moving_window`, on Redis' clock, to the millisecond),
+JOB_RATE_LIMIT_MAX calls per JOB_RATE_LIMIT_DURATION ms (0 turns it off), kept
+JOB_RATE_LIMIT_MARGIN_MS longer than the provider's so the time from admission to the request
+reaching it cannot put one call too many in the provider's window. Tokens: JOB_RATE_LIMIT_TOKENS
+per the same window, in a second moving window; a call first reserves its most (prompt estimate + max output
 tokens), and is charged more after the call if the provider reported more, so no window ever
 holds more than the cap. A pause (a 429's Retry-After, or a provider that is down) stops every
 worker's calls until it ends. A call over a limit waits; it neither fails nor uses up an attempt.
@@ -21,7 +23,6 @@ so; the generators need not know.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -29,9 +30,6 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar, cast
 
-from limits import RateLimitItemPerSecond
-from limits.storage import RedisStorage
-from limits.strategies import MovingWindowRateLimiter
 from redis import Redis
 from redis.commands.core import Script
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -39,6 +37,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.jobs.fair_limit import FairTurn
 from app.jobs.lease import interruptible_sleep, waiting_for_slot
+from app.jobs.moving_window import MovingWindow
 from app.jobs.queues import connect_redis, redis_settings_key
 
 LIMIT_KEY = "generator-calls"
@@ -110,37 +109,38 @@ def rate_limit_per_s(config: Mapping[str, Any]) -> float | None:
     """The calls a second the limit lets through in the long run (None: no limit)."""
     if config["JOB_RATE_LIMIT_MAX"] <= 0:
         return None
-    return float(config["JOB_RATE_LIMIT_MAX"]) / _window_s(config)
+    # The provider's window, not the margin's: a fraction of a per-cent for a per-minute limit.
+    return float(config["JOB_RATE_LIMIT_MAX"]) * 1000 / int(config["JOB_RATE_LIMIT_DURATION"])
 
 
-_clients: dict[tuple[str, ...], tuple[Redis, MovingWindowRateLimiter]] = {}
-
-
-def _connect(config: Mapping[str, Any]) -> tuple[Redis, MovingWindowRateLimiter]:
-    """One client per Redis setting, and the limiter's storage on its pool (so it follows a
-    Sentinel failover with it)."""
-    key = redis_settings_key(config)
-    if key not in _clients:
-        redis = connect_redis(config)
-        storage = RedisStorage(config["REDIS_URL"], connection_pool=redis.connection_pool)
-        _clients[key] = (redis, MovingWindowRateLimiter(storage))
-    return _clients[key]
-
-
-def _limiter(config: Mapping[str, Any]) -> MovingWindowRateLimiter:
-    return _connect(config)[1]
+_clients: dict[tuple[str, ...], Redis] = {}
+_windows: dict[tuple[Any, ...], MovingWindow] = {}
 
 
 def _redis(config: Mapping[str, Any]) -> Redis:
-    return _connect(config)[0]
+    """One client per Redis setting (so the limiter follows a Sentinel failover with it)."""
+    key = redis_settings_key(config)
+    if key not in _clients:
+        _clients[key] = connect_redis(config)
+    return _clients[key]
 
 
-def _window_s(config: Mapping[str, Any]) -> int:
-    return max(1, math.ceil(float(config["JOB_RATE_LIMIT_DURATION"]) / 1000))
+def _window_ms(config: Mapping[str, Any]) -> int:
+    """The window calls are admitted in: the provider's, and the margin."""
+    return int(config["JOB_RATE_LIMIT_DURATION"]) + int(config.get("JOB_RATE_LIMIT_MARGIN_MS", 0))
 
 
-def _item(amount: int, config: Mapping[str, Any]) -> RateLimitItemPerSecond | None:
-    return RateLimitItemPerSecond(amount, _window_s(config)) if amount > 0 else None
+def _window_s(config: Mapping[str, Any]) -> float:
+    return _window_ms(config) / 1000
+
+
+def _window(config: Mapping[str, Any], key: str, limit: int) -> MovingWindow | None:
+    if limit <= 0:
+        return None
+    cache_key = (redis_settings_key(config), key, limit, _window_ms(config))
+    if cache_key not in _windows:
+        _windows[cache_key] = MovingWindow(_redis(config), key, limit, _window_ms(config))
+    return _windows[cache_key]
 
 
 class _Gate:
@@ -174,20 +174,18 @@ def _pass_gate(gate: _Gate) -> None:
 
 def _take(
     config: Mapping[str, Any],
-    item: RateLimitItemPerSecond | None,
-    key: str,
+    window: MovingWindow | None,
     cost: int,
     sleep: Callable[[float], None],
     turn: FairTurn | None = None,
 ) -> float:
     """Block until the window admits `cost` (and, with `turn`, it is the owner's turn); returns
-    the wall-clock time of admission."""
-    if item is None or cost <= 0:
+    the time of admission (Redis' clock). A call larger than the whole cap still runs, alone."""
+    if window is None or cost <= 0:
         return time.time()
-    limiter = _limiter(config)
-    cost = min(cost, item.amount)  # a single call larger than the whole cap still runs, alone
     # One waiter per process asks Redis for each window (per owner, when owners take turns: a
     # process's waiters of one owner must not hold back another owner's, or turns would be lost).
+    key = window.keys[0]
     gate = _gate(key if turn is None else f"{key}{turn.owner}")
     _pass_gate(gate)
     try:
@@ -198,15 +196,14 @@ def _take(
                 gate.next_slot_at = time.time() + MIN_WAIT_S
                 _sleep_reported(sleep, MIN_WAIT_S)
                 continue
-            attempt_at = time.time()
-            if limiter.hit(item, key, cost=cost):
+            admission = window.admit(cost)
+            if admission.admitted:
                 if turn is not None:
                     turn.admitted()
-                return attempt_at
+                return admission.at
             if turn is not None:
                 turn.waiting()
-            reset_at = limiter.get_window_stats(item, key).reset_time
-            wait_s = max(MIN_WAIT_S, min(reset_at - time.time(), item.get_expiry()))
+            wait_s = max(MIN_WAIT_S, min(admission.at, window.window_ms / 1000))
             gate.next_slot_at = time.time() + wait_s
             _sleep_reported(sleep, wait_s)
     finally:
@@ -231,14 +228,14 @@ def _through_outage(call: Callable[[], T], sleep: Callable[[float], None]) -> T:
 def wait_for_slot(
     config: Mapping[str, Any], tokens: int = 0, sleep: Callable[[float], None] = interruptible_sleep
 ) -> float:
-    """Block until both windows admit one more call (reserving `tokens`); returns the wall-clock
-    time of admission (read just before the admitting hit, as the limiter reads its own)."""
+    """Block until both windows admit one more call (reserving `tokens`); returns the time of
+    admission, on Redis' clock (the clock the window is kept by)."""
 
     def _admit() -> float:
         _wait_for_pause(config, sleep)  # a pause holds even when no limit is configured
-        _take(config, _item(config["JOB_RATE_LIMIT_TOKENS"], config), TOKEN_KEY, tokens, sleep)
+        _take(config, _window(config, TOKEN_KEY, config["JOB_RATE_LIMIT_TOKENS"]), tokens, sleep)
         return _take(
-            config, _item(config["JOB_RATE_LIMIT_MAX"], config), LIMIT_KEY, 1, sleep, _fair_turn(config)
+            config, _window(config, LIMIT_KEY, config["JOB_RATE_LIMIT_MAX"]), 1, sleep, _fair_turn(config)
         )
 
     with _one_call(), waiting_for_slot():
@@ -261,9 +258,9 @@ def charge_tokens(
     config: Mapping[str, Any], tokens: int, sleep: Callable[[float], None] = interruptible_sleep
 ) -> None:
     """Charge tokens a call used beyond what it reserved (waiting for room, so later calls see them)."""
-    item = _item(config["JOB_RATE_LIMIT_TOKENS"], config)
+    window = _window(config, TOKEN_KEY, config["JOB_RATE_LIMIT_TOKENS"])
     with _one_call():
-        _through_outage(lambda: _take(config, item, TOKEN_KEY, tokens, sleep), sleep)
+        _through_outage(lambda: _take(config, window, tokens, sleep), sleep)
 
 
 def pause_calls(config: Mapping[str, Any], seconds: float) -> None:
