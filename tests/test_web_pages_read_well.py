@@ -141,6 +141,17 @@ def test_rq_dashboard_pages_link_our_favicon(app, client):
     assert head.count('<link rel="icon" type="image/svg+xml" href="/static/favicon.svg">') == 1
 
 
+@pytest.mark.parametrize("url", ["/admin/rq/", "/admin/rq/0/view/workers", "/admin/rq/0/view/jobs"])
+def test_rq_dashboard_pages_link_our_stylesheet_for_phones_after_their_own(app, client, url):
+    """Its tables scrolled sideways at 390 px; ours, loaded last, stacks them (see test_browser_layout)."""
+    sign_in(app, client, "root@example.com", admin=True)
+    head = _page(client, url).split("</head>")[0]
+
+    assert head.count('<link rel="stylesheet" href="/static/rq-dashboard.css">') == 1
+    assert head.rindex("rq-dashboard.css") > head.rindex("bootstrap.min.css")
+    assert client.get("/static/rq-dashboard.css").mimetype == "text/css"
+
+
 def test_rq_dashboard_data_stays_untouched(app, client):
     sign_in(app, client, "root@example.com", admin=True)
     response = client.get("/admin/rq/0/data/queues.json")
