@@ -392,25 +392,71 @@ def test_an_export_is_streamed_as_an_attachment(app, client, auth):
     response = client.get(f"/api/v3/workflow/{workflow_id}/export?format=md", headers=auth)
 
     assert response.status_code == 200 and response.is_streamed
-    assert response.headers["Content-Disposition"] == (
-        'attachment; filename="data-literacy-lesson-plans.md"; '
-        "filename*=UTF-8''Data%20literacy-lesson-plans.md"
-    )
+    assert response.headers["Content-Disposition"] == 'attachment; filename="Data literacy-lesson-plans.md"'
+    assert response.headers["Content-Type"] == "text/markdown; charset=utf-8"
     assert response.headers["Cache-Control"] == "private, no-store"
+    assert "Content-Length" not in response.headers and "ETag" not in response.headers
+
+
+ODD_TITLE = 'Statistics: Ünïcode & "quotes" / slashes'
+ODD_TITLE_FILE = "Statistics Ünïcode & 'quotes' slashes"
+
+
+def _disposition(header: str) -> tuple[str, str | None]:
+    """The plain `filename` (a token or a quoted string) and the decoded `filename*` of a
+    Content-Disposition that holds nothing else."""
+    match = re.fullmatch(
+        r'attachment; filename=(?:([!#$%&\'*+.^_`|~0-9A-Za-z-]+)|"((?:[^"\\]|\\.)*)")'
+        r"(?:; filename\*=UTF-8''([!#$&+.^_`|~0-9A-Za-z%-]+))?",
+        header,
+    )
+    assert match, header
+    token, quoted, encoded = match.groups()
+    plain = token if token is not None else re.sub(r"\\(.)", r"\1", quoted)
+    return plain, encoded and unquote(encoded)
 
 
 @pytest.mark.parametrize(
-    ("title", "ascii_name", "utf8_name"),
+    "url",
     [
-        ('Say "hi"; filename=evil.sh', "say-hi-filename-evil-sh", 'Say "hi"; filename=evil.sh'),
-        ("Line one\r\nSet-Cookie: x=1", "line-one-set-cookie-x-1", "Line one Set-Cookie: x=1"),
-        ("Données – été 🌞", "donnees-ete", "Données – été 🌞"),
-        ("../../etc/passwd", "etc-passwd", ".. .. etc passwd"),
-        ("🌞🌞", None, "🌞🌞"),
+        "/api/v3/workflow/{workflow}/export?format=md",
+        "/api/learning-paths/{path}/export?format=json",
+        "/workflows/{workflow}/export?format=json",
+        "/paths/{path}/export?format=md",
+    ],
+)
+def test_every_download_of_a_title_with_spaces_and_other_letters_names_a_sane_file(app, client, auth, url):
+    headers = auth if url.startswith("/api/") else None
+    if headers is None:
+        sign_in(app, client, "ada@example.com")
+    owner = _user_id(app, "designer@example.com" if headers else "ada@example.com")
+    workflow_id, path_id = seed_workflow(app, owner, title=ODD_TITLE), seed_path(app, owner, name=ODD_TITLE)
+
+    response = client.get(url.format(workflow=workflow_id, path=path_id), headers=headers)
+
+    kind = "lesson-plans" if "workflow" in url else "learning-path"
+    extension = url.rsplit("=", 1)[1]
+    plain, utf8 = _disposition(response.headers["Content-Disposition"])
+    assert utf8 == f"{ODD_TITLE_FILE}-{kind}.{extension}", "RFC 5987: the title's own letters"
+    assert plain == f"Statistics Unicode & 'quotes' slashes-{kind}.{extension}", "an ASCII fallback"
+    assert plain.isascii()
+
+
+@pytest.mark.parametrize(
+    ("title", "utf8_name", "ascii_name"),
+    [
+        ('Say "hi"; filename=evil.sh', None, "Say 'hi'; filename=evil.sh"),
+        ("Line one\r\nSet-Cookie: x=1", None, "Line one Set-Cookie x=1"),
+        ("Données – été 🌞", "Données – été 🌞", "Donnees  ete "),
+        ("../../etc/passwd", None, "etc passwd"),
+        ("C:\\Windows\\*.exe <a>|b?", None, "C Windows .exe a b"),
+        ("Right\u202eexe.md", None, "Right exe.md"),
+        ("🌞🌞", "🌞🌞", ""),
+        ("///", None, None),
     ],
 )
 def test_an_odd_title_gives_a_safe_filename_and_no_extra_header(
-    app, client, auth, title, ascii_name, utf8_name
+    app, client, auth, title, utf8_name, ascii_name
 ):
     owner = _user_id(app, "designer@example.com")
     workflow_id = seed_workflow(app, owner, title=title)
@@ -418,14 +464,9 @@ def test_an_odd_title_gives_a_safe_filename_and_no_extra_header(
     response = client.get(f"/api/v3/workflow/{workflow_id}/export?format=json", headers=auth)
 
     assert response.status_code == 200
-    header = response.headers["Content-Disposition"]
-    expected = f"{ascii_name}-lesson-plans.json" if ascii_name else "lesson-plans.json"
-    match = re.fullmatch(
-        r"attachment; filename=\"([a-z0-9.-]+)\"; filename\*=UTF-8''([A-Za-z0-9%._~-]+)", header
-    )
-    assert match, header
-    assert match.group(1) == expected
-    assert unquote(match.group(2)) == f"{utf8_name}-lesson-plans.json"
+    plain, utf8 = _disposition(response.headers["Content-Disposition"])
+    assert plain == (f"{ascii_name}-lesson-plans.json" if ascii_name is not None else "lesson-plans.json")
+    assert utf8 == (f"{utf8_name}-lesson-plans.json" if utf8_name else None)
     assert "Set-Cookie" not in response.headers
     assert response.get_json()["workflow"]["title"] == title
 
@@ -505,7 +546,7 @@ def test_the_download_buttons_in_chromium_save_what_the_database_holds(app, web,
     make_user(app, "ada@example.com")
     owner = _user_id(app, "ada@example.com")
     workflow_id = seed_workflow(app, owner, title="Données « été »")
-    path_id = seed_path(app, owner, name="Stats for nurses")
+    path_id = seed_path(app, owner, name=ODD_TITLE)
     browser_helpers.sign_in(page, web, "ada@example.com")
 
     page.goto(f"{web}/workflows/{workflow_id}")
@@ -521,9 +562,11 @@ def test_the_download_buttons_in_chromium_save_what_the_database_holds(app, web,
     assert lesson_plans_md[0] == "Données « été »-lesson-plans.md"
     assert lesson_plans_md[1].startswith("# Données « été »\n")
     assert "### Lesson 3: Lesson 2.3 (40 min)" in lesson_plans_md[1]
-    assert tree[0] == "Stats for nurses-learning-path.json"
+    assert tree[0] == f"{ODD_TITLE_FILE}-learning-path.json", (
+        "no quote, colon or slash for the browser to mangle"
+    )
     assert json.loads(tree[1])["concepts"] == tree_in_db(app, path_id)
-    assert tree_md[0] == "Stats for nurses-learning-path.md"
+    assert tree_md[0] == f"{ODD_TITLE_FILE}-learning-path.md"
     assert "#### 3.2.3 Unit 3.2.3\n\n_explanation_\n\nBody 3.2.3\n" in tree_md[1]
 
 

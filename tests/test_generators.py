@@ -10,7 +10,7 @@ import pytest
 from app.generators.errors import TransientGenerationError
 from app.generators.factory import build_generator
 from app.generators.offline import OfflineGenerator, split_minutes
-from app.generators.schemas import ConceptBrief, ModuleBrief
+from app.generators.schemas import ConceptBrief, ModuleBrief, PathBrief, SubConceptBrief
 from tests.services import ROOT
 
 BRIEF = ModuleBrief(
@@ -128,6 +128,74 @@ def test_same_concept_gives_the_same_sub_concepts_and_units():
     assert OfflineGenerator().sub_concepts(brief, lambda _: None) == OfflineGenerator().sub_concepts(
         brief, lambda _: None
     )
+
+
+PATH = PathBrief(name="Statistics for Nurses", topic="statistics", concept_count=3)
+CONCEPT = ConceptBrief(
+    path_name="Stats",
+    topic="statistics",
+    concept_name="Sampling",
+    concept_description="",
+    position=0,
+    total_concepts=3,
+)
+SUB_CONCEPT = SubConceptBrief(
+    topic="statistics",
+    concept_name="Sampling",
+    sub_concept_name="Examples: Sampling",
+    sub_concept_description="",
+    position=0,
+)
+
+
+def _everything(generator: OfflineGenerator) -> list[object]:
+    """One draft list of each kind the generator makes."""
+    return [
+        generator.concepts(PATH, lambda _: None),
+        generator.sub_concepts(CONCEPT, lambda _: None),
+        generator.knowledge_units(SUB_CONCEPT, lambda _: None),
+        generator.lesson_plans(BRIEF, lambda _: None),
+    ]
+
+
+def test_the_first_generation_reads_as_it_always_has():
+    """Tests and the README's examples quote the offline generator's first answers word for word."""
+    concepts, _, units, lessons = _everything(OfflineGenerator())
+
+    assert (concepts[0].name, concepts[0].description) == (
+        "Foundations of statistics",
+        "What Statistics for Nurses needs on foundations of statistics.",
+    )
+    kind = units[0].kind.capitalize()
+    assert units[0].content == f"{kind} of examples: sampling, part of sampling, for learners of statistics."
+    assert lessons[0].assessment.startswith("Short quiz on reading charts and a graded exercise: learners ")
+
+
+@pytest.mark.parametrize("regeneration", [1, 2, 3, 4])
+def test_each_regeneration_reads_differently_from_the_one_before(regeneration):
+    """A user who clicks Regenerate sees new text, as a model would give: every kind of draft differs."""
+    before = _everything(OfflineGenerator(regeneration=regeneration - 1))
+    after = _everything(OfflineGenerator(regeneration=regeneration))
+
+    for drafts_before, drafts_after in zip(before, after, strict=True):
+        assert drafts_before != drafts_after
+
+
+@pytest.mark.parametrize("regeneration", [0, 1, 5])
+def test_a_regeneration_reads_the_same_every_time_it_is_made(regeneration):
+    assert _everything(OfflineGenerator(regeneration=regeneration)) == _everything(
+        OfflineGenerator(regeneration=regeneration)
+    )
+
+
+def test_a_regeneration_keeps_the_shapes_other_tests_rely_on():
+    """Sub-concepts are named '<facet>: <concept>', concepts carry no ': ', lessons name their module."""
+    for regeneration in range(4):
+        concepts, subs, _, lessons = _everything(OfflineGenerator(regeneration=regeneration))
+        assert all(": " not in concept.name for concept in concepts)
+        assert all(sub.name.endswith(": Sampling") for sub in subs)
+        assert all("Reading charts" in lesson.title for lesson in lessons)
+        assert sum(lesson.duration_minutes for lesson in lessons) == 150
 
 
 @pytest.mark.parametrize(("total", "parts"), [(150, 3), (7, 3), (1, 1), (100, 7)])

@@ -460,6 +460,7 @@ def test_regenerating_one_concept_replaces_only_its_sub_concepts_and_units(app, 
     assert {c: t for c, t in after.items() if c != target} == {c: t for c, t in before.items() if c != target}
     decomposed_at, subs = after[target]
     assert subs and decomposed_at > asked and all(s[2] > asked for s in subs), "made again"
+    assert not _contents(after[target]) & _contents(before[target]), "worded anew: the user sees it was"
     units = sum(len(s[3]) for s in subs)
     assert (build["totalConcepts"], build["completedConcepts"]) == (1, 1)
     assert build["totalSubConcepts"] == build["completedSubConcepts"] == len(subs)
@@ -509,6 +510,7 @@ def test_regenerating_one_module_replaces_only_its_lessons(app, client, auth, wo
     with app.app_context():
         modules = _ids(app, Module, workflow_id=workflow_id)
     before = {m: _ids(app, LessonPlan, module_id=m) for m in modules}
+    assessments = _assessments(app, modules[1])
     calls = {m: _calls(app, module_id=m) for m in modules}
 
     response = client.post(
@@ -523,7 +525,49 @@ def test_regenerating_one_module_replaces_only_its_lessons(app, client, auth, wo
     after = {m: _ids(app, LessonPlan, module_id=m) for m in modules}
     assert after[modules[0]] == before[modules[0]] and after[modules[2]] == before[modules[2]]
     assert after[modules[1]] and not set(after[modules[1]]) & set(before[modules[1]])
+    assert not _assessments(app, modules[1]) & assessments, "worded anew: the user sees it was"
     assert {m: _calls(app, module_id=m) for m in modules} == calls | {modules[1]: calls[modules[1]] + 1}
+
+
+def _contents(concept: tuple[Any, list[Any]]) -> set[str]:
+    """The contents of a concept's units, from `_tree`."""
+    return {content for sub in concept[1] for _, _, content in sub[3]}
+
+
+def _assessments(app, module_id: int) -> set[str]:  # type: ignore[no-untyped-def]
+    with app.app_context():
+        return set(db.session.scalars(select(LessonPlan.assessment).where(LessonPlan.module_id == module_id)))
+
+
+def _texts(app, path_id: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """Every concept's name and description, and every unit's content, in tree order."""
+    with app.app_context():
+        path = db.session.get(LearningPath, path_id)
+        return [
+            text
+            for concept in path.concepts
+            for text in [concept.name, concept.description or ""]
+            + [unit.content for sub in concept.sub_concepts for unit in sub.knowledge_units]
+        ]
+
+
+@pytest.mark.slow
+def test_each_regenerate_with_the_offline_generator_reads_differently_from_the_one_before(
+    app, client, auth, workers
+):
+    """With the offline generator a Regenerate gave the very same text: nothing seemed to happen."""
+    path_id = create_path(client, auth, concepts=2)
+    workers()
+    wait_for_build(client, auth, start_build(client, auth, path_id))
+    texts = [_texts(app, path_id)]
+
+    for _ in range(2):
+        wait_for_build(client, auth, _build(client, auth, path_id, {"fresh": True}).get_json()["jobId"])
+        texts.append(_texts(app, path_id))
+
+    first, second, third = texts
+    assert first and second and third
+    assert second != first and third != second and third != first
 
 
 def _running_runs(app) -> int:  # type: ignore[no-untyped-def]

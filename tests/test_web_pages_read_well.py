@@ -6,6 +6,7 @@ rq-dashboard."""
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 
 import pytest
 from markupsafe import escape
@@ -55,10 +56,69 @@ def test_the_modules_box_reports_every_bad_line_and_saves_nothing(app, client):
         assert db.session.scalar(select(Workflow)) is None
 
 
+class _Inputs(HTMLParser):
+    """Each <input>'s attributes, in page order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inputs: list[dict[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "input":
+            self.inputs.append(dict(attrs))
+
+
+def _autocomplete(page: str) -> list[tuple[str | None, str | None, str | None]]:
+    """(type, id, autocomplete) of each field a person or a password manager fills."""
+    parser = _Inputs()
+    parser.feed(page)
+    return [
+        (i.get("type"), i.get("id"), i.get("autocomplete"))
+        for i in parser.inputs
+        if i.get("type") not in ("hidden", "submit")
+    ]
+
+
 def test_sign_in_fields_say_what_a_password_manager_should_fill(client):
-    page = _page(client, "/sign-in")
-    assert re.search(r'<input[^>]*autocomplete="username"[^>]*id="email"', page)
-    assert re.search(r'<input[^>]*autocomplete="current-password"[^>]*id="password"', page)
+    fields = _autocomplete(_page(client, "/sign-in"))
+
+    assert fields == [("text", "email", "username"), ("password", "password", "current-password")]
+
+
+def test_the_account_pages_password_fields_say_which_password_is_old_and_which_new(app, client):
+    sign_in(app, client, "ada@example.com")
+    page = _page(client, "/account")
+
+    assert _autocomplete(page) == [
+        ("email", "account-username", "username"),  # which account a saved password is for
+        ("password", "current_password", "current-password"),
+        ("password", "new_password", "new-password"),
+        ("password", "confirm", "new-password"),
+    ]
+    assert re.search(r'<input[^>]*id="account-username"[^>]*value="ada@example.com"', page)
+    parser = _Inputs()
+    parser.feed(page)
+    (username,) = [i for i in parser.inputs if i.get("id") == "account-username"]
+    assert "name" not in username and "readonly" in username and "hidden" in username, "never posted"
+
+
+def test_the_account_page_keeps_its_autocomplete_when_it_shows_an_error(app, client):
+    sign_in(app, client, "ada@example.com")
+    wrong = {
+        "current_password": "not it at all",
+        "new_password": "a-new-password",
+        "confirm": "a-new-password",
+    }
+
+    response = post_form(client, "/account/password", wrong, page="/account")
+
+    assert response.status_code == 422
+    assert [field[2] for field in _autocomplete(response.get_data(as_text=True))] == [
+        "username",
+        "current-password",
+        "new-password",
+        "new-password",
+    ]
 
 
 def test_every_page_links_our_favicon(app, client):
@@ -79,6 +139,17 @@ def test_rq_dashboard_pages_link_our_favicon(app, client):
     page = _page(client, "/admin/rq/")
     head = page.split("</head>")[0]
     assert head.count('<link rel="icon" type="image/svg+xml" href="/static/favicon.svg">') == 1
+
+
+@pytest.mark.parametrize("url", ["/admin/rq/", "/admin/rq/0/view/workers", "/admin/rq/0/view/jobs"])
+def test_rq_dashboard_pages_link_our_stylesheet_for_phones_after_their_own(app, client, url):
+    """Its tables scrolled sideways at 390 px; ours, loaded last, stacks them (see test_browser_layout)."""
+    sign_in(app, client, "root@example.com", admin=True)
+    head = _page(client, url).split("</head>")[0]
+
+    assert head.count('<link rel="stylesheet" href="/static/rq-dashboard.css">') == 1
+    assert head.rindex("rq-dashboard.css") > head.rindex("bootstrap.min.css")
+    assert client.get("/static/rq-dashboard.css").mimetype == "text/css"
 
 
 def test_rq_dashboard_data_stays_untouched(app, client):

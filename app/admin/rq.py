@@ -6,7 +6,8 @@ decodes dependency ids that rq 2.x already returns as str (a 500 for any job wit
 dependencies; the view below is the same without that bug); an unknown job, queue or page
 size was a 500 (now 404 or 400). Its forms post without CSRF tokens, so instead of a token
 every state-changing route takes only POST, from this very origin (scheme included). Its
-pages get a link back to the app, added to its HTML as it leaves (none of its files is copied).
+pages get a link back to the app and a stylesheet of ours for phones, added to its HTML as it
+leaves (none of its files is copied).
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def _outage_page(response: Response) -> Response:
 
 def _link_back_to_the_app(response: Response) -> Response:
     """Put a bar with links to the app's home and job queue at the top of each dashboard page,
-    and our favicon in its head (it has none: browsers asked for /favicon.ico, a 404)."""
+    and in its head our favicon (it has none: browsers asked for /favicon.ico, a 404) and our
+    stylesheet that stacks its tables on a phone (they scrolled sideways at 390 px)."""
     if response.mimetype != "text/html" or response.direct_passthrough or response.status_code != 200:
         return response
     bar = (
@@ -94,7 +96,8 @@ def _link_back_to_the_app(response: Response) -> Response:
         f'<a href="{url_for("admin.queue")}">Job queue</a></nav>'
     )
     icon = f'<link rel="icon" type="image/svg+xml" href="{url_for("static", filename="favicon.svg")}">'
-    html = response.get_data(as_text=True).replace("</head>", f"{icon}</head>", 1)
+    phone = f'<link rel="stylesheet" href="{url_for("static", filename="rq-dashboard.css")}">'
+    html = response.get_data(as_text=True).replace("</head>", f"{icon}{phone}</head>", 1)
     response.set_data(html.replace("<body>", f"<body>{bar}", 1))
     return response
 

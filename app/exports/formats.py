@@ -1,22 +1,21 @@
 """What every export shares: its formats, the schema version, chunking, JSON pieces written by
-hand (so a document can be streamed), one-line Markdown text and a safe attachment filename."""
+hand (so a document can be streamed), one-line Markdown text and a file name fit for any system."""
 
 from __future__ import annotations
 
 import enum
 import json
-import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 SCHEMA_VERSION = 1  # raise it whenever a key of the JSON documents changes meaning or goes away
 CHUNK_CHARS = 32 * 1024  # one write to the client; small pieces are gathered up to this size
 BATCH_ROWS = 200  # rows fetched from the database at a time
 FILENAME_STEM_CHARS = 80
+FORBIDDEN_IN_FILE_NAMES = frozenset("*/:<>?\\|")  # and '"': Windows refuses them all
 
 
 class ExportFormat(enum.StrEnum):
@@ -32,8 +31,8 @@ class ExportFormat(enum.StrEnum):
             raise ValueError(f"format must be 'md' or 'json', not {value!r}.") from None
 
     @property
-    def content_type(self) -> str:
-        return "text/markdown; charset=utf-8" if self is ExportFormat.MARKDOWN else "application/json"
+    def mimetype(self) -> str:
+        return "text/markdown" if self is ExportFormat.MARKDOWN else "application/json"
 
 
 @dataclass(frozen=True)
@@ -41,8 +40,7 @@ class Export:
     """A download: its headers and its body as a lazy stream of text chunks."""
 
     filename: str
-    content_disposition: str
-    content_type: str
+    mimetype: str  # Werkzeug adds `; charset=utf-8` to text types
     chunks: Iterator[str]
 
 
@@ -85,23 +83,27 @@ def one_line(text: str | None) -> str:
     return " ".join((text or "").split())
 
 
-def _ascii_stem(title: str) -> str:
-    folded = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode("ascii")
-    return re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")[:FILENAME_STEM_CHARS].strip("-")
-
-
 def attachment(title: str, kind: str, export_format: ExportFormat, chunks: Iterable[str]) -> Export:
-    """The export of `title` as a file named `<title as ASCII>-<kind>.<md|json>`.
+    """The export of `title` as a file named `<title>-<kind>.<md|json>`."""
+    return Export(download_name(title, kind, export_format), export_format.mimetype, chunked(chunks))
 
-    The plain `filename` is ASCII letters, digits and dashes only; `filename*` (RFC 6266) keeps
-    the title's own letters, percent-encoded, so no quote, newline or semicolon gets through.
-    """
-    stem = _ascii_stem(title)
-    filename = f"{stem}-{kind}.{export_format.value}" if stem else f"{kind}.{export_format.value}"
-    readable = re.sub(r"[\x00-\x1f\x7f/\\]+", " ", one_line(title))[:FILENAME_STEM_CHARS].strip()
-    utf8_name = f"{readable}-{kind}.{export_format.value}" if readable else filename
-    disposition = f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(utf8_name, safe='')}"
-    return Export(filename, disposition, export_format.content_type, chunked(chunks))
+
+def download_name(title: str, kind: str, export_format: ExportFormat) -> str:
+    """`<title>-<kind>.<md|json>`: the title's own letters kept, on one line, without what a file
+    name cannot hold on some system (a double quote becomes a single one, the rest a space) and
+    without leading dots (a hidden file). Werkzeug writes it into Content-Disposition."""
+    fit = one_line("".join(map(_fit_for_a_file_name, title))).lstrip(". ")
+    stem = fit[:FILENAME_STEM_CHARS].rstrip()
+    return f"{stem}-{kind}.{export_format.value}" if stem else f"{kind}.{export_format.value}"
+
+
+def _fit_for_a_file_name(char: str) -> str:
+    if char == '"':
+        return "'"
+    # Category C: control and format characters (a right-to-left override could disguise the extension).
+    if char in FORBIDDEN_IN_FILE_NAMES or unicodedata.category(char).startswith("C"):
+        return " "
+    return char
 
 
 def readable_time(moment: datetime) -> str:

@@ -3,6 +3,11 @@
 Knobs for demos and tests: a latency per call (so progress can be watched), a rate of
 injected transient failures, and a title fragment that makes matching input fail on every
 attempt (so retries run out).
+
+A regenerate must visibly do something, as a model's new answer would: the n-th regeneration
+(`regeneration`, 0 for the first generation) draws its choices from its own seed and words
+its descriptions, contents and assessments the n-th way, so it never reads like the one before
+it. The first generation always reads the same, and so does the n-th: tests stay reproducible.
 """
 
 from __future__ import annotations
@@ -42,16 +47,38 @@ _ANGLES = [
     "Evaluating",
     "Extending",
 ]
+# Each concept angle as the first generation says it, then as regenerations may (in teaching order).
 _CONCEPT_ANGLES = [
-    "Foundations of",
-    "Core vocabulary of",
-    "Tools for",
-    "Methods in",
-    "Patterns in",
-    "Quality and ethics in",
-    "Applying",
-    "Advanced topics in",
+    ("Foundations of", "First principles of", "Groundwork in"),
+    ("Core vocabulary of", "Key terms in", "The language of"),
+    ("Tools for", "Instruments of", "Toolkits for"),
+    ("Methods in", "Techniques in", "Approaches to"),
+    ("Patterns in", "Recurring structures in", "Regularities in"),
+    ("Quality and ethics in", "Good practice in", "Responsible practice in"),
+    ("Applying", "Putting to work", "Using"),
+    ("Advanced topics in", "Further study in", "Frontiers of"),
 ]
+# Wordings, the first generation's first; `{}` fields are filled by name.
+_CONCEPT_DESCRIPTIONS = (
+    "What {name} needs on {angle} {topic}.",
+    "{Angle} {topic}, as {name} needs it.",
+    "For {name}: {angle} {topic}, from the ground up.",
+)
+_SUB_CONCEPT_DESCRIPTIONS = (
+    "The {facet} of {concept}.",
+    "{Facet} of {concept}, step by step.",
+    "A closer look at the {facet} of {concept}.",
+)
+_UNIT_CONTENTS = (
+    "{Kind} of {sub}, part of {concept}, for learners of {topic}.",
+    "For learners of {topic}: {kind} of {sub}, within {concept}.",
+    "{Kind} on {sub} ({concept}), written for learners of {topic}.",
+)
+_ASSESSMENTS = (
+    "Short quiz on {module} and a graded exercise: learners {verb} the lesson's ideas to a new case.",
+    "Exit ticket on {module}, then a marked task: learners {verb} the lesson's ideas to a case of their own.",
+    "Peer-reviewed task on {module}: learners {verb} the lesson's ideas to a case from their work.",
+)
 _FACETS = ["Definition", "Motivation", "Mechanics", "Examples", "Pitfalls", "Practice", "Assessment"]
 _UNIT_KINDS = ["explanation", "worked example", "exercise", "quiz", "summary"]
 _ACTIVITY_KINDS = [
@@ -73,6 +100,13 @@ def _rng(*parts: object) -> random.Random:
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
+def _worded(wordings: tuple[str, ...], regeneration: int, **fields: str) -> str:
+    """The regeneration's wording (cycling, so two in a row differ), with `{field}` filled in as
+    given and `{Field}` capitalised."""
+    capitalised = {name.capitalize(): value[:1].upper() + value[1:] for name, value in fields.items()}
+    return wordings[regeneration % len(wordings)].format(**fields, **capitalised)
+
+
 def split_minutes(total: int, parts: int) -> list[int]:
     """Split `total` into `parts` whole numbers that differ by at most one and sum to it."""
     base, extra = divmod(total, parts)
@@ -80,16 +114,23 @@ def split_minutes(total: int, parts: int) -> list[int]:
 
 
 class OfflineGenerator:
-    def __init__(self, latency_ms: int = 0, failure_rate: float = 0.0, fail_on: str = "") -> None:
+    def __init__(
+        self, latency_ms: int = 0, failure_rate: float = 0.0, fail_on: str = "", regeneration: int = 0
+    ) -> None:
         self.latency_ms = latency_ms
         self.failure_rate = failure_rate
         self.fail_on = fail_on
+        self.regeneration = regeneration
+
+    def _seeded(self, *parts: object) -> random.Random:
+        """The draws for `parts`: the first generation's as ever, each regeneration's its own."""
+        return _rng(*parts, *([f"regeneration {self.regeneration}"] if self.regeneration else []))
 
     def lesson_plans(self, brief: ModuleBrief, progress: ProgressCallback) -> list[LessonPlanDraft]:
         self._work(brief.module_title, progress)
         total_minutes = max(1, round(brief.contact_hours * 60))
         count = max(1, math.ceil(total_minutes / LESSON_MINUTES))
-        rng = _rng(brief.topic, brief.audience, brief.module_title, brief.contact_hours)
+        rng = self._seeded(brief.topic, brief.audience, brief.module_title, brief.contact_hours)
         first_angle = rng.randrange(len(_ANGLES))  # one start per module: its titles differ
         return [
             self._lesson(brief, order, minutes, rng, first_angle)
@@ -99,39 +140,55 @@ class OfflineGenerator:
     def concepts(self, brief: PathBrief, progress: ProgressCallback) -> list[ConceptDraft]:
         self._work(brief.name, progress)
         count = brief.concept_count or DEFAULT_CONCEPTS
-        angles = _CONCEPT_ANGLES  # foundations first: a teaching order
+        # Foundations first: a teaching order, each angle worded as this regeneration words it.
+        angles = [wordings[self.regeneration % len(wordings)] for wordings in _CONCEPT_ANGLES]
         return [
             ConceptDraft(
                 name=f"{angles[i % len(angles)]} {brief.topic}"
                 + (f" ({i // len(angles) + 1})" if i >= len(angles) else ""),
-                description=f"What {brief.name} needs on {angles[i % len(angles)].lower()} {brief.topic}.",
+                description=_worded(
+                    _CONCEPT_DESCRIPTIONS,
+                    self.regeneration,
+                    name=brief.name,
+                    angle=angles[i % len(angles)].lower(),
+                    topic=brief.topic,
+                ),
             )
             for i in range(count)
         ]
 
     def sub_concepts(self, brief: ConceptBrief, progress: ProgressCallback) -> list[SubConceptDraft]:
         self._work(brief.concept_name, progress)
-        rng = _rng("sub-concepts", brief.topic, brief.concept_name)
+        rng = self._seeded("sub-concepts", brief.topic, brief.concept_name)
         facets = rng.sample(_FACETS, rng.randint(3, 5))
         return [
             SubConceptDraft(
                 name=f"{facet}: {brief.concept_name}",
-                description=f"The {facet.lower()} of {brief.concept_name.lower()}.",
+                description=_worded(
+                    _SUB_CONCEPT_DESCRIPTIONS,
+                    self.regeneration,
+                    facet=facet.lower(),
+                    concept=brief.concept_name.lower(),
+                ),
             )
             for facet in facets
         ]
 
     def knowledge_units(self, brief: SubConceptBrief, progress: ProgressCallback) -> list[KnowledgeUnitDraft]:
         self._work(brief.sub_concept_name, progress)
-        rng = _rng("units", brief.topic, brief.sub_concept_name)
+        rng = self._seeded("units", brief.topic, brief.sub_concept_name)
         kinds = rng.sample(_UNIT_KINDS, rng.randint(2, 4))
         return [
             KnowledgeUnitDraft(
                 title=f"{kind.capitalize()}: {brief.sub_concept_name}",
                 kind=kind,
-                content=(
-                    f"{kind.capitalize()} of {brief.sub_concept_name.lower()}, part of "
-                    f"{brief.concept_name.lower()}, for learners of {brief.topic}."
+                content=_worded(
+                    _UNIT_CONTENTS,
+                    self.regeneration,
+                    kind=kind,
+                    sub=brief.sub_concept_name.lower(),
+                    concept=brief.concept_name.lower(),
+                    topic=brief.topic,
                 ),
             )
             for kind in kinds
@@ -175,9 +232,8 @@ class OfflineGenerator:
             for (name, kind), share in zip(kinds, split_minutes(minutes, len(kinds)), strict=True)
             if share > 0
         ]
-        assessment = (
-            f"Short quiz on {brief.module_title.lower()} and a graded exercise: "
-            f"learners {verbs[1].lower()} the lesson's ideas to a new case."
+        assessment = _worded(
+            _ASSESSMENTS, self.regeneration, module=brief.module_title.lower(), verb=verbs[1].lower()
         )
         return LessonPlanDraft(
             title=title,

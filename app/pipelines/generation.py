@@ -33,23 +33,30 @@ T = TypeVar("T")
 NEXT_SLOT_TOLERANCE_S = 1.0
 
 
-def build_pipeline_generator(config: Any, fresh: bool = False) -> Generator:
+def build_pipeline_generator(config: Any, fresh: bool = False, regeneration: int = 0) -> Generator:
     """The configured generator, given the pipelines' limiter, memo and shared notes."""
-    return build_generator(config, fresh=fresh, services=PipelineProviderServices(config))
+    services = PipelineProviderServices(config)
+    return build_generator(config, fresh=fresh, services=services, regeneration=regeneration)
 
 
 def call_generator(
-    kind: str, call: Callable[[Generator], T], fresh: bool = False, work: Claim | None = None, **ids: Any
+    kind: str,
+    call: Callable[[Generator], T],
+    regeneration: int = 0,
+    work: Claim | None = None,
+    **ids: Any,
 ) -> T:
     """Make one generation with the configured generator, within the shared limits, and record
     it with `ids` (build_id, step_id, workflow_id, module_id), the model and the tokens used.
+    `regeneration`: 0 may reuse stored answers; n ≥ 1 asks the model again, for the n-th fresh
+    build or run of the path or workflow (the offline generator then words its drafts the n-th way).
     `work`, the claim on the step or module the call is for, is told of every wait.
     The caller's transaction ends here (see `release_connection`): call it with nothing uncommitted."""
     config = current_app.config
     # Read before the connection goes back (nothing reads during waits), and only when it is used.
     owner = owner_of_call(ids) if takes_fair_turns(config) else None
     release_connection()
-    generator = build_pipeline_generator(config, fresh=fresh)
+    generator = build_pipeline_generator(config, fresh=regeneration > 0, regeneration=regeneration)
     waits = RateLimitWaits(work, kind)
     with waits_reported_to(waits), calls_owned_by(owner):
         return _call_and_record(config, generator, kind, call, ids, waits)
@@ -73,7 +80,7 @@ def generate_under_lease(
     work: Claim,
     kind: str,
     call: Callable[[Generator, ProgressCallback], T],
-    fresh: bool,
+    regeneration: int,
     still_wanted: Callable[[], bool] | None = None,
     **ids: Any,
 ) -> T:
@@ -82,7 +89,7 @@ def generate_under_lease(
     return run_under_lease(
         work,
         lambda progress: call_generator(
-            kind, lambda generator: call(generator, progress), fresh=fresh, work=work, **ids
+            kind, lambda generator: call(generator, progress), regeneration=regeneration, work=work, **ids
         ),
         still_wanted=still_wanted,
     )

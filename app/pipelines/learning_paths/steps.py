@@ -124,7 +124,7 @@ def _generate(
 ) -> Any:
     """Run one generation under the step's lease, within the shared limits."""
     engine = db.engine
-    fresh = db.session.scalar(select(Build.force_fresh).where(Build.id == step.build_id))
+    regeneration = _regeneration(step.build_id)
 
     def still_wanted() -> bool:
         with engine.connect() as conn:
@@ -135,11 +135,23 @@ def _generate(
         work,
         kind,
         call,
-        fresh=bool(fresh),
+        regeneration=regeneration,
         still_wanted=still_wanted,
         build_id=step.build_id,
         step_id=step.id,
     )
+
+
+def _regeneration(build_id: str) -> int:
+    """0 for a build that reuses what is stored; for a fresh one (a regenerate), which fresh build
+    of its path it is, counting from 1: every step of a build draws the same, the next differs."""
+    build = db.session.execute(
+        select(Build.path_id, Build.created_at, Build.force_fresh).where(Build.id == build_id)
+    ).one()
+    if not build.force_fresh:
+        return 0
+    earlier = (Build.path_id == build.path_id) & Build.force_fresh & (Build.created_at <= build.created_at)
+    return db.session.scalar(select(func.count(Build.id)).where(earlier)) or 1
 
 
 # --- the orchestrator: concepts ----------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 
 from redis.exceptions import RedisError
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.database import execute_dml, utcnow
@@ -203,12 +203,12 @@ def generate_module_lesson_plans(module_id: int) -> str:
 def _produce_lesson_plans(module: Module, work: claims.Claim) -> list[LessonPlanDraft]:
     module_event(module, "progress", status=WorkStatus.RUNNING, attempt=module.attempts)
     db.session.commit()
-    brief, fresh = _module_brief(module), _asked_fresh(module.workflow_id)
+    brief, regeneration = _module_brief(module), _regeneration(module.workflow_id)
     return generate_under_lease(
         work,
         "lesson-plans",
         lambda generator, progress: generator.lesson_plans(brief, progress=progress),
-        fresh=fresh,
+        regeneration=regeneration,
         workflow_id=module.workflow_id,
         module_id=module.id,
     )
@@ -243,15 +243,22 @@ def _module_brief(module: Module) -> ModuleBrief:
     )
 
 
-def _asked_fresh(workflow_id: str) -> bool:
-    """Whether the running run asked for a fresh generation (past the memo)."""
-    return bool(
-        db.session.scalar(
-            select(LessonPlanRun.force_fresh).where(
-                LessonPlanRun.workflow_id == workflow_id, LessonPlanRun.status == RunStatus.RUNNING
-            )
+def _regeneration(workflow_id: str) -> int:
+    """0 unless the running run asked for a fresh generation (past the memo); then which fresh
+    run of the workflow it is, counting from 1, so the next regenerate differs from this one."""
+    run = db.session.execute(
+        select(LessonPlanRun.created_at, LessonPlanRun.force_fresh).where(
+            LessonPlanRun.workflow_id == workflow_id, LessonPlanRun.status == RunStatus.RUNNING
         )
+    ).first()
+    if run is None or not run.force_fresh:
+        return 0
+    earlier = (
+        (LessonPlanRun.workflow_id == workflow_id)
+        & LessonPlanRun.force_fresh
+        & (LessonPlanRun.created_at <= run.created_at)
     )
+    return db.session.scalar(select(func.count(LessonPlanRun.id)).where(earlier)) or 1
 
 
 def _store_lesson_plans(work: claims.Claim, drafts: list[LessonPlanDraft]) -> bool:
