@@ -56,8 +56,10 @@ class RedisServer:
         password: str | None = None,
         tls: bool = False,
         extra_args: list[str] | None = None,
+        binary: str | None = None,
     ) -> None:
         self.workdir = workdir
+        self.binary = binary or redis_server_binary()
         self.port = free_port()
         self.password, self.tls = password, tls
         self.extra_args = extra_args or []
@@ -94,7 +96,7 @@ class RedisServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [
-                redis_server_binary(),
+                self.binary,
                 "--port",
                 str(self.port),
                 "--bind",

