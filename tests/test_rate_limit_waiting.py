@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,7 +25,7 @@ from app.extensions import db
 from app.jobs import claims
 from app.jobs.limiter import wait_for_slot, waits_reported_to
 from app.models import Build, BuildStep, GeneratorCall, LearningPath, Module, User, Workflow, WorkStatus
-from app.pipelines.generation import RateLimitWaits
+from app.pipelines.generation import RateLimitWaits, build_pipeline_generator
 from app.pipelines.learning_paths.status import estimated_seconds_left
 from app.pipelines.learning_paths.steps import generate_concepts
 from app.pipelines.lesson_plans.status import estimated_seconds_left as module_seconds_left
@@ -91,9 +93,11 @@ def test_a_row_waiting_for_a_slot_shows_its_next_slot_then_adds_up_its_wait(app)
             time.sleep(seconds)
 
         asked = utcnow()
-        with waits_reported_to(RateLimitWaits(work, "lesson-plans")):
+        waits = RateLimitWaits(work, "lesson-plans")
+        with waits_reported_to(waits):
             wait_for_slot(config, sleep=sleep_and_look)
         waited_ms = (utcnow() - asked).total_seconds() * 1000
+        waits.written()  # the wait's end is written beside the call it let go
 
         next_slot_at, waiting = seen[0]
         assert waiting and next_slot_at is not None
@@ -140,8 +144,10 @@ def test_a_wait_that_cannot_be_recorded_does_not_fail_the_call(app, caplog):
         with db.engine.begin() as conn:  # the row's table is gone for a moment: every write fails
             conn.execute(text("ALTER TABLE modules RENAME TO modules_away"))
         try:
-            with caplog.at_level(logging.WARNING), waits_reported_to(RateLimitWaits(work, "lesson-plans")):
+            waits = RateLimitWaits(work, "lesson-plans")
+            with caplog.at_level(logging.WARNING), waits_reported_to(waits):
                 admitted = wait_for_slot(config)
+                waits.written()
         finally:
             with db.engine.begin() as conn:
                 conn.execute(text("ALTER TABLE modules_away RENAME TO modules"))
@@ -170,8 +176,11 @@ def test_a_providers_own_waits_are_kept_on_its_step_and_apart_from_work_in_its_c
         app.config.update(JOB_RATE_LIMIT_MAX=1, JOB_RATE_LIMIT_DURATION=3000)
         build_id = start_build(client, auth, create_path(client, auth, concepts=2))
         with app.app_context():
-            wait_for_slot(app.config)  # the window's one slot is taken
             (step_id,) = db.session.scalars(select(BuildStep.id).where(BuildStep.build_id == build_id))
+            # The first provider generator of a process imports openai (seconds): done here, so
+            # the slot taken next is still taken when the step asks for one.
+            build_pipeline_generator(app.config)
+            wait_for_slot(app.config)  # the window's one slot is taken
 
             generate_concepts(step_id)  # the openai generator waits inside its call
 
@@ -182,6 +191,64 @@ def test_a_providers_own_waits_are_kept_on_its_step_and_apart_from_work_in_its_c
     assert step.rate_limit_waited_ms >= 500 and step.work_ms == step.duration_ms - step.rate_limit_waited_ms
     assert abs(call.waited_ms - step.rate_limit_waited_ms) < 50
     assert call.duration_ms < step.duration_ms - 400, "the call's duration is its work alone"
+
+
+@contextmanager
+def _step_row_locked(app: Flask, step_id: int) -> Iterator[None]:
+    """Another connection holds a lock the step's own writes wait for: SQLite's write lock, or on
+    PostgreSQL the step's row."""
+    with app.app_context():
+        engine = db.engine
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.begin()
+            conn.execute(select(BuildStep.id).where(BuildStep.id == step_id).with_for_update())
+        try:
+            yield
+        finally:
+            conn.rollback()
+
+
+def test_a_call_let_go_by_the_limiter_goes_out_while_its_wait_is_still_being_written(app, client, auth):
+    """The write that ends a wait waited on a busy database before the call went out, so an
+    admitted call could reach the provider a long moment late, beside calls admitted after it."""
+    with FakeChatServer() as fake:
+        app.config.update(llm_settings(fake), OPENAI_TIMEOUT_S=5.0, OPENAI_COOLDOWN_S=0.2)
+        app.config.update(JOB_RATE_LIMIT_MAX=1, JOB_RATE_LIMIT_DURATION=1500, JOB_RATE_LIMIT_MARGIN_MS=0)
+        build_id = start_build(client, auth, create_path(client, auth, concepts=2))
+        with app.app_context():
+            (step_id,) = db.session.scalars(select(BuildStep.id).where(BuildStep.build_id == build_id))
+            build_pipeline_generator(app.config)  # openai imported before the slot is taken
+            wait_for_slot(app.config)  # the window's one slot is taken
+
+        def run_step() -> None:
+            with app.app_context():
+                generate_concepts(step_id)
+
+        def showing_its_wait() -> bool:
+            with app.app_context():
+                return (
+                    db.session.scalar(
+                        select(BuildStep.rate_limit_next_slot_at).where(BuildStep.id == step_id)
+                    )
+                    is not None
+                )
+
+        step_thread = threading.Thread(target=run_step, daemon=True)
+        step_thread.start()
+        wait_until(showing_its_wait, timeout=10, message="the step to say it waits")
+        with _step_row_locked(app, step_id):
+            wait_until(
+                lambda: fake.log, timeout=5, message="the call to reach the provider while the row is locked"
+            )
+        step_thread.join(30)
+
+        with app.app_context():
+            step = db.session.get(BuildStep, step_id)
+            assert step.status == "completed" and len(fake.log) == 1
+            assert step.rate_limit_waited_ms >= 500 and step.rate_limit_next_slot_at is None
 
 
 # --- a build under a tight limit, with real workers ----------------------------------------

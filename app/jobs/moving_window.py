@@ -9,7 +9,7 @@ order. Here one Lua script reads Redis' `TIME`, prunes, checks and records in on
 are ordered as Redis runs them, and the window can be a little longer than the provider's (the
 margin) to absorb the time from admission to the request reaching the provider.
 
-An admission is one member of a sorted set scored by its time in ms (`<seq>:<units>`), with the
+An admission is one member of a sorted set scored by its time in ms (`<ms>-<seq>:<units>`), with the
 window's running total beside it; units leaving the window are subtracted as they are pruned, so
 an admission costs O(log n) however large the cap (a token cap of 90,000 is not 90,000 entries).
 """
@@ -65,7 +65,7 @@ if total + units > limit then
 end
 
 local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
-redis.call('ZADD', KEYS[1], now, seq .. ':' .. units)
+redis.call('ZADD', KEYS[1], now, now .. '-' .. seq .. ':' .. units)  -- unique if seq was lost
 redis.call('HSET', KEYS[2], 'total', total + units)
 redis.call('PEXPIRE', KEYS[1], window + 1000)
 redis.call('PEXPIRE', KEYS[2], window + 1000)

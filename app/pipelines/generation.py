@@ -8,12 +8,13 @@ working. One log line per wait.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import case, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -58,8 +59,11 @@ def call_generator(
     release_connection()
     generator = build_pipeline_generator(config, fresh=regeneration > 0, regeneration=regeneration)
     waits = RateLimitWaits(work, kind)
-    with waits_reported_to(waits), calls_owned_by(owner):
-        return _call_and_record(config, generator, kind, call, ids, waits)
+    try:
+        with waits_reported_to(waits), calls_owned_by(owner):
+            return _call_and_record(config, generator, kind, call, ids, waits)
+    finally:
+        waits.written()
 
 
 def release_connection() -> None:
@@ -163,13 +167,20 @@ class RateLimitWaits:
     """Counts one generation's waits for the limiter and logs each once; with `work`, also keeps
     the claimed row's: `rate_limit_next_slot_at` while it waits, `rate_limit_waited_ms` summed
     when it goes on. Writes in their own transactions, fenced by the claim, like the lease
-    renewals."""
+    renewals.
+
+    The write that ends a wait runs beside the call, not before it: a write can wait on a busy
+    database for a long moment, and a call admitted by the limiter but held back that long reaches
+    the provider late, in the provider's next window with the calls admitted after it: one too
+    many there. The writes stay in order (each waits for the one before), and `written()` waits
+    for the last before the step goes on to store."""
 
     def __init__(self, work: Claim | None, kind: str) -> None:
         self.work, self.kind = work, kind
         self.since: float | None = None
         self.shown_slot_at: float | None = None
         self.waited_ms = 0
+        self._writing: threading.Thread | None = None
 
     def waiting(self, next_slot_at: float) -> None:
         now = time.time()
@@ -193,15 +204,35 @@ class RateLimitWaits:
         self.since = self.shown_slot_at = None
         self.waited_ms += waited_ms
         if self.work is not None:
-            self._write(
-                rate_limit_next_slot_at=None,
-                rate_limit_waited_ms=self.work.model.rate_limit_waited_ms + waited_ms,
+            self.written()
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+            values = {
+                "rate_limit_next_slot_at": None,
+                "rate_limit_waited_ms": self.work.model.rate_limit_waited_ms + waited_ms,
+            }
+            self._writing = threading.Thread(
+                target=self._write_in, args=(app, values), name="rate-limit-wait-record", daemon=True
             )
+            self._writing.start()
+
+    def written(self) -> None:
+        """Wait for the record of the last wait to be written."""
+        if self._writing is not None:
+            self._writing.join()
+            self._writing = None
+
+    def _write_in(self, app: Flask, values: dict[str, Any]) -> None:
+        with app.app_context():
+            self._execute(values)
 
     def _write(self, **values: Any) -> None:
+        if self.work is not None:
+            self.written()
+            self._execute(values)
+
+    def _execute(self, values: dict[str, Any]) -> None:
         """Best effort: a database blip must not fail the call it reports on."""
-        if self.work is None:
-            return
+        assert self.work is not None
         try:
             with db.engine.begin() as conn:
                 conn.execute(update(self.work.model).where(self.work.held).values(**values))
