@@ -36,11 +36,8 @@ from typing import Any
 
 from bench.sse import _request
 
-TRIGGERS = (
-    "progress",
-    "error",
-    "completed",
-)  # the panel's `hx-trigger`: sse:progress, sse:error, sse:completed
+# The events the panel's `hx-trigger` listens to (sse:progress, sse:error, sse:completed).
+TRIGGERS = ("progress", "error", "completed")
 REQUEST_TIMEOUT_S = 30.0
 SETTLE_S = 0.02  # htmx's default settle delay
 STATIC = re.compile(r'(?:src|href)="(/static/[^"]+)"')

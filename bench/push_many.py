@@ -249,7 +249,7 @@ def _own_cpu(pid: int) -> float:
 
 def push_pages_many(quick: bool) -> dict[str, Any]:
     """Pages (modelled) on builds in progress, K real Chromium pages beside them, probes."""
-    users, per_build, browsers, baseline_s, hold_s = (4, 5, 2, 4, 12) if quick else (40, 5, 10, 20, 60)
+    users, per_build, browsers, baseline_s, hold_s = (4, 5, 2, 3, 10) if quick else (40, 5, 10, 20, 60)
     # Quick: short stream lifetimes, so the reconnects (and their panel requests) are compared too.
     lifetime_s = 10 if quick else 300
     settings = {"GENERATOR_LATENCY_MS": 1000, "POLL_INTERVAL_S": 3, "SSE_MAX_STREAM_S": lifetime_s}
