@@ -1,6 +1,7 @@
 """`python -m bench [--quick] [--output FILE]`: pipeline overhead against bare RQ, chain
 latency, status cost, parallel speed-up, a large build, 1,000 live SSE viewers (bench/sse.py),
-pages live by push in Chromium (bench/push.py) and worker density: calls in flight, memory and
+pages live by push in Chromium (bench/push.py), 200 such pages on builds in progress
+(bench/push_many.py) and worker density: calls in flight, memory and
 the rate limit (bench/density.py); prints figures, writes JSON."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bench import density
 from bench.fairshare import rate_limit_share, small_build_under_load, work_conservation
 from bench.harness import deployment, median, percentile, rss_peak_kb, start_path_build, wait_build
 from bench.push import push_pages
+from bench.push_many import push_pages_many
 from bench.sse import sse_viewers
 from tests.helpers.workers import rq_registries_empty
 from tests.services import wait_until
@@ -303,6 +305,7 @@ BENCHMARKS = {
     "scale": scale,
     "sse_viewers": sse_viewers,
     "push_pages": push_pages,
+    "push_pages_many": push_pages_many,
     "density_in_flight": density.in_flight,
     "density_rate_limit": density.rate_limit,
     "fair_small_build_under_load": small_build_under_load,

@@ -226,7 +226,8 @@ def _ms(value: float) -> float | None:
     return round(value, 1) if math.isfinite(value) else None
 
 
-def _summary(load: Load, memory_mb: float, seconds: float) -> dict[str, Any]:
+def probe_figures(load: Load) -> dict[str, Any]:
+    """Each probe's answers, failures and percentiles."""
     probes = {}
     for name, latencies in load.probes.items():
         failed = load.probe_failures[name]
@@ -238,12 +239,16 @@ def _summary(load: Load, memory_mb: float, seconds: float) -> dict[str, Any]:
             "p99_ms": _ms(percentile(every, 0.99)),
             "max_ms": round(max(latencies), 1) if latencies else None,
         }
+    return probes
+
+
+def _summary(load: Load, memory_mb: float, seconds: float) -> dict[str, Any]:
     return {
         "streams_open_peak": load.open_peak,
         "stream_answers": dict(sorted(load.statuses.items())),
         "events_received": load.events,
         "viewer_errors": load.errors,
-        "probes": probes,
+        "probes": probe_figures(load),
         "web_pss_mb": memory_mb,
         "seconds": round(seconds, 1),
     }
