@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
 from flask import current_app
+from redis import Redis
+from redis.commands.core import Script
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.executions import ExecutionRegistry
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
+from rq.queue import Queue
 from rq.types import FunctionReferenceType
 
 from app.database import utcnow
@@ -106,16 +111,115 @@ def enqueue_unique(
     config = current_app.config
     try:
         get_queue(queue_name).enqueue(
-            func,
-            *args,
-            job_id=job_id,
-            at_front=at_front,
-            unique=True,
-            retry=retry_policy(config),
-            job_timeout=config["JOB_TIMEOUT_S"],
-            result_ttl=config["JOB_KEEP_COMPLETED_S"],
-            failure_ttl=config["JOB_KEEP_FAILED_S"],
+            func, *args, job_id=job_id, at_front=at_front, unique=True, **_job_options(config)
         )
     except DuplicateJobError:
         return False
     return True
+
+
+def _job_options(config: Any) -> dict[str, Any]:
+    """What every job of ours carries: the retry policy, its timeout and how long RQ keeps it."""
+    return {
+        "retry": retry_policy(config),
+        "job_timeout": config["JOB_TIMEOUT_S"],
+        "result_ttl": config["JOB_KEEP_COMPLETED_S"],
+        "failure_ttl": config["JOB_KEEP_FAILED_S"],
+    }
+
+
+@dataclass(frozen=True)
+class UniqueJob:
+    """One job of a batch for `enqueue_many_unique`: `func(*args)` on `queue_name` as `job_id`."""
+
+    queue_name: str
+    func: str  # a dotted path: the name RQ stores either way
+    args: tuple[Any, ...]
+    job_id: str
+
+
+# RQ's own unique enqueue (rq.scripts.UNIQUE_ENQUEUE_SCRIPT) for a whole batch, with our liveness
+# check folded in: per job 1 = enqueued, 0 = a live job holds the id, 2 = a finished or failed
+# one does (the caller deletes it with RQ's bookkeeping and enqueues that job alone).
+_ENQUEUE_MANY_UNIQUE = """
+local live = {queued = true, started = true, scheduled = true, deferred = true}
+local results, at = {}, 2
+for i = 1, tonumber(ARGV[1]) do
+    local job_key, queue_key = KEYS[2 * i], KEYS[2 * i + 1]
+    local job_id, push, ttl, fields = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
+    local first = at + 4
+    at = first + fields
+    if redis.call("EXISTS", job_key) == 1 then
+        results[i] = live[redis.call("HGET", job_key, "status")] and 0 or 2
+    else
+        redis.call("HSET", job_key, unpack(ARGV, first, at - 1))
+        if ttl > 0 then
+            redis.call("EXPIRE", job_key, ttl)
+        end
+        redis.call(push, queue_key, job_id)
+        redis.call("SADD", KEYS[1], queue_key)
+        results[i] = 1
+    end
+end
+return results
+"""
+_scripts: list[Script] = []
+
+
+def enqueue_many_unique(jobs: Sequence[UniqueJob], at_front: bool = False) -> int:
+    """Enqueue each job unless a job with its id is alive, as `enqueue_unique` does, in one
+    round trip to Redis (one Lua script) instead of three a job; returns how many were enqueued.
+
+    Atomic per batch, so two callers racing on the same ids enqueue each once. RQ's own
+    `enqueue_many` has no unique check, hence the script."""
+    if not jobs:
+        return 0
+    redis, config = get_redis(), current_app.config
+    queues: dict[str, Queue] = {}
+    keys: list[Any] = [Queue.redis_queues_keys]
+    args: list[Any] = [len(jobs)]
+    for unique_job in jobs:
+        queue = queues.setdefault(unique_job.queue_name, get_queue(unique_job.queue_name))
+        job = _prepared_job(queue, unique_job, config)
+        keys += [job.key, queue.key]
+        fields = _hash_fields(job)
+        args += [job.id, "LPUSH" if at_front else "RPUSH", job.ttl or -1, len(fields), *fields]
+    results = cast(list[int], _enqueue_many_script(redis)(keys=keys, args=args, client=redis))
+    blocked = [unique_job for unique_job, result in zip(jobs, results, strict=True) if result == 2]
+    return results.count(1) + sum(
+        enqueue_unique(job.queue_name, job.func, *job.args, job_id=job.job_id, at_front=at_front)
+        for job in blocked
+    )
+
+
+def _prepared_job(queue: Queue, unique_job: UniqueJob, config: Any) -> Job:
+    """The job as RQ's `Queue.enqueue` would save it (status queued, origin, enqueued_at)."""
+    options = _job_options(config)
+    job = queue.create_job(
+        unique_job.func,
+        args=unique_job.args,
+        job_id=unique_job.job_id,
+        retry=options["retry"],
+        timeout=options["job_timeout"],
+        result_ttl=options["result_ttl"],
+        failure_ttl=options["failure_ttl"],
+    )
+    queue._prepare_for_queue(job)  # what RQ's own unique enqueue does before saving
+    return job
+
+
+def _hash_fields(job: Job) -> list[str | bytes]:
+    """The job's hash as field, value, … (as RQ's unique enqueue writes it: no empty fields)."""
+    fields: list[str | bytes] = []
+    for name, value in job.to_dict().items():
+        if value is not None:
+            fields += [name, value if isinstance(value, str | bytes) else str(value)]
+    return fields
+
+
+def _enqueue_many_script(redis: Redis) -> Script:
+    """The script object, made once: it is called with the caller's client, which loads the
+    script into Redis on first use (and again after a Redis restart)."""
+    if not _scripts:
+        _scripts.append(redis.register_script(_ENQUEUE_MANY_UNIQUE))
+    return _scripts[0]

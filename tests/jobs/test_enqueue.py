@@ -1,12 +1,14 @@
 """app/jobs/enqueue.py in-process against real Redis: enqueue_unique puts one job under an id
 however many callers race (and reuses the id of a finished job, also when RQ's record of an
 earlier run of it has already expired: two workers finishing a build's finalize one after
-another), and StrandedJobs finds a job that a worker popped and died holding."""
+another), enqueue_many_unique does the same for a batch in one command, and StrandedJobs
+finds a job that a worker popped and died holding."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -16,12 +18,13 @@ from rq.job import JobStatus
 
 from app import create_app
 from app.database import utcnow
-from app.jobs.enqueue import StrandedJobs, enqueue_unique, fetch_job
+from app.jobs.enqueue import StrandedJobs, UniqueJob, enqueue_many_unique, enqueue_unique, fetch_job
 from app.jobs.limiter import wait_for_slot
 from app.jobs.queues import get_queue, get_redis
 from tests.services import RedisServer, wait_until
 
 QUEUE = "dead-letter"
+OTHER_QUEUE = "generate-ku"
 
 
 def noop() -> None:
@@ -68,6 +71,104 @@ def test_twenty_concurrent_enqueues_of_one_id_make_one_job(app):
     assert sorted(enqueued) == [False] * 19 + [True]
     with app.app_context():
         assert get_redis().lrange(f"rq:queue:{QUEUE}", 0, -1) == [b"unique-race"]
+
+
+def _batch(*job_ids: str, queue: str = QUEUE) -> list[UniqueJob]:
+    return [UniqueJob(queue, f"{__name__}.noop", (job_id,), job_id) for job_id in job_ids]
+
+
+def _commands_sent(action: Callable[[], object]) -> list[str]:
+    """The commands clients sent Redis while `action` ran: not those its scripts ran inside, nor
+    the health checks (PING) redis-py sends on a connection idle for a while."""
+    with get_redis().monitor() as monitor:
+        action()
+        get_redis().echo("action done")
+        sent = []
+        while (command := monitor.next_command())["command"] != "ECHO action done":
+            if command["client_type"] != "lua" and command["command"] != "PING":
+                sent.append(command["command"].split()[0])
+    return sent
+
+
+def test_a_batch_is_enqueued_in_order_on_each_job_s_queue(app):
+    with app.app_context():
+        batch = _batch("batch-a", "batch-b") + _batch("batch-c", queue=OTHER_QUEUE)
+
+        assert enqueue_many_unique(batch) == 3
+
+        assert get_redis().lrange(f"rq:queue:{QUEUE}", 0, -1) == [b"batch-a", b"batch-b"]
+        assert get_redis().lrange(f"rq:queue:{OTHER_QUEUE}", 0, -1) == [b"batch-c"]
+        assert get_queue(OTHER_QUEUE) in type(get_queue(QUEUE)).all(connection=get_redis())
+        assert fetch_job("batch-c").args == ("batch-c",)
+        assert fetch_job("batch-c").get_status() == JobStatus.QUEUED
+
+
+def test_a_batch_at_the_front_goes_before_what_was_queued(app):
+    with app.app_context():
+        enqueue_unique(QUEUE, noop, job_id="queued-first")
+
+        enqueue_many_unique(_batch("front-a", "front-b"), at_front=True)
+
+        assert get_redis().lrange(f"rq:queue:{QUEUE}", 0, -1) == [b"front-b", b"front-a", b"queued-first"]
+
+
+def test_a_batch_job_is_saved_as_a_single_unique_enqueue_saves_it(app):
+    with app.app_context():
+        enqueue_unique(QUEUE, noop, "alone", job_id="alone")
+        enqueue_many_unique(_batch("batched"))
+
+        alone, batched = (get_redis().hgetall(f"rq:job:{job_id}") for job_id in ("alone", "batched"))
+        assert sorted(batched) == sorted(alone)
+        for same in (b"status", b"origin", b"timeout", b"result_ttl", b"failure_ttl", b"retries_left"):
+            assert batched[same] == alone[same], same
+
+
+def test_a_batch_of_any_size_is_one_command_at_redis(app):
+    # Without the script: a liveness read, a queue registration and an enqueue per job.
+    with app.app_context():
+        enqueue_many_unique(_batch("warm-up"))  # the first call also loads the script
+        enqueued: list[int] = []
+
+        sent = _commands_sent(
+            lambda: enqueued.append(enqueue_many_unique(_batch(*(f"trip-{n}" for n in range(5)))))
+        )
+
+        assert enqueued == [5]
+        assert sent == ["EVALSHA"]
+
+
+def test_a_batch_skips_live_ids_and_replaces_finished_ones(app):
+    with app.app_context():
+        enqueue_many_unique(_batch("live", "finished"))
+        finished = fetch_job("finished")
+        finished.set_status(JobStatus.FINISHED)
+        get_redis().lrem(f"rq:queue:{QUEUE}", 0, "finished")
+
+        assert enqueue_many_unique(_batch("live", "finished", "new")) == 2
+
+        assert get_redis().lrange(f"rq:queue:{QUEUE}", 0, -1) == [b"live", b"new", b"finished"]
+        assert fetch_job("finished").get_status() == JobStatus.QUEUED
+
+
+def test_concurrent_batches_of_the_same_ids_enqueue_each_once(app):
+    ids = [f"race-{n}" for n in range(10)]
+    enqueued: list[int] = []
+    start = threading.Barrier(10)
+
+    def enqueue(shift: int) -> None:
+        with app.app_context():
+            start.wait()
+            enqueued.append(enqueue_many_unique(_batch(*ids[shift:], *ids[:shift])))
+
+    threads = [threading.Thread(target=enqueue, args=(shift,)) for shift in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sum(enqueued) == 10
+    with app.app_context():
+        assert sorted(get_redis().lrange(f"rq:queue:{QUEUE}", 0, -1)) == sorted(i.encode() for i in ids)
 
 
 def _pop_as_a_worker_that_dies(job_id: str) -> None:

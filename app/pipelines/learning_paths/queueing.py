@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 
 from app.database import utcnow
 from app.extensions import db
-from app.jobs.enqueue import enqueue_unique
+from app.jobs.enqueue import UniqueJob, enqueue_many_unique, enqueue_unique
 from app.jobs.queues import BUILD_PATH_QUEUE
 from app.models import BuildStep, StepType, WorkStatus
 from app.models.statuses import FINAL
@@ -32,16 +32,19 @@ FINALIZE_JOB_FUNCTION = "app.pipelines.learning_paths.finalize.finalize_build"
 
 def enqueue_steps(steps: list[tuple[int, str]], at_front: bool = False) -> int:
     """Put (step id, type) pairs on their queues, in the order given (RQ queues are FIFO, so
-    order is the only priority RQ offers), or at their fronts; returns how many were enqueued."""
-    return sum(
-        enqueue_unique(
-            QUEUE_OF_STEP[StepType(kind)],
-            STEP_JOB_FUNCTIONS[StepType(kind)],
-            step_id,
-            job_id=step_job_id(step_id),
-            at_front=at_front,
-        )
-        for step_id, kind in steps
+    order is the only priority RQ offers), or at their fronts; returns how many were enqueued.
+    One round trip to Redis for them all."""
+    return enqueue_many_unique(
+        [
+            UniqueJob(
+                QUEUE_OF_STEP[StepType(kind)],
+                STEP_JOB_FUNCTIONS[StepType(kind)],
+                (step_id,),
+                step_job_id(step_id),
+            )
+            for step_id, kind in steps
+        ],
+        at_front=at_front,
     )
 
 
