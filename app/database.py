@@ -42,6 +42,18 @@ def execute_dml(statement: Executable) -> CursorResult[Any]:
     return cast(CursorResult[Any], db.session.execute(statement))
 
 
+def commit_keeping_loaded() -> None:
+    """Commit the session without expiring the rows it has loaded, so reading them next costs
+    no SELECT: for rows whose values the transaction itself just wrote or returned."""
+    session = db.session()
+    expire_on_commit = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire_on_commit
+
+
 def utcnow() -> datetime:
     """Naive UTC, the one form both SQLite and PostgreSQL columns give back unchanged."""
     return datetime.now(UTC).replace(tzinfo=None)

@@ -19,7 +19,7 @@ from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 from sqlalchemy import ColumnElement, update
 
-from app.database import execute_dml, utcnow
+from app.database import commit_keeping_loaded, execute_dml, utcnow
 from app.extensions import db
 from app.failure_kinds import CategorizedFailure
 from app.jobs.lease import keep_lease
@@ -52,13 +52,15 @@ def lease_ttl() -> timedelta:
 def claim(model: type[TrackedWork], row_id: Any, *conditions: ColumnElement[bool]) -> Claim | None:
     """Take the row for a new attempt (commits); None if it is done or a live attempt holds it.
 
-    A running row whose lease lapsed is claimable: its worker is gone.
+    A running row whose lease lapsed is claimable: its worker is gone. A claimed row stays
+    loaded in the session as the UPDATE returned it (`RETURNING`), so `db.session.get` of it
+    next costs no SELECT.
     """
     token, now = uuid.uuid4().hex, utcnow()
     claimable = model.status.in_(CLAIMABLE) | (
         (model.status == WorkStatus.RUNNING) & (model.lease_expires_at < now)
     )
-    claimed = execute_dml(
+    claimed = db.session.scalars(
         update(model)
         .where(model.id == row_id, claimable, *conditions)
         .values(
@@ -72,9 +74,12 @@ def claim(model: type[TrackedWork], row_id: Any, *conditions: ColumnElement[bool
             rate_limit_next_slot_at=None,  # durations and waits are the new attempt's own
             rate_limit_waited_ms=0,
         )
-    ).rowcount
-    db.session.commit()
-    return Claim(model, row_id, token, now) if claimed else None
+        .returning(model)
+        # The returned row becomes the session's copy, even over one loaded before.
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).one_or_none()
+    commit_keeping_loaded()
+    return Claim(model, row_id, token, now) if claimed is not None else None
 
 
 def run_under_lease(

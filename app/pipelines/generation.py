@@ -18,6 +18,7 @@ from flask import Flask, current_app
 from sqlalchemy import case, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.database import commit_keeping_loaded
 from app.extensions import db
 from app.generators import Generator, ProgressCallback
 from app.generators.factory import build_generator
@@ -71,13 +72,7 @@ def release_connection() -> None:
     waiting on the limiter and the model: steps in flight then hold no connections, so the pool
     and PostgreSQL's max_connections stay small however many wait. The rows already loaded stay
     loaded (not expired), so the step does not read them again; its next statement begins anew."""
-    session = db.session()
-    expire_on_commit = session.expire_on_commit
-    session.expire_on_commit = False
-    try:
-        session.commit()
-    finally:
-        session.expire_on_commit = expire_on_commit
+    commit_keeping_loaded()
 
 
 def generate_under_lease(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from app.database import utcnow
 from app.extensions import db
@@ -47,6 +47,26 @@ def test_a_row_held_under_a_live_lease_cannot_be_claimed_again(app, module_id):
         assert first is not None and claims.claim(Module, module_id) is None
         row = _row(module_id)
         assert (row.status, row.attempts, row.claim_token) == (WorkStatus.RUNNING, 1, first.token)
+
+
+def test_a_claim_is_one_update_that_leaves_its_row_loaded_as_claimed(app, module_id):
+    with app.app_context():
+        stale = _row(module_id)  # loaded before the claim: the claim's values must replace it
+        statements: list[str] = []
+
+        def record(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+            statements.append(statement.split()[0])
+
+        event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            work = claims.claim(Module, module_id)
+            row = db.session.get(Module, module_id)
+            seen = (row.status, row.attempts, row.claim_token)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", record)
+
+        assert statements == ["UPDATE"]  # no SELECT of the row after the claim
+        assert row is stale and seen == (WorkStatus.RUNNING, 1, work.token)
 
 
 def test_a_lapsed_lease_is_claimed_by_a_new_attempt(app, module_id):
