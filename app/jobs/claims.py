@@ -10,7 +10,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -37,6 +37,7 @@ class Claim:
     row_id: Any
     token: str
     started_at: datetime
+    row: TrackedWork = field(compare=False, repr=False)  # as claimed; held, so the session keeps it
 
     @property
     def held(self) -> ColumnElement[bool]:
@@ -52,9 +53,8 @@ def lease_ttl() -> timedelta:
 def claim(model: type[TrackedWork], row_id: Any, *conditions: ColumnElement[bool]) -> Claim | None:
     """Take the row for a new attempt (commits); None if it is done or a live attempt holds it.
 
-    A running row whose lease lapsed is claimable: its worker is gone. A claimed row stays
-    loaded in the session as the UPDATE returned it (`RETURNING`), so `db.session.get` of it
-    next costs no SELECT.
+    A running row whose lease lapsed is claimable: its worker is gone. The claim carries the
+    row as the UPDATE returned it (`RETURNING`), loaded in the session: no second SELECT.
     """
     token, now = uuid.uuid4().hex, utcnow()
     claimable = model.status.in_(CLAIMABLE) | (
@@ -79,7 +79,7 @@ def claim(model: type[TrackedWork], row_id: Any, *conditions: ColumnElement[bool
         .execution_options(synchronize_session=False, populate_existing=True)
     ).one_or_none()
     commit_keeping_loaded()
-    return Claim(model, row_id, token, now) if claimed is not None else None
+    return Claim(model, row_id, token, now, claimed) if claimed is not None else None
 
 
 def run_under_lease(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import ColumnElement
 
@@ -55,11 +55,10 @@ class StepLifecycle(Generic[Row, Result]):
     def run(self, row_id: int, produce: Callable[[Row, claims.Claim], Result]) -> str:
         """Claim the row, let `produce` generate (and store, fenced by the claim), then finish."""
         work = claims.claim(self.model, row_id, *self.claim_conditions())
-        row = db.session.get(self.model, row_id)
-        if row is None:
-            return self.missing
-        if work is None:  # a duplicate delivery, a stale job, or a row its owner stopped
-            return self.not_claimed(row)
+        if work is None:  # a duplicate delivery, a stale job, a row its owner stopped, or none
+            unclaimed = db.session.get(self.model, row_id)
+            return self.missing if unclaimed is None else self.not_claimed(unclaimed)
+        row = cast(Row, work.row)
         label = self.label(row)
         add_to_context(**self.log_context(row))
         if self.announce:

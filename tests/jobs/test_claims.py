@@ -3,6 +3,7 @@ time, and an attempt whose lease lapsed (its worker presumed dead) can change no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -49,24 +50,45 @@ def test_a_row_held_under_a_live_lease_cannot_be_claimed_again(app, module_id):
         assert (row.status, row.attempts, row.claim_token) == (WorkStatus.RUNNING, 1, first.token)
 
 
-def test_a_claim_is_one_update_that_leaves_its_row_loaded_as_claimed(app, module_id):
+def _statements_run(action: Callable[[], object]) -> list[str]:
+    """The first word of each SQL statement `action` sent the database."""
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement.split()[0])
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        action()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    return statements
+
+
+def test_a_claim_is_one_update_that_carries_its_row_as_claimed(app, module_id):
     with app.app_context():
-        stale = _row(module_id)  # loaded before the claim: the claim's values must replace it
-        statements: list[str] = []
+        claimed: list[claims.Claim | None] = []
 
-        def record(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
-            statements.append(statement.split()[0])
+        statements = _statements_run(lambda: claimed.append(claims.claim(Module, module_id)))
+        work = claimed[0]
+        seen = _statements_run(lambda: (work.row.status, work.row.attempts, work.row.claim_token))
 
-        event.listen(db.engine, "before_cursor_execute", record)
-        try:
-            work = claims.claim(Module, module_id)
-            row = db.session.get(Module, module_id)
-            seen = (row.status, row.attempts, row.claim_token)
-        finally:
-            event.remove(db.engine, "before_cursor_execute", record)
+        assert statements == ["UPDATE"] and seen == []  # no SELECT of the row, then or later
+        assert (work.row.status, work.row.attempts, work.row.claim_token) == (
+            WorkStatus.RUNNING,
+            1,
+            work.token,
+        )
+        assert db.session.get(Module, module_id) is work.row
 
-        assert statements == ["UPDATE"]  # no SELECT of the row after the claim
-        assert row is stale and seen == (WorkStatus.RUNNING, 1, work.token)
+
+def test_a_claim_gives_its_values_to_a_copy_of_the_row_loaded_before_it(app, module_id):
+    with app.app_context():
+        loaded = _row(module_id)
+
+        work = claims.claim(Module, module_id)
+
+        assert work.row is loaded and (loaded.status, loaded.claim_token) == (WorkStatus.RUNNING, work.token)
 
 
 def test_a_lapsed_lease_is_claimed_by_a_new_attempt(app, module_id):
