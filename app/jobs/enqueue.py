@@ -164,6 +164,7 @@ end
 return results
 """
 _scripts: list[Script] = []
+ENQUEUE_BATCH = 500
 
 
 def enqueue_many_unique(jobs: Sequence[UniqueJob], at_front: bool = False) -> int:
@@ -171,9 +172,15 @@ def enqueue_many_unique(jobs: Sequence[UniqueJob], at_front: bool = False) -> in
     round trip to Redis (one Lua script) instead of three a job; returns how many were enqueued.
 
     Atomic per batch, so two callers racing on the same ids enqueue each once. RQ's own
-    `enqueue_many` has no unique check, hence the script."""
-    if not jobs:
-        return 0
+    `enqueue_many` has no unique check, hence the script. A long list (a resume of thousands of
+    steps) goes in batches of ENQUEUE_BATCH, so no one script holds Redis for long."""
+    return sum(
+        _enqueue_batch(jobs[start : start + ENQUEUE_BATCH], at_front)
+        for start in range(0, len(jobs), ENQUEUE_BATCH)
+    )
+
+
+def _enqueue_batch(jobs: Sequence[UniqueJob], at_front: bool) -> int:
     redis, config = get_redis(), current_app.config
     queues: dict[str, Queue] = {}
     keys: list[Any] = [Queue.redis_queues_keys]

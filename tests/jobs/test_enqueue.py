@@ -18,7 +18,14 @@ from rq.job import JobStatus
 
 from app import create_app
 from app.database import utcnow
-from app.jobs.enqueue import StrandedJobs, UniqueJob, enqueue_many_unique, enqueue_unique, fetch_job
+from app.jobs.enqueue import (
+    ENQUEUE_BATCH,
+    StrandedJobs,
+    UniqueJob,
+    enqueue_many_unique,
+    enqueue_unique,
+    fetch_job,
+)
 from app.jobs.limiter import wait_for_slot
 from app.jobs.queues import get_queue, get_redis
 from tests.services import RedisServer, wait_until
@@ -123,7 +130,7 @@ def test_a_batch_job_is_saved_as_a_single_unique_enqueue_saves_it(app):
             assert batched[same] == alone[same], same
 
 
-def test_a_batch_of_any_size_is_one_command_at_redis(app):
+def test_a_batch_of_jobs_is_one_command_at_redis(app):
     # Without the script: a liveness read, a queue registration and an enqueue per job.
     with app.app_context():
         enqueue_many_unique(_batch("warm-up"))  # the first call also loads the script
@@ -135,6 +142,19 @@ def test_a_batch_of_any_size_is_one_command_at_redis(app):
 
         assert enqueued == [5]
         assert sent == ["EVALSHA"]
+
+
+def test_a_list_longer_than_a_batch_goes_in_batches_whole_and_in_order(app):
+    # One script for thousands of steps would hold Redis, single-threaded, for everyone.
+    ids = [f"long-{n}" for n in range(ENQUEUE_BATCH + 2)]
+    with app.app_context():
+        enqueue_many_unique(_batch("warm-up"))  # the first call also loads the script
+        enqueued: list[int] = []
+
+        sent = _commands_sent(lambda: enqueued.append(enqueue_many_unique(_batch(*ids, ids[0], ids[-1]))))
+
+        assert enqueued == [len(ids)] and sent == ["EVALSHA", "EVALSHA"]
+        assert get_redis().lrange(f"rq:queue:{QUEUE}", 1, -1) == [i.encode() for i in ids]
 
 
 def test_a_batch_skips_live_ids_and_replaces_finished_ones(app):
