@@ -7,12 +7,14 @@ from __future__ import annotations
 import shlex
 import signal
 import sys
+import threading
 import time
 
 import pytest
 import requests
 from sqlalchemy import select
 
+from app.api.stream import RETRY_MS, _EventStream
 from app.extensions import db
 from app.jobs.queues import get_redis
 from app.models import BuildEvent
@@ -252,6 +254,25 @@ def test_the_doorbell_subscribes_again_after_losing_redis_and_then_wakes_every_s
             redis.publish(DOORBELL_CHANNEL, "some-build")
             assert bell.wait(5)
         doorbell.close()  # its listener stops instead of reconnecting to this test's Redis forever
+
+
+def test_a_stream_ends_after_its_read_when_the_server_stops_even_if_the_stops_ring_was_cleared(app):
+    """The stop (doorbell.close) sets `closing`, then rings. A ring that lands between a stream's
+    wake-up and its next `clear()` is wiped by that clear; the stream must still see `closing`
+    before it waits again, or it waits for its safety poll (20 s) and holds the stop with it.
+    Here `closing` is set and the ring never comes, as after such a clear."""
+    app.config.update(SSE_SAFETY_POLL_S=600)
+    with app.app_context():
+        doorbell = BuildDoorbell(get_redis())
+        doorbell.closing = True
+        stream = _EventStream("some-build", lambda after_id, with_status: (False, []), 0, None, app.config)
+        said: list[str] = []
+        reader = threading.Thread(target=lambda: said.extend(stream.run(doorbell)), daemon=True)
+        reader.start()
+        reader.join(5)
+
+    assert not reader.is_alive(), "the stream waited for a ring that had already been cleared"
+    assert said == [f"retry: {RETRY_MS}\n\n"]
 
 
 @pytest.mark.slow

@@ -123,6 +123,8 @@ class _EventStream:
                     with_status = any(kind == "completed" for _, kind, _ in events)
                     if with_status:
                         continue
+                    if doorbell.closing:  # its ring may have come before this pass's clear()
+                        return
                     woke = yield from self._wait(bell)
                     if woke is None or doorbell.closing:
                         return  # lifetime over, or the server stopping: the browser reconnects
