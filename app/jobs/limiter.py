@@ -8,8 +8,9 @@ per the same window, in a second moving window; a call first reserves its most (
 tokens), and is charged more after the call if the provider reported more, so no window ever
 holds more than the cap. A pause (a 429's Retry-After, or a provider that is down) stops every
 worker's calls until it ends. A call over a limit waits; it neither fails nor uses up an attempt.
-With RELEASE_POLICY=fair, the request limit's slots go round the owners with calls waiting
-(`calls_owned_by`, fair_limit), not to whichever call asks first.
+With RELEASE_POLICY=fair, each limit's room goes round the owners with calls waiting
+(`calls_owned_by`, fair_limit): requests by calls, tokens by tokens reserved, not to whichever
+call asks first.
 
 Waiting costs Redis nothing while it sleeps: a waiter sleeps until the window's oldest call
 leaves it (when a slot can be free), and inside a process only one waiter per window asks Redis
@@ -199,7 +200,7 @@ def _take(
             admission = window.admit(cost)
             if admission.admitted:
                 if turn is not None:
-                    turn.admitted()
+                    turn.admitted(cost)
                 return admission.at
             if turn is not None:
                 turn.waiting()
@@ -233,25 +234,26 @@ def wait_for_slot(
 
     def _admit() -> float:
         _wait_for_pause(config, sleep)  # a pause holds even when no limit is configured
-        _take(config, _window(config, TOKEN_KEY, config["JOB_RATE_LIMIT_TOKENS"]), tokens, sleep)
-        return _take(
-            config, _window(config, LIMIT_KEY, config["JOB_RATE_LIMIT_MAX"]), 1, sleep, _fair_turn(config)
-        )
+        token_window = _window(config, TOKEN_KEY, config["JOB_RATE_LIMIT_TOKENS"])
+        _take(config, token_window, tokens, sleep, _fair_turn(config, "tokens") if tokens > 0 else None)
+        request_window = _window(config, LIMIT_KEY, config["JOB_RATE_LIMIT_MAX"])
+        return _take(config, request_window, 1, sleep, _fair_turn(config, "requests"))
 
     with _one_call(), waiting_for_slot():
         return _through_outage(_admit, sleep)
 
 
 def takes_fair_turns(config: Mapping[str, Any]) -> bool:
-    """Whether calls take turns by owner at the request limit (so their owner must be known)."""
-    return bool(config.get("RELEASE_POLICY", "fair") == "fair" and config["JOB_RATE_LIMIT_MAX"] > 0)
+    """Whether calls take turns by owner at a limit (so their owner must be known)."""
+    limited = config["JOB_RATE_LIMIT_MAX"] > 0 or config["JOB_RATE_LIMIT_TOKENS"] > 0
+    return bool(config.get("RELEASE_POLICY", "fair") == "fair" and limited)
 
 
-def _fair_turn(config: Mapping[str, Any]) -> FairTurn | None:
-    """The call's place among owners waiting for the request limit (None: first come, first served)."""
+def _fair_turn(config: Mapping[str, Any], limit: str) -> FairTurn | None:
+    """The call's place among owners waiting for `limit` (None: first come, first served)."""
     if not takes_fair_turns(config):
         return None
-    return FairTurn(_redis(config), _owner.get() or "-", _window_s(config))
+    return FairTurn(_redis(config), _owner.get() or "-", _window_s(config), limit)
 
 
 def charge_tokens(
