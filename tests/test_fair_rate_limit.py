@@ -31,9 +31,7 @@ def _only_the_token_cap(app: Flask) -> None:
     app.config["JOB_RATE_LIMIT_TOKENS"] = TOKENS_PER_WINDOW
 
 
-def _share_of_the_few(
-    app: Flask, many: int = 4, tokens: dict[str, int] | None = None
-) -> tuple[float, int]:
+def _share_of_the_few(app: Flask, many: int = 4, tokens: dict[str, int] | None = None) -> tuple[float, int]:
     """`many` callers of one owner and one caller of another ask for slots for RUN_S seconds
     (each call reserving `tokens[owner]`, if given); returns the lone caller's share of what was
     admitted after the first window (calls, or tokens if given), and the total."""

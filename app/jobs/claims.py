@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -17,12 +18,13 @@ from typing import Any, TypeVar
 from flask import current_app
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import ColumnElement, update
+from sqlalchemy import ColumnElement, select, tuple_, update
+from sqlalchemy.engine import Engine
 
 from app.database import commit_keeping_loaded, execute_dml, utcnow
 from app.extensions import db
 from app.failure_kinds import CategorizedFailure
-from app.jobs.lease import keep_lease
+from app.jobs.lease import hold_lease, keep_lease
 from app.models.statuses import WorkStatus
 from app.models.tracking import TrackedWork
 
@@ -82,29 +84,89 @@ def claim(model: type[TrackedWork], row_id: Any, *conditions: ColumnElement[bool
     return Claim(model, row_id, token, now, claimed) if claimed is not None else None
 
 
-def run_under_lease(
-    work: Claim, fn: Callable[[Callable[[int], None]], T], still_wanted: Callable[[], bool] | None = None
-) -> T:
-    """Run `fn(progress)` while a thread renews the lease; progress(0..100) is stored too, at
-    most every PROGRESS_EVERY_S (a fast generator reports far more often than anyone looks)."""
+@dataclass(frozen=True)
+class LeasedRows:
+    """The leases of one table's running rows (on one engine), renewed and watched for all the
+    process's claims in one statement: keys are (row id, claim token)."""
+
+    engine: Engine
+    model: type[TrackedWork]
+    ttl: timedelta
+
+    def renew(self, keys: list[Hashable]) -> tuple[set[Hashable], set[Hashable]]:
+        """Renew without waiting for a row lock: a row another transaction holds (its own
+        progress or store, on PostgreSQL) is skipped and reported busy, to be tried again next
+        round. Waiting for it while holding the other rows' locks deadlocked with stores, which
+        lock a step, then its parent and its build."""
+        renewed: set[Hashable] = set()
+        model = self.model
+        with self.engine.begin() as conn:
+            for chunk in _chunks(keys):
+                free = select(model.id).where(self._running(chunk)).with_for_update(skip_locked=True)
+                rows = conn.execute(
+                    update(model)
+                    .where(model.id.in_(free), self._running(chunk))
+                    .values(lease_expires_at=utcnow() + self.ttl)
+                    .returning(model.id, model.claim_token)
+                ).all()
+                renewed.update((row_id, token) for row_id, token in rows)
+        left = [key for key in keys if key not in renewed]
+        return renewed, self.wanted(left) if left else set()
+
+    def wanted(self, keys: list[Hashable]) -> set[Hashable]:
+        wanted: set[Hashable] = set()
+        with self.engine.connect() as conn:
+            for chunk in _chunks(keys):
+                rows = conn.execute(
+                    select(self.model.id, self.model.claim_token).where(self._running(chunk))
+                ).all()
+                wanted.update((row_id, token) for row_id, token in rows)
+        return wanted
+
+    def _running(self, keys: list[Hashable]) -> ColumnElement[bool]:
+        """Still running under these claims (a row that ended needs no lease, and is not wanted)."""
+        model = self.model
+        return tuple_(model.id, model.claim_token).in_(keys) & (model.status == WorkStatus.RUNNING)
+
+
+def _chunks(keys: list[Hashable], size: int = 400) -> Iterator[list[Hashable]]:
+    """Two bound parameters a key: well under any database's limit per statement."""
+    for start in range(0, len(keys), size):
+        yield keys[start : start + size]
+
+
+def run_under_lease(work: Claim, fn: Callable[[Callable[[int], None]], T], watch_cancel: bool = False) -> T:
+    """Run `fn(progress)` while the process's lease keeper renews the lease (with
+    `watch_cancel`, interrupting `fn` with WorkCancelled once the row stops running under the
+    claim: a cancelled build); progress(0..100) is stored too, at most every PROGRESS_EVERY_S
+    (a fast generator reports far more often than anyone looks)."""
     engine, ttl, model = db.engine, lease_ttl(), work.model
     last_progress_write = [time.monotonic()]  # the claim wrote progress 0 just now
-
-    def renew(progress: int | None = None) -> bool:
-        values: dict[str, object] = {"lease_expires_at": utcnow() + ttl}
-        if progress is not None:
-            values["progress"] = min(progress, 99)
-        with engine.begin() as conn:
-            return conn.execute(update(model).where(work.held).values(**values)).rowcount == 1
 
     def report(percent: int) -> None:
         now = time.monotonic()
         if now - last_progress_write[0] >= PROGRESS_EVERY_S:
             last_progress_write[0] = now
-            renew(percent)
+            with engine.begin() as conn:
+                conn.execute(
+                    update(model)
+                    .where(work.held)
+                    .values(lease_expires_at=utcnow() + ttl, progress=min(percent, 99))
+                )
 
-    with keep_lease(renew, every_s=ttl.total_seconds() / 3, still_wanted=still_wanted):
+    kind = LeasedRows(engine, model, ttl)
+    with keep_lease(kind, (work.row_id, work.token), every_s=ttl.total_seconds() / 3, watch=watch_cancel):
         return fn(report)
+
+
+@contextmanager
+def holding(work: Claim) -> Iterator[None]:
+    """Keep the claim's lease renewed while the block runs (the whole attempt: claim to store)."""
+    ttl = lease_ttl()
+    with hold_lease(
+        LeasedRows(db.engine, work.model, ttl), (work.row_id, work.token), ttl.total_seconds() / 3
+    ):
+        yield
 
 
 def elapsed_ms(work: Claim) -> int:
@@ -193,8 +255,9 @@ def release(work: Claim) -> bool:
 def release_lost(model: type[TrackedWork], row: TrackedWork, max_losses: int) -> tuple[bool, bool]:
     """The row's worker stopped renewing its lease: put it back, or fail it as worker_lost.
 
-    Commits. Returns (taken, given_up); `taken` is False when another sweep got there first.
-    """
+    Commits. Returns (taken, given_up); `taken` is False when another sweep got there first, or
+    when the lease was renewed since `row` was read: the lapse is judged again by the database
+    (a sweep over thousands of rows reads them seconds before it gets to this one)."""
     losses = row.worker_losses + 1
     give_up = losses >= max_losses
     values: dict[str, object] = {"worker_losses": losses, "claim_token": None, "lease_expires_at": None}
@@ -213,6 +276,7 @@ def release_lost(model: type[TrackedWork], row: TrackedWork, max_losses: int) ->
             model.id == row.id,
             model.status == WorkStatus.RUNNING,
             model.claim_token == row.claim_token,
+            model.lease_expires_at < utcnow(),
         )
         .values(**values)
     ).rowcount

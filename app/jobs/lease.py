@@ -1,27 +1,31 @@
 """Leases: a running step renews one; a lease that lapses means the step's worker is gone.
 
-The renewal thread also watches whether the work is still wanted (a cancelled build) and,
-when it is not, interrupts the job's own thread with WorkCancelled, the way RQ's own job
-timeout interrupts it. A worker process runs many jobs at once, one per thread, so an
-interrupt names its thread: the main thread gets a signal (which also cuts short a blocking
-sleep or read), any other thread an asynchronous exception (raised at its next bytecode) and
-a wake-up of its interruptible sleeps (`interruptible_sleep`).
+One thread per process (the lease keeper) renews them all, a statement per kind of work. It
+also watches whether the work is still wanted (a cancelled build) and, when it is not,
+interrupts the job's own thread with WorkCancelled, the way RQ's own job timeout interrupts
+it. A worker process runs many jobs at once, one per thread, so an interrupt names its
+thread: the main thread gets a signal (which also cuts short a blocking sleep or read), any
+other thread an asynchronous exception (raised at its next bytecode) and a wake-up of its
+interruptible sleeps (`interruptible_sleep`).
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
 CHECK_EVERY_S = 0.5
+LATE_WARNING_EVERY_S = 30.0
 
 
 class WorkCancelled(Exception):
@@ -155,37 +159,159 @@ def _leased_thread() -> Iterator[_LeasedThread]:
                 _leased.pop(leased.ident, None)
 
 
-@contextmanager
-def keep_lease(
-    renew: Callable[[], bool], every_s: float, still_wanted: Callable[[], bool] | None = None
-) -> Iterator[None]:
-    """Call `renew` every `every_s` seconds in a thread while the block runs.
+class LeaseKind(Protocol):
+    """One kind of leased work (one table's rows): many leases renewed, and watched, in one go."""
 
-    A long generator call reports no progress for minutes; the thread keeps the lease alive
-    through it. `renew` returns False once the claim is lost, and renewal stops.
-    """
-    stop = threading.Event()
+    def renew(self, keys: list[Hashable]) -> tuple[set[Hashable], set[Hashable]]:
+        """Renew the leases of `keys`; returns those renewed, and those still held but not
+        renewed this time (busy: tried again next round). The others' claims were lost."""
 
-    def _watch(leased: _LeasedThread) -> None:
-        next_renewal = time.monotonic() + every_s
-        while not stop.wait(min(CHECK_EVERY_S, every_s)):
+    def wanted(self, keys: list[Hashable]) -> set[Hashable]:
+        """Of `keys`, those whose work is still wanted (not cancelled)."""
+
+
+@dataclass(eq=False)
+class _Lease:
+    kind: LeaseKind
+    key: Hashable
+    every_s: float
+    watch: bool  # interrupt the work with WorkCancelled once it is no longer wanted
+    leased: _LeasedThread | None  # the thread to interrupt (None: renewal only)
+    next_renewal: float
+    held: bool = True
+
+
+class _LeaseKeeper:
+    """The one thread of a process that renews every lease held in it and watches for cancels:
+    a statement per kind of work each round, whatever the number of leases. A thread and two
+    queries a second per lease was what a process with hundreds of steps in flight could not
+    afford: renewals queued behind the checks for a database connection until leases lapsed
+    under live work."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.leases: set[_Lease] = set()
+        self.changed = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.warned_at = -LATE_WARNING_EVERY_S
+
+    def add(self, lease: _Lease) -> None:
+        with self.lock:
+            self.leases.add(lease)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+                self.thread.start()
+        self.changed.set()
+
+    def remove(self, lease: _Lease) -> None:
+        with self.lock:
+            self.leases.discard(lease)
+
+    def reset_after_fork(self) -> None:
+        """A forked child inherits the leases' records but not the thread: it holds none of them."""
+        self.lock = threading.Lock()
+        self.leases = set()
+        self.changed = threading.Event()
+        self.thread = None
+
+    def _run(self) -> None:
+        while True:
+            with self.lock:
+                leases = list(self.leases)
+            if not leases:
+                self.changed.wait()
+                self.changed.clear()
+                continue
+            time.sleep(min(CHECK_EVERY_S, *(lease.every_s for lease in leases)))
+            with self.lock:
+                leases = [lease for lease in self.leases if lease.held]
+            self._watch([lease for lease in leases if lease.watch])
+            self._renew(leases)
+
+    def _watch(self, leases: list[_Lease]) -> None:
+        for kind, group in _by_kind(leases).items():
             try:
-                if still_wanted is not None and not still_wanted():
-                    if not stop.is_set():
-                        _interrupt(leased, WorkCancelled)
-                    return
-                if time.monotonic() >= next_renewal:
-                    next_renewal = time.monotonic() + every_s
-                    if not renew():
-                        return
+                wanted = kind.wanted([lease.key for lease in group])
+            except Exception:  # a database blip: look again next round
+                log.warning("checking whether leased work is still wanted failed", exc_info=True)
+                continue
+            for lease in group:
+                if lease.key not in wanted and lease.leased is not None:
+                    lease.watch = lease.held = False
+                    _interrupt(lease.leased, WorkCancelled)
+
+    def _renew(self, leases: list[_Lease]) -> None:
+        now = time.monotonic()
+        due = [lease for lease in leases if lease.held and now >= lease.next_renewal]
+        self._warn_if_late(due, now)
+        for kind, group in _by_kind(due).items():
+            try:
+                renewed, busy = kind.renew([lease.key for lease in group])
             except Exception:  # a database blip: try again next round, the lease has slack
                 log.warning("lease renewal failed", exc_info=True)
+                continue
+            for lease in group:
+                if lease.key in renewed:
+                    lease.next_renewal = now + lease.every_s
+                elif lease.key not in busy:  # the claim was lost: renewing stops
+                    lease.held = lease.watch = False
 
-    with _leased_thread() as leased:
-        thread = threading.Thread(target=_watch, args=(leased,), name="lease-renewal", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()
+    def _warn_if_late(self, due: list[_Lease], now: float) -> None:
+        """Say so (at most every LATE_WARNING_EVERY_S) when renewals run a third of a lease late:
+        the process is too loaded for its lease, and at a whole lease late its live work is
+        taken for a dead worker's and run again."""
+        late = max((now - lease.next_renewal - lease.every_s for lease in due), default=0.0)
+        if late > 0 and now - self.warned_at >= LATE_WARNING_EVERY_S:
+            self.warned_at = now
+            log.warning(
+                "lease renewals run %.1f s late in this process (%d leases): it is overloaded for "
+                "JOB_LEASE_TTL_S; lower its JOB_CONCURRENCY_*, add WORKER_PROCESSES, or raise the lease",
+                late + due[0].every_s,
+                len(self.leases),
+            )
+
+
+def _by_kind(leases: list[_Lease]) -> dict[LeaseKind, list[_Lease]]:
+    groups: dict[LeaseKind, list[_Lease]] = {}
+    for lease in leases:
+        groups.setdefault(lease.kind, []).append(lease)
+    return groups
+
+
+_keeper = _LeaseKeeper()
+os.register_at_fork(after_in_child=_keeper.reset_after_fork)
+
+
+@contextmanager
+def keep_lease(kind: LeaseKind, key: Hashable, every_s: float, watch: bool = False) -> Iterator[None]:
+    """Keep `key`'s lease renewed every `every_s` seconds while the block runs (by the process's
+    lease keeper), the block's thread registered as running leased work (interruptible by a
+    stopping worker); with `watch`, interrupt the block with WorkCancelled once the work is no
+    longer wanted (within CHECK_EVERY_S).
+
+    A long generator call reports no progress for minutes; the keeper keeps the lease alive
+    through it. Once `kind.renew` says the claim is lost, renewal stops.
+    """
+    with (
+        _leased_thread() as leased,
+        _kept(_Lease(kind, key, every_s, watch, leased, time.monotonic() + every_s)),
+    ):
+        yield
+
+
+@contextmanager
+def hold_lease(kind: LeaseKind, key: Hashable, every_s: float) -> Iterator[None]:
+    """Keep `key`'s lease renewed while the block runs, and nothing more: for the whole of an
+    attempt, from its claim to its store, so that a worker slowed down by its load between
+    generating and storing does not look dead. Interrupts stay where `keep_lease` allows them."""
+    with _kept(_Lease(kind, key, every_s, False, None, time.monotonic() + every_s)):
+        yield
+
+
+@contextmanager
+def _kept(lease: _Lease) -> Iterator[None]:
+    _keeper.add(lease)
+    try:
+        yield
+    finally:
+        _keeper.remove(lease)

@@ -80,17 +80,18 @@ def generate_under_lease(
     kind: str,
     call: Callable[[Generator, ProgressCallback], T],
     regeneration: int,
-    still_wanted: Callable[[], bool] | None = None,
+    watch_cancel: bool = False,
     **ids: Any,
 ) -> T:
     """The generation of a claimed step or module, as both pipelines make it: its lease renewed
-    and its progress stored while the generator works, the call limited and recorded."""
+    and its progress stored while the generator works (with `watch_cancel`, interrupted once the
+    row is cancelled), the call limited and recorded."""
     return run_under_lease(
         work,
         lambda progress: call_generator(
             kind, lambda generator: call(generator, progress), regeneration=regeneration, work=work, **ids
         ),
-        still_wanted=still_wanted,
+        watch_cancel=watch_cancel,
     )
 
 

@@ -63,17 +63,18 @@ class StepLifecycle(Generic[Row, Result]):
         add_to_context(**self.log_context(row))
         if self.announce:
             log.info("%s: attempt %s started", label, row.attempts)
-        try:
-            result = produce(row, work)
-        except WorkCancelled:
-            log.info("%s: stopped by cancel", label)
-            self.stopped(row)
-            return "cancelled"
-        except WorkerShuttingDown:
-            claims.release(work)
-            log.info("%s: put back, the worker is shutting down", label)
-            return "put back"
-        except Exception as exc:
-            self.record_failure(work, row, exc)
-            raise
-        return self.finish(row, work, result)
+        with claims.holding(work):  # renewed from the claim to the store, however slow the way
+            try:
+                result = produce(row, work)
+            except WorkCancelled:
+                log.info("%s: stopped by cancel", label)
+                self.stopped(row)
+                return "cancelled"
+            except WorkerShuttingDown:
+                claims.release(work)
+                log.info("%s: put back, the worker is shutting down", label)
+                return "put back"
+            except Exception as exc:
+                self.record_failure(work, row, exc)
+                raise
+            return self.finish(row, work, result)

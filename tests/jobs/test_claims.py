@@ -3,6 +3,7 @@ time, and an attempt whose lease lapsed (its worker presumed dead) can change no
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -172,3 +173,59 @@ def test_two_sweeps_releasing_the_same_lost_row_count_one_loss(app, module_id):
         assert claims.release_lost(Module, row, max_losses=5)[0]
         assert not claims.release_lost(Module, second_sweeps_read, max_losses=5)[0]
         assert _row(module_id).worker_losses == 1
+
+
+def test_a_sweep_does_not_release_a_row_whose_lease_was_renewed_after_it_read_it(app, module_id):
+    # A sweep over thousands of rows reads them all, then judges each: by the time it gets to
+    # this one, the live worker may have renewed the lease its read says has lapsed. Releasing
+    # it then counted a loss against live work, and two such losses failed the step for good.
+    with app.app_context():
+        work = claims.claim(Module, module_id)
+        _lapse(module_id)
+        sweeps_read = _row(module_id)
+        db.session.expunge(sweeps_read)
+        db.session.execute(
+            update(Module).where(work.held).values(lease_expires_at=utcnow() + timedelta(seconds=30))
+        )
+        db.session.commit()
+
+        assert claims.release_lost(Module, sweeps_read, max_losses=1) == (False, True)
+        row = _row(module_id)
+        assert (row.status, row.worker_losses, row.claim_token) == (WorkStatus.RUNNING, 0, work.token)
+
+
+def test_a_renewal_skips_a_row_another_transaction_holds_and_keeps_it_for_the_next_round(app, client, auth):
+    """Renewing all of a process's leases in one statement must not wait for a row another
+    transaction holds (on PostgreSQL, a store locking its step, then the parent and the build):
+    waiting there while holding the other rows' locks deadlocked. The held row is skipped and
+    reported busy, still held, and the other leases are renewed at once."""
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("SQLite locks the whole database: a renewal waits its turn, no deadlock is possible")
+    workflow_id = create_workflow(client, auth, modules=2)
+    with app.app_context():
+        ids = db.session.scalars(
+            select(Module.id).where(Module.workflow_id == workflow_id).order_by(Module.id)
+        ).all()
+        db.session.execute(update(Module).where(Module.id.in_(ids)).values(status=WorkStatus.QUEUED))
+        db.session.commit()
+        held, free = (claims.claim(Module, module_id) for module_id in ids)
+        kind = claims.LeasedRows(db.engine, Module, timedelta(seconds=30))
+        before = {module_id: _row(module_id).lease_expires_at for module_id in ids}
+        with db.engine.connect() as locker:
+            locker.begin()
+            locker.execute(select(Module.id).where(Module.id == held.row_id).with_for_update())
+            answer: list[tuple[set[object], set[object]]] = []
+            renewal = threading.Thread(
+                target=lambda: answer.append(
+                    kind.renew([(held.row_id, held.token), (free.row_id, free.token)])
+                )
+            )
+            renewal.start()
+            renewal.join(timeout=5)
+            locker.rollback()  # lets a renewal that waited for the lock go on
+            renewal.join(timeout=10)
+        assert answer, "the renewal was still waiting for the locked row after 5 s"
+        renewed, busy = answer[0]
+        assert renewed == {(free.row_id, free.token)} and busy == {(held.row_id, held.token)}
+        assert _row(free.row_id).lease_expires_at > before[free.row_id]
+        assert _row(held.row_id).lease_expires_at == before[held.row_id]

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Hashable
 
 import pytest
 from sqlalchemy import select, update
 
 from app.database import utcnow
 from app.extensions import db
-from app.jobs import claims
+from app.jobs import claims, lease
 from app.jobs.lease import WorkCancelled, keep_lease
 from app.models import Module
 from app.models.statuses import WorkStatus
@@ -19,30 +20,88 @@ from tests.helpers import create_workflow
 from tests.services import wait_until
 
 
+class RecordedKind:
+    """A kind of leased work whose renewals and checks are answered by plain functions, and
+    recorded: what the keeper asks, and how many keys at a time."""
+
+    def __init__(
+        self,
+        held: Callable[[Hashable], bool] = lambda key: True,
+        wanted: Callable[[Hashable], bool] = lambda key: True,
+    ) -> None:
+        self.held, self.is_wanted = held, wanted
+        self.renewals: list[list[Hashable]] = []
+        self.checks: list[list[Hashable]] = []
+
+    def renew(self, keys: list[Hashable]) -> tuple[set[Hashable], set[Hashable]]:
+        self.renewals.append(list(keys))
+        return {key for key in keys if self.held(key)}, set()
+
+    def wanted(self, keys: list[Hashable]) -> set[Hashable]:
+        self.checks.append(list(keys))
+        return {key for key in keys if self.is_wanted(key)}
+
+
 def test_renewal_repeats_until_renew_says_the_claim_is_lost():
-    calls: list[float] = []
     lost_after = 3
+    kind = RecordedKind(held=lambda key: len(kind.renewals) < lost_after)
 
-    def renew() -> bool:
-        calls.append(time.monotonic())
-        return len(calls) < lost_after
-
-    with keep_lease(renew, every_s=0.05):
-        wait_until(lambda: len(calls) >= lost_after, timeout=10, message="three renewals")
+    with keep_lease(kind, "step-1", every_s=0.05):
+        wait_until(lambda: len(kind.renewals) >= lost_after, timeout=10, message="three renewals")
         # Nothing may happen now: a fourth call would mean renewal goes on after the claim was lost.
         time.sleep(0.3)
 
-    assert len(calls) == lost_after
+    assert len(kind.renewals) == lost_after
 
 
 def test_work_no_longer_wanted_is_interrupted_in_the_main_thread():
     assert threading.current_thread() is threading.main_thread()
     deadline = time.monotonic() + 10
 
-    with pytest.raises(WorkCancelled), keep_lease(lambda: True, every_s=0.05, still_wanted=lambda: False):
+    with (
+        pytest.raises(WorkCancelled),
+        keep_lease(RecordedKind(wanted=lambda key: False), "step-1", 0.05, watch=True),
+    ):
         while time.monotonic() < deadline:  # a generator call that would run on for minutes
             time.sleep(0.01)
         pytest.fail("the cancelled work was never interrupted")
+
+
+def test_many_leases_in_a_process_are_renewed_and_watched_together_by_one_thread():
+    """Two hundred steps in flight: one keeper thread, one renewal and one check per round for
+    them all (a thread and two queries a second per step starved the renewals), and only the
+    cancelled one is interrupted."""
+    count, cancelled = 200, 17
+    kind = RecordedKind(wanted=lambda key: key != cancelled)
+    started, release = threading.Barrier(count + 1), threading.Event()
+    interrupted: list[int] = []
+    threads_before = threading.active_count()
+
+    def step(key: int) -> None:
+        try:
+            with keep_lease(kind, key, every_s=0.2, watch=True):
+                started.wait()
+                while not release.wait(0.01):
+                    pass
+        except WorkCancelled:
+            interrupted.append(key)
+
+    threads = [threading.Thread(target=step, args=(key,)) for key in range(count)]
+    for thread in threads:
+        thread.start()
+    started.wait()
+    wait_until(lambda: len(kind.renewals) >= 3, timeout=10, message="three rounds of renewals")
+    keepers = [t for t in threading.enumerate() if t.name == "lease-keeper"]
+    extra_threads = threading.active_count() - threads_before - count
+    release.set()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert interrupted == [cancelled]
+    assert len(keepers) == 1 and extra_threads <= 1, f"{len(keepers)} keepers, {extra_threads} extra threads"
+    full_rounds = [keys for keys in kind.renewals if len(keys) >= count - 1]
+    assert len(full_rounds) >= 2, [len(keys) for keys in kind.renewals]
+    assert all(len(keys) >= count - 1 for keys in kind.checks[:3]), [len(k) for k in kind.checks[:3]]
 
 
 def test_a_lease_is_renewed_while_the_work_runs(app, client, auth):
@@ -67,3 +126,45 @@ def test_a_lease_is_renewed_while_the_work_runs(app, client, auth):
 def _lease(module_id: int):  # type: ignore[no-untyped-def]
     db.session.expire_all()
     return db.session.scalar(select(Module.lease_expires_at).where(Module.id == module_id))
+
+
+def test_an_attempt_keeps_its_lease_from_its_claim_to_its_store(app, client, auth):
+    """Renewal ran only while the generator worked: a worker slowed by its load between the
+    claim and the call, or between the call and the store, let the lease lapse under live work,
+    and two such lapses failed the step for good. The whole attempt is held now."""
+    from app.pipelines.lesson_plans.run import MODULE
+
+    workflow_id = create_workflow(client, auth, modules=1)
+    with app.app_context():
+        app.config["JOB_LEASE_TTL_S"] = 1.0  # renewed every 1/3 s
+        module_id = db.session.scalar(select(Module.id).where(Module.workflow_id == workflow_id))
+        db.session.execute(update(Module).where(Module.id == module_id).values(status=WorkStatus.QUEUED))
+        db.session.commit()
+        seen: list[object] = []
+
+        def slow_produce(module, work):  # type: ignore[no-untyped-def]
+            time.sleep(2.5)  # no generator call, no run_under_lease: two and a half leases long
+            seen.append(_lease(module_id))
+            seen.append(utcnow())
+            return []
+
+        MODULE.run(module_id, slow_produce)
+
+    lease, now = seen
+    assert lease is not None and lease > now, f"the lease lapsed at {lease} under live work ({now})"
+
+
+def test_renewals_running_late_are_reported(caplog, monkeypatch):
+    """A process too loaded for its lease says so before its live work is taken for a dead
+    worker's: here each renewal takes six times the renewal period."""
+
+    class SlowKind(RecordedKind):
+        def renew(self, keys: list[Hashable]) -> tuple[set[Hashable], set[Hashable]]:
+            time.sleep(0.3)
+            return super().renew(keys)
+
+    monkeypatch.setattr(lease, "LATE_WARNING_EVERY_S", 0.0)  # an earlier test may have just warned
+    kind = SlowKind()
+    with caplog.at_level("WARNING", logger="app.jobs.lease"), keep_lease(kind, "step-1", every_s=0.05):
+        wait_until(lambda: len(kind.renewals) >= 3, timeout=10, message="three slow renewals")
+    assert any("lease renewals run" in record.getMessage() for record in caplog.records), caplog.text

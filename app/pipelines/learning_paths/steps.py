@@ -123,20 +123,13 @@ def _generate(
     work: claims.Claim, step: BuildStep, kind: str, call: Callable[[Generator, ProgressCallback], Any]
 ) -> Any:
     """Run one generation under the step's lease, within the shared limits."""
-    engine = db.engine
     regeneration = _regeneration(step.build_id)
-
-    def still_wanted() -> bool:
-        with engine.connect() as conn:
-            status = conn.execute(select(BuildStep.status).where(work.held)).scalar()
-        return status == WorkStatus.RUNNING
-
     return generate_under_lease(
         work,
         kind,
         call,
         regeneration=regeneration,
-        still_wanted=still_wanted,
+        watch_cancel=True,  # a cancelled build's steps stop within half a second
         build_id=step.build_id,
         step_id=step.id,
     )
