@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,13 +18,13 @@ from typing import Any, TypeVar
 from flask import current_app
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import ColumnElement, select, tuple_, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import ColumnElement, update
 
 from app.database import commit_keeping_loaded, execute_dml, utcnow
 from app.extensions import db
 from app.failure_kinds import CategorizedFailure
 from app.jobs.lease import hold_lease, keep_lease
+from app.jobs.leased_rows import LeasedRows, lease_engine
 from app.models.statuses import WorkStatus
 from app.models.tracking import TrackedWork
 
@@ -84,57 +84,6 @@ def claim(model: type[TrackedWork], row_id: Any, *conditions: ColumnElement[bool
     return Claim(model, row_id, token, now, claimed) if claimed is not None else None
 
 
-@dataclass(frozen=True)
-class LeasedRows:
-    """The leases of one table's running rows (on one engine), renewed and watched for all the
-    process's claims in one statement: keys are (row id, claim token)."""
-
-    engine: Engine
-    model: type[TrackedWork]
-    ttl: timedelta
-
-    def renew(self, keys: list[Hashable]) -> tuple[set[Hashable], set[Hashable]]:
-        """Renew without waiting for a row lock: a row another transaction holds (its own
-        progress or store, on PostgreSQL) is skipped and reported busy, to be tried again next
-        round. Waiting for it while holding the other rows' locks deadlocked with stores, which
-        lock a step, then its parent and its build."""
-        renewed: set[Hashable] = set()
-        model = self.model
-        with self.engine.begin() as conn:
-            for chunk in _chunks(keys):
-                free = select(model.id).where(self._running(chunk)).with_for_update(skip_locked=True)
-                rows = conn.execute(
-                    update(model)
-                    .where(model.id.in_(free), self._running(chunk))
-                    .values(lease_expires_at=utcnow() + self.ttl)
-                    .returning(model.id, model.claim_token)
-                ).all()
-                renewed.update((row_id, token) for row_id, token in rows)
-        left = [key for key in keys if key not in renewed]
-        return renewed, self.wanted(left) if left else set()
-
-    def wanted(self, keys: list[Hashable]) -> set[Hashable]:
-        wanted: set[Hashable] = set()
-        with self.engine.connect() as conn:
-            for chunk in _chunks(keys):
-                rows = conn.execute(
-                    select(self.model.id, self.model.claim_token).where(self._running(chunk))
-                ).all()
-                wanted.update((row_id, token) for row_id, token in rows)
-        return wanted
-
-    def _running(self, keys: list[Hashable]) -> ColumnElement[bool]:
-        """Still running under these claims (a row that ended needs no lease, and is not wanted)."""
-        model = self.model
-        return tuple_(model.id, model.claim_token).in_(keys) & (model.status == WorkStatus.RUNNING)
-
-
-def _chunks(keys: list[Hashable], size: int = 400) -> Iterator[list[Hashable]]:
-    """Two bound parameters a key: well under any database's limit per statement."""
-    for start in range(0, len(keys), size):
-        yield keys[start : start + size]
-
-
 def run_under_lease(work: Claim, fn: Callable[[Callable[[int], None]], T], watch_cancel: bool = False) -> T:
     """Run `fn(progress)` while the process's lease keeper renews the lease (with
     `watch_cancel`, interrupting `fn` with WorkCancelled once the row stops running under the
@@ -154,7 +103,7 @@ def run_under_lease(work: Claim, fn: Callable[[Callable[[int], None]], T], watch
                     .values(lease_expires_at=utcnow() + ttl, progress=min(percent, 99))
                 )
 
-    kind = LeasedRows(engine, model, ttl)
+    kind = LeasedRows(lease_engine(), model, ttl)
     with keep_lease(kind, (work.row_id, work.token), every_s=ttl.total_seconds() / 3, watch=watch_cancel):
         return fn(report)
 
@@ -164,7 +113,7 @@ def holding(work: Claim) -> Iterator[None]:
     """Keep the claim's lease renewed while the block runs (the whole attempt: claim to store)."""
     ttl = lease_ttl()
     with hold_lease(
-        LeasedRows(db.engine, work.model, ttl), (work.row_id, work.token), ttl.total_seconds() / 3
+        LeasedRows(lease_engine(), work.model, ttl), (work.row_id, work.token), ttl.total_seconds() / 3
     ):
         yield
 

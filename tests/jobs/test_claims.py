@@ -13,6 +13,7 @@ from sqlalchemy import event, select, update
 from app.database import utcnow
 from app.extensions import db
 from app.jobs import claims
+from app.jobs.leased_rows import LeasedRows
 from app.models import Module
 from app.models.statuses import WorkStatus
 from tests.helpers import create_workflow
@@ -209,7 +210,7 @@ def test_a_renewal_skips_a_row_another_transaction_holds_and_keeps_it_for_the_ne
         db.session.execute(update(Module).where(Module.id.in_(ids)).values(status=WorkStatus.QUEUED))
         db.session.commit()
         held, free = (claims.claim(Module, module_id) for module_id in ids)
-        kind = claims.LeasedRows(db.engine, Module, timedelta(seconds=30))
+        kind = LeasedRows(db.engine, Module, timedelta(seconds=30))
         before = {module_id: _row(module_id).lease_expires_at for module_id in ids}
         with db.engine.connect() as locker:
             locker.begin()

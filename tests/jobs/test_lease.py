@@ -90,7 +90,12 @@ def test_many_leases_in_a_process_are_renewed_and_watched_together_by_one_thread
     for thread in threads:
         thread.start()
     started.wait()
-    wait_until(lambda: len(kind.renewals) >= 3, timeout=10, message="three rounds of renewals")
+
+    def full_rounds(rounds: list[list[Hashable]]) -> int:
+        return sum(1 for keys in rounds if len(keys) >= count - 1)
+
+    # Leases registered over a moment fall due over a moment: rounds with all of them follow.
+    wait_until(lambda: full_rounds(kind.renewals) >= 2, timeout=20, message="two rounds renewing them all")
     keepers = [t for t in threading.enumerate() if t.name == "lease-keeper"]
     extra_threads = threading.active_count() - threads_before - count
     release.set()
@@ -99,9 +104,10 @@ def test_many_leases_in_a_process_are_renewed_and_watched_together_by_one_thread
 
     assert interrupted == [cancelled]
     assert len(keepers) == 1 and extra_threads <= 1, f"{len(keepers)} keepers, {extra_threads} extra threads"
-    full_rounds = [keys for keys in kind.renewals if len(keys) >= count - 1]
-    assert len(full_rounds) >= 2, [len(keys) for keys in kind.renewals]
-    assert all(len(keys) >= count - 1 for keys in kind.checks[:3]), [len(k) for k in kind.checks[:3]]
+    assert full_rounds(kind.checks) >= 2, [len(keys) for keys in kind.checks]
+    sizes = [len(keys) for keys in kind.renewals]
+    first_full = next(i for i, size in enumerate(sizes) if size >= count - 1)
+    assert all(size >= count - 1 for size in sizes[first_full:]), f"renewed together from then on: {sizes}"
 
 
 def test_a_lease_is_renewed_while_the_work_runs(app, client, auth):
@@ -136,14 +142,14 @@ def test_an_attempt_keeps_its_lease_from_its_claim_to_its_store(app, client, aut
 
     workflow_id = create_workflow(client, auth, modules=1)
     with app.app_context():
-        app.config["JOB_LEASE_TTL_S"] = 1.0  # renewed every 1/3 s
+        app.config["JOB_LEASE_TTL_S"] = 2.0  # renewed every 2/3 s
         module_id = db.session.scalar(select(Module.id).where(Module.workflow_id == workflow_id))
         db.session.execute(update(Module).where(Module.id == module_id).values(status=WorkStatus.QUEUED))
         db.session.commit()
         seen: list[object] = []
 
         def slow_produce(module, work):  # type: ignore[no-untyped-def]
-            time.sleep(2.5)  # no generator call, no run_under_lease: two and a half leases long
+            time.sleep(5.0)  # no generator call, no run_under_lease: two and a half leases long
             seen.append(_lease(module_id))
             seen.append(utcnow())
             return []
