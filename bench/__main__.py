@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Build, BuildStep, Module
-from bench import density
+from bench import density, harness
 from bench.fairshare import rate_limit_share, small_build_under_load, work_conservation
 from bench.harness import deployment, median, percentile, rss_peak_kb, start_path_build, wait_build
 from bench.push import push_pages
@@ -328,9 +328,15 @@ def main() -> None:
             f"\n== {name} ({time.monotonic() - started:.0f} s)\n{json.dumps(results[name], indent=2)}",
             flush=True,
         )
+        if harness.FAILED_BUILDS:
+            results.setdefault("failed_builds", {})[name] = list(harness.FAILED_BUILDS)
+            harness.FAILED_BUILDS.clear()
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(results, indent=2))
     print(f"\nwritten to {args.output}")
+    if "failed_builds" in results:
+        print(f"\nFAILED: builds failed during {json.dumps(results['failed_builds'], indent=2)}", flush=True)
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -135,6 +135,11 @@ def start_path_build(run: Deployment, concepts: int, name: str = "Bench") -> str
     return client.post(f"/api/jobs/build/{path['id']}", headers=run.auth).get_json()["jobId"]
 
 
+# Builds that ended `failed` while a benchmark waited for them: their figures measure a failure,
+# so `python -m bench` names them and exits 1 (a full-size density run once failed unnoticed).
+FAILED_BUILDS: list[dict[str, Any]] = []
+
+
 def wait_build(
     base_or_client: Any, auth: dict[str, str], build_id: str, timeout: float = 1800
 ) -> dict[str, Any]:
@@ -144,7 +149,10 @@ def wait_build(
             return None
         return build if build["status"] in ("completed", "failed", "cancelled") else None
 
-    return wait_until(done, timeout=timeout, interval=0.25, message=f"build {build_id}")
+    build = wait_until(done, timeout=timeout, interval=0.25, message=f"build {build_id}")
+    if build["status"] == "failed":
+        FAILED_BUILDS.append({"id": build_id, "error": build.get("error")})
+    return build
 
 
 def _get(base_or_client: Any, url: str, auth: dict[str, str]) -> dict[str, Any]:
