@@ -162,6 +162,32 @@ def test_sigterm_puts_back_a_step_waiting_for_a_rate_limit_slot_at_once(app, cli
     assert build_of(client, auth, build_id)["status"] == "processing"
 
 
+def test_idle_worker_threads_block_long_and_still_stop_at_once_on_sigterm(workers, redis_server):
+    """Idle threads wait for a job in 10 s blocking pops (polling every second cost hundreds of
+    Redis round trips a second in a process of hundreds of threads); SIGTERM wakes them with
+    CLIENT UNBLOCK, so the process still leaves at once, not a pop later."""
+    group = workers(**MANY)
+    redis = redis_server.client()
+    wait_until(lambda: len(Worker.all(connection=redis)) == 51, timeout=60, message="51 workers")
+    time.sleep(1.5)  # every thread is inside its blocking pop
+    blocked = int(redis.info("clients")["blocked_clients"])
+    commands_before = int(redis.info("stats")["total_commands_processed"])
+    time.sleep(3)
+    idle_commands = int(redis.info("stats")["total_commands_processed"]) - commands_before
+    started = time.monotonic()
+    group.process.send_signal(signal.SIGTERM)
+    group.process.wait(timeout=30)
+    exited_after = time.monotonic() - started
+
+    assert blocked >= 45, f"{blocked} of 51 workers blocked on their queues"
+    # Measured: polling every second, 1,239 commands in these 3 s (each thread's heartbeat, state
+    # and pop, ~8 a second); blocking 10 s, 166, most of them the process's scheduler and
+    # recovery sweep. The bound leaves room for every thread's pop ending inside the 3 s.
+    assert idle_commands < 600, f"{idle_commands} Redis commands in 3 s from 51 idle threads"
+    assert exited_after < 5, f"the idle worker took {exited_after:.1f} s to stop"
+    assert Worker.all(connection=redis) == [], "every thread's worker registration removed"
+
+
 def test_a_hundred_waiters_in_a_process_leave_redis_quiet(app, redis_server):
     """Only one waiter per process asks Redis for a slot; the rest wait on it, not on Redis."""
     config = {**app.config, "JOB_RATE_LIMIT_MAX": 1, "JOB_RATE_LIMIT_DURATION": 1000}

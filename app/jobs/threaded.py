@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask
 from redis.exceptions import RedisError
@@ -35,9 +35,16 @@ from app.jobs.scheduling import start_scheduler_thread
 
 log = logging.getLogger(__name__)
 
-# An idle worker thread looks for a stop request this often (RQ's own loop blocks ~7 minutes).
-DEQUEUE_POLL_S = 1
+# An idle worker thread blocks on its queue this long at a time (RQ's own loop blocks ~7
+# minutes), heartbeating between blocks. A stop wakes it at once (CLIENT UNBLOCK); this is only
+# how long a missed wake-up can keep it. Polling every second cost 3 Redis round trips a second
+# per idle thread: with hundreds of threads a process spent ~30% of its steps' throughput on it.
+DEQUEUE_POLL_S = 10
 Slot = tuple[tuple[str, ...], int]  # queues, and how many worker threads serve them
+
+
+class _Woken(Exception):
+    """A stop cut the wait for a job short."""
 
 
 class ThreadWorker(AppWorker):
@@ -48,13 +55,29 @@ class ThreadWorker(AppWorker):
     def _install_signal_handlers(self) -> None:
         """The process's main thread handles the signals, for every worker."""
 
+    blocked_client_id: int | None = None  # this worker's Redis connection, while it waits for a job
+
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
-        """Wait for a job in short blocking pops, so a stop request is seen within a second."""
+        """Wait for a job in blocking pops of DEQUEUE_POLL_S, which `WorkerThreads._wake` cuts short."""
         while not self._stop_requested:
-            result = super().dequeue_job_and_maintain_ttl(DEQUEUE_POLL_S, DEQUEUE_POLL_S)
+            # The worker's own client, used by this thread alone: its one connection blocks next.
+            self.blocked_client_id = cast(int, self.connection.client_id())
+            try:
+                result = super().dequeue_job_and_maintain_ttl(DEQUEUE_POLL_S, DEQUEUE_POLL_S)
+            except _Woken:
+                return None
+            finally:
+                self.blocked_client_id = None
             if result is not None:
                 return result
         return None
+
+    def heartbeat(self, *args: Any, **kwargs: Any) -> Any:
+        """RQ's wait loop heartbeats before each blocking pop, and pops again after a wake-up
+        (it looks like a timeout to RQ) until its idle time is over: a stop ends the wait here."""
+        if self._stop_requested and self.blocked_client_id is not None:
+            raise _Woken
+        return super().heartbeat(*args, **kwargs)
 
     def stop_after_current_job(self) -> None:
         """RQ's warm shutdown: finish the job in hand, take no other."""
@@ -92,13 +115,30 @@ class WorkerThreads:
             return
         self.stopping.set()
         with self._lock:
-            for worker in self._workers:
-                worker.stop_after_current_job()
+            workers = list(self._workers)
+        for worker in workers:
+            worker.stop_after_current_job()
+        threading.Thread(target=self._wake, args=(workers,), name="wake-idle-workers", daemon=True).start()
         interrupt_waiting_for_shutdown()
         grace = max(0.5, self.app.config["WORKER_SHUTDOWN_TIMEOUT_S"] - SHUTDOWN_MARGIN_S)
         self._grace_timer = threading.Timer(grace, interrupt_for_shutdown)
         self._grace_timer.daemon = True
         self._grace_timer.start()
+
+    def _wake(self, workers: list[ThreadWorker]) -> None:
+        """End the blocking pops of idle workers (as if they timed out), so they see the stop now."""
+        blocked = [w.blocked_client_id for w in workers if w.blocked_client_id is not None]
+        if not blocked:
+            return
+        try:
+            redis = connect_redis(self.app.config)
+            pipe = redis.pipeline(transaction=False)
+            for client_id in blocked:
+                pipe.client_unblock(client_id)
+            pipe.execute()
+            redis.close()
+        except RedisError:  # Redis away: each notices at the end of its pop
+            log.info("worker: could not wake the idle workers; they stop within %s s", DEQUEUE_POLL_S)
 
     def run(self, recovery: bool, scheduling: bool) -> None:
         """Serve every slot until SIGTERM or SIGINT and every job in hand is done or put back."""
