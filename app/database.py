@@ -17,11 +17,15 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 def configure_engine_options(app: Flask) -> None:
-    """Give every engine a pool-health check; SQLite gets its driver timeout too."""
+    """A server database's connections get a health check at each checkout (a restarted
+    PostgreSQL leaves every pooled connection dead); SQLite's, a file, cannot go stale, and the
+    check cost a statement per checkout (steps check out a connection several times each).
+    SQLite gets its driver timeout instead."""
     options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
-    options.setdefault("pool_pre_ping", True)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         options.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    else:
+        options.setdefault("pool_pre_ping", True)
 
 
 @event.listens_for(Engine, "connect")
