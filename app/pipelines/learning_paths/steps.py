@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import ColumnElement, exists, func, select, update
 from sqlalchemy.orm import selectinload
 
-from app.database import utcnow
+from app.database import commit_keeping_loaded, utcnow
 from app.extensions import db
 from app.generators import Generator, ProgressCallback
 from app.generators.schemas import ConceptBrief, PathBrief, SubConceptBrief
@@ -33,6 +33,7 @@ from app.models import (
     BuildStep,
     Concept,
     KnowledgeUnit,
+    LearningPath,
     StepType,
     SubConcept,
     WorkStatus,
@@ -364,7 +365,7 @@ def _produce_sub_concepts(step: BuildStep, work: claims.Claim) -> list[tuple[int
         status="completed",
         count=len(subs),
     )
-    db.session.commit()
+    commit_keeping_loaded()  # the step's fields are read again to chain: no SELECT for them
     return children
 
 
@@ -377,11 +378,16 @@ def generate_knowledge_units(step_id: int) -> str:
 
 
 def _produce_knowledge_units(step: BuildStep, work: claims.Claim) -> list[tuple[int, str]]:
-    sub = db.session.get_one(SubConcept, step.entity_id)
-    concept = sub.concept
+    # One SELECT for the three rows' fields (loading sub.concept, then concept.path, was two more).
+    sub, concept_name, topic = db.session.execute(
+        select(SubConcept, Concept.name, LearningPath.topic)
+        .join(Concept, SubConcept.concept_id == Concept.id)
+        .join(LearningPath, Concept.path_id == LearningPath.id)
+        .where(SubConcept.id == step.entity_id)
+    ).one()
     brief = SubConceptBrief(
-        topic=concept.path.topic,
-        concept_name=concept.name,
+        topic=topic,
+        concept_name=concept_name,
         sub_concept_name=sub.name,
         sub_concept_description=sub.description,
         position=sub.position,
@@ -417,7 +423,7 @@ def _produce_knowledge_units(step: BuildStep, work: claims.Claim) -> list[tuple[
         status="completed",
         count=len(drafts),
     )
-    db.session.commit()
+    commit_keeping_loaded()  # the step's fields are read again to chain: no SELECT for them
     return []
 
 
