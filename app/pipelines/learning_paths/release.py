@@ -68,11 +68,11 @@ def windowed() -> bool:
     return bool(current_app.config["RELEASE_WINDOW"] != 0)
 
 
-def room_for_a_batch(queue_name: str) -> bool:
-    """Whether a step of this queue that just finished may have left a batch of places free,
-    judged from Redis alone (its queue's length and its started jobs, the finishing one
-    excepted): most finishes leave too few, and a pass is a database read. When wrong (a killed
-    worker's job still counted as started), the next finish or the recovery sweep releases."""
+def room_for_a_batch(queue_name: str, finishing: bool = True) -> bool:
+    """Whether this queue may have a batch of places free, judged from Redis alone (its queue's
+    length and its started jobs, less the one finishing if it is this queue's): most finishes
+    leave too few, and a pass is a database read. When wrong (a killed worker's job still
+    counted as started), the next finish or the recovery sweep releases."""
     window = release_window(queue_name)
     if window is None:
         return True
@@ -81,7 +81,7 @@ def room_for_a_batch(queue_name: str) -> bool:
     pipe.llen(Queue(queue_name, connection=redis).key)
     pipe.zcard(StartedJobRegistry(queue_name, connection=redis).key)
     waiting, started = pipe.execute()
-    return bool(window - (waiting + max(0, started - 1)) >= release_batch(window))
+    return bool(window - (waiting + max(0, started - int(finishing))) >= release_batch(window))
 
 
 @dataclass
