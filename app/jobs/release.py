@@ -127,18 +127,25 @@ def _newcomers(
 
 
 def owners_behind(groups: list[Group], workers: int) -> set[str]:
-    """Owners holding fewer jobs in flight than another owner of the queue and than their share
-    of its workers: what they are given goes to the front of the queue, so a newcomer does not
-    wait behind the bigger owner's queued jobs. Only up to that share: beyond it, jumping the
-    queue would starve the other owner's queued jobs of workers."""
+    """While some owner holds more than its share of the queue's workers, the owners holding
+    less than their share: what they are given goes to the front of the queue, so a newcomer does
+    not wait behind the bigger owner's queued jobs. Only up to that share: beyond it, jumping the
+    queue would starve the other owner's queued jobs of workers.
+
+    When no owner is over its share (many owners, a job or so each), nobody jumps: the release
+    order is already fair, and jumping then starved whoever was queued at the back. With 40
+    owners on 5 workers, the owners just served had nothing in flight, went to the front, were
+    served again, and so on: 35 of 40 were never served in a simulated 300 rounds (and 28 of 40
+    builds showed no event for a minute in the 200-page benchmark)."""
     held: dict[str, int] = {}
     for group in groups:
         held[group.owner] = held.get(group.owner, 0) + group.in_flight
     if len(held) < 2:
         return set()
-    most = max(held.values())
     share = max(1, workers // len(held))
-    return {owner for owner, count in held.items() if count < most and count < share}
+    if max(held.values()) <= share:
+        return set()
+    return {owner for owner, count in held.items() if count < share}
 
 
 def _turn(owner: str, owners: list[str], last_owner: str | None) -> int:
