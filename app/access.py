@@ -3,9 +3,10 @@ non-admin must not learn that another user's workflow, path or build exists)."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select, bindparam, select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import NotFound
 
@@ -43,17 +44,23 @@ def owned_workflow(workflow_id: str, viewer: Viewer, with_lessons: bool = False)
 
 
 def owned_path(path_id: str, viewer: Viewer, with_tree: bool = False) -> LearningPath:
-    query = select(LearningPath).where(LearningPath.id == path_id)
+    path = db.session.scalar(_path_query(with_tree), {"path_id": path_id})
+    if path is None or not _may_see(viewer, path.owner_id):
+        raise NotFound(f"No learning path {path_id}.")
+    return path
+
+
+@cache
+def _path_query(with_tree: bool) -> Select[LearningPath]:
+    """Built once (a page's every poll asks for its path), with or without the whole tree."""
+    query = select(LearningPath).where(LearningPath.id == bindparam("path_id"))
     if with_tree:
         query = query.options(
             selectinload(LearningPath.concepts)
             .selectinload(Concept.sub_concepts)
             .selectinload(SubConcept.knowledge_units)
         )
-    path = db.session.scalar(query)
-    if path is None or not _may_see(viewer, path.owner_id):
-        raise NotFound(f"No learning path {path_id}.")
-    return path
+    return query
 
 
 def owned_build(build_id: str, viewer: Viewer) -> Build:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from functools import cache
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, String, delete, select, update
+from sqlalchemy import ForeignKey, Select, String, bindparam, delete, select, update
 from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -92,12 +92,21 @@ def authenticate(email: str, password: str) -> User | None:
 def signed_in_user(user_id: int, session_id: str, max_age: timedelta) -> User | None:
     """The user of a session that has not been ended and is younger than `max_age`, in one query."""
     return db.session.scalar(
+        _signed_in_user_query(),
+        {"user_id": user_id, "session_hash": hash_token(session_id), "since": utcnow() - max_age},
+    )
+
+
+@cache
+def _signed_in_user_query() -> Select[User]:
+    """Built once: every signed-in request runs it, and building it cost more than running it."""
+    return (
         select(User)
         .join(UserSession)
         .where(
-            User.id == user_id,
-            UserSession.id == hash_token(session_id),
-            UserSession.created_at > utcnow() - max_age,
+            User.id == bindparam("user_id"),
+            UserSession.id == bindparam("session_hash"),
+            UserSession.created_at > bindparam("since"),
         )
     )
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 from flask import redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from htmx_flask import request  # flask.request, typed with the .htmx that the Htmx extension adds
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from werkzeug.exceptions import NotFound
 
 from app.access import owned_build, owned_path
@@ -32,8 +33,14 @@ CONTROLS = {
 
 
 def _latest_build(path_id: str) -> Build | None:
-    return db.session.scalar(
-        select(Build).where(Build.path_id == path_id).order_by(Build.created_at.desc()).limit(1)
+    return db.session.scalar(_latest_build_query(), {"path_id": path_id})
+
+
+@cache
+def _latest_build_query() -> Select[Build]:
+    """Built once, as every poll of a path page runs it."""
+    return (
+        select(Build).where(Build.path_id == bindparam("path_id")).order_by(Build.created_at.desc()).limit(1)
     )
 
 

@@ -114,16 +114,22 @@ def rate_limit_waits(builds: list[Build]) -> dict[str, RateLimitWait]:
     live = [build.id for build in builds if build.status not in FINAL_BUILD]
     if not live:
         return {}
-    rows = db.session.execute(
+    rows = db.session.execute(_rate_limit_waits_query(), {"build_ids": live}).all()
+    return {build_id: RateLimitWait(int(steps), next_slot_at) for build_id, steps, next_slot_at in rows}
+
+
+@cache
+def _rate_limit_waits_query() -> Select[str, int, datetime | None]:
+    """Built once, as every poll of a live build runs it."""
+    return (
         select(BuildStep.build_id, func.count(BuildStep.id), func.min(BuildStep.rate_limit_next_slot_at))
         .where(
-            BuildStep.build_id.in_(live),
+            BuildStep.build_id.in_(bindparam("build_ids", expanding=True)),
             BuildStep.status == WorkStatus.RUNNING,
             BuildStep.rate_limit_next_slot_at.is_not(None),
         )
         .group_by(BuildStep.build_id)
-    ).all()
-    return {build_id: RateLimitWait(int(steps), next_slot_at) for build_id, steps, next_slot_at in rows}
+    )
 
 
 def _calls_owed(build: Build, concept_count: int | None) -> int:
