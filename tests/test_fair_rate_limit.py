@@ -74,22 +74,20 @@ def test_first_come_first_served_gives_the_owner_with_more_callers_more(app: Fla
     assert share < 0.4, f"the lone caller's owner had {share:.2f} of {total} slots"
 
 
+@pytest.mark.parametrize(
+    "few_call_tokens",
+    [
+        pytest.param(100, id="calls-of-equal-size"),
+        # Turns count tokens: half of the tokens is fewer calls for the owner of larger calls,
+        # not half of the calls (which would be three quarters of the tokens).
+        pytest.param(300, id="the-lone-callers-calls-three-times-as-large"),
+    ],
+)
 def test_at_the_token_cap_two_owners_share_the_tokens_whatever_their_numbers_of_callers(
-    app: Flask,
+    app: Flask, few_call_tokens: int
 ) -> None:
     _only_the_token_cap(app)
-    share, total = _share_of_the_few(app, tokens={"user-many": 100, "user-few": 100})
-    assert total >= 3 * TOKENS_PER_WINDOW, total
-    assert 0.4 <= share <= 0.6, f"the lone caller's owner had {share:.2f} of {total} tokens"
-
-
-def test_at_the_token_cap_an_owner_of_larger_calls_gets_its_share_in_tokens_not_in_calls(
-    app: Flask,
-) -> None:
-    """Turns count tokens: the lone caller's calls are three times as large, so half of the
-    tokens is fewer calls for it, not half of the calls (which would be three quarters of the tokens)."""
-    _only_the_token_cap(app)
-    share, total = _share_of_the_few(app, tokens={"user-many": 100, "user-few": 300})
+    share, total = _share_of_the_few(app, tokens={"user-many": 100, "user-few": few_call_tokens})
     assert total >= 3 * TOKENS_PER_WINDOW, total
     assert 0.4 <= share <= 0.6, f"the lone caller's owner had {share:.2f} of {total} tokens"
 
