@@ -19,8 +19,10 @@ from app.extensions import db
 from app.jobs.queues import DECOMPOSE_QUEUE, GENERATE_KU_QUEUE
 from app.jobs.recovery import reconcile_all
 from app.jobs.release import LOCK_KEY, LOCK_TTL_MS, Group, owners_behind, run_exclusively, share_out
-from app.models import Build, BuildStep, Concept, LearningPath, StepType
+from app.models import Build, BuildStep, Concept, LearningPath, StepType, WorkStatus
 from app.models.statuses import IN_FLIGHT
+from app.pipelines.learning_paths.step_rows import insert_steps, new_step
+from app.pipelines.learning_paths.steps import _worth_a_pass
 from tests.helpers import build_of, create_path, start_build, wait_for_build
 from tests.helpers.users import make_user
 from tests.helpers.web import sign_in
@@ -315,3 +317,31 @@ def test_a_small_build_finishes_while_another_users_big_build_runs(app: Flask, c
     )
     with app.app_context():
         assert db.session.get(Build, big).status == "processing"
+
+
+def test_a_newcomers_first_unit_steps_get_a_pass_even_when_no_queue_has_room(
+    app: Flask, client, auth, redis_server
+) -> None:  # type: ignore[no-untyped-def]
+    """A decompose step's finish runs a release pass only when a queue has a batch of room (a
+    pass per finish cost a third of a lone build's throughput), or when its children are its
+    build's first unit steps: a newcomer gets a place even in a full window, and without the
+    pass its first units waited for another build's batch to free."""
+    redis = redis_server.client()
+    busy = start_build(client, auth, create_path(client, auth, concepts=1))
+    other = make_user(app, "newcomer@example.com")
+    newcomer = start_build(client, other, create_path(client, other, concepts=1, name="New"))
+    with app.app_context():
+        insert_steps(
+            [
+                new_step(busy, StepType.KNOWLEDGE_UNITS, n, f"unit {n}", None, n, WorkStatus.QUEUED)
+                for n in range(WINDOW)
+            ]
+        )
+        db.session.commit()
+    for queue in (DECOMPOSE_QUEUE, GENERATE_KU_QUEUE):  # both windows full
+        redis.rpush(Queue(queue, connection=redis).key, *[f"held-{n}" for n in range(WINDOW)])
+
+    with app.test_request_context():
+        assert not _worth_a_pass(busy, StepType.SUB_CONCEPTS, has_children=True), "no room, units in flight"
+        assert _worth_a_pass(newcomer, StepType.SUB_CONCEPTS, has_children=True), "its first units"
+        assert not _worth_a_pass(newcomer, StepType.SUB_CONCEPTS, has_children=False), "no children"

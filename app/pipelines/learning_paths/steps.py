@@ -38,6 +38,7 @@ from app.models import (
     SubConcept,
     WorkStatus,
 )
+from app.models.statuses import IN_FLIGHT
 from app.pipelines.generation import generate_under_lease
 from app.pipelines.learning_paths.events import add_event, ring
 from app.pipelines.learning_paths.failures import record_step_failure
@@ -63,24 +64,45 @@ def _after_commit(build_id: str, children: list[tuple[int, str]], kind: str) -> 
     ring(build_id)
     try:
         enqueue_steps(children)  # with a window, children are pending: released just below
-        if _worth_a_pass(StepType(kind), bool(children)):
+        if _worth_a_pass(build_id, StepType(kind), bool(children)):
             release_freed_places(build_id)
     except RedisError:
         log.warning("build %s: could not enqueue %s steps; recovery will", build_id, len(children))
     maybe_finalize(build_id)
 
 
-def _worth_a_pass(kind: StepType, has_children: bool) -> bool:
+def _worth_a_pass(build_id: str, kind: StepType, has_children: bool) -> bool:
     """Whether a finished step may have left a batch of places free: in its own queue, or, for
-    its pending children, in theirs. A pass is a database read and write under a lock; one per
-    decompose step finishing (most leaving the unit queue full) cost a third of a lone build's
-    throughput with the offline generator. The plan step always releases (its children are the
-    build's first steps)."""
+    its pending children, in theirs; or whether its children are the build's first in their
+    queue (a newcomer's first step gets a place even in a full window). A pass is a database
+    read and write under a lock; one per decompose step finishing (most leaving the unit queue
+    full) cost a third of a lone build's throughput with the offline generator. The plan step
+    always releases (its children are the build's first steps)."""
     if kind == StepType.CONCEPTS:
         return True
     if room_for_a_batch(QUEUE_OF_STEP[kind]):
         return True
-    return has_children and room_for_a_batch(QUEUE_OF_STEP[StepType.KNOWLEDGE_UNITS], finishing=False)
+    if not has_children:
+        return False
+    return room_for_a_batch(QUEUE_OF_STEP[StepType.KNOWLEDGE_UNITS], finishing=False) or not _units_in_flight(
+        build_id
+    )
+
+
+def _units_in_flight(build_id: str) -> bool:
+    """Whether the build holds any unit step in Redis (one indexed look-up)."""
+    return (
+        db.session.scalar(
+            select(BuildStep.id)
+            .where(
+                BuildStep.build_id == build_id,
+                BuildStep.type == StepType.KNOWLEDGE_UNITS,
+                BuildStep.status.in_(IN_FLIGHT),
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 # --- running a step ----------------------------------------------------------------------
