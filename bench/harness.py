@@ -29,6 +29,7 @@ from app.models import User
 from tests.helpers.workers import rq_workers_of, wait_for_workers
 from tests.services import ProcessGroup, RedisServer, start_gunicorn, start_worker, wait_until
 
+BENCH_EMAIL, BENCH_PASSWORD = "bench@example.com", "bench"  # the deployment's admin, for sign-in forms
 QUIET = {
     "LOG_LEVEL": "WARNING",
     "JOB_RATE_LIMIT_MAX": "0",
@@ -108,8 +109,8 @@ def deployment(**settings: Any) -> Iterator[Deployment]:
         app = create_app()
         with app.app_context():
             upgrade()
-            user = User(email="bench@example.com", is_admin=True)
-            user.set_password("bench")
+            user = User(email=BENCH_EMAIL, is_admin=True)
+            user.set_password(BENCH_PASSWORD)
             token = user.issue_token()
             db.session.add(user)
             db.session.commit()

@@ -8,12 +8,12 @@ Prints the best and median of five rounds of 500 requests each, in ms of process
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
-from pathlib import Path
 
 from flask.testing import FlaskClient
+
+from bench.harness import BENCH_EMAIL, BENCH_PASSWORD, deployment, start_path_build
+from tests.helpers.web import csrf_token
 
 ROUNDS, REQUESTS = 5, 500
 
@@ -33,47 +33,23 @@ def _cpu_ms(client: FlaskClient, url: str, headers: dict[str, str] | None = None
 
 
 def main() -> None:
-    from tests.helpers import create_path, start_build
-    from tests.helpers.users import PASSWORD, make_user
-    from tests.helpers.web import csrf_token
-    from tests.services import RedisServer
-
-    root = Path(tempfile.mkdtemp(prefix="cb-panel-"))
-    redis = RedisServer(root / "redis")
-    redis.start()
-    try:
-        os.environ.update(
-            REDIS_URL=redis.url,
-            DATABASE_URL=f"sqlite:///{root / 'panel.db'}",
-            SECRET_KEY="panel-cost-" + "x" * 32,
-            LOG_LEVEL="WARNING",
-        )
-        from flask_migrate import upgrade
-
-        from app import create_app
-
-        app = create_app()
-        with app.app_context():
-            upgrade()
-        client = app.test_client()
-        headers = make_user(app, "ada@example.com")
+    with deployment() as run:  # no worker: the build stays processing, its panel live
+        client = run.app.test_client()
         signed_in = client.post(
             "/sign-in",
-            data={"email": "ada@example.com", "password": PASSWORD, "csrf_token": csrf_token(client)},
+            data={"email": BENCH_EMAIL, "password": BENCH_PASSWORD, "csrf_token": csrf_token(client)},
         )
         assert signed_in.status_code == 302, signed_in.status_code
-        path_id = create_path(client, headers, concepts=30)
-        start_build(client, headers, path_id)  # no worker: it stays processing, its panel live
+        build_id = start_path_build(run, concepts=30)
+        path_id = client.get(f"/api/jobs/{build_id}", headers=run.auth).get_json()["pathId"]
         figures = {
             "healthz": _cpu_ms(client, "/healthz"),
             "account page": _cpu_ms(client, "/account"),
             "build panel (HTMX)": _cpu_ms(client, f"/paths/{path_id}", {"HX-Request": "true"}),
         }
-        for name, (best, median) in figures.items():
-            print(f"{name:20} best {best:5.2f} ms   median {median:5.2f} ms CPU a request")
-        print(f"panel ÷ healthz (best): {figures['build panel (HTMX)'][0] / figures['healthz'][0]:.1f}")
-    finally:
-        redis.stop()
+    for name, (best, median) in figures.items():
+        print(f"{name:20} best {best:5.2f} ms   median {median:5.2f} ms CPU a request")
+    print(f"panel ÷ healthz (best): {figures['build panel (HTMX)'][0] / figures['healthz'][0]:.1f}")
 
 
 if __name__ == "__main__":

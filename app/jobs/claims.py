@@ -103,19 +103,22 @@ def run_under_lease(work: Claim, fn: Callable[[Callable[[int], None]], T], watch
                     .values(lease_expires_at=utcnow() + ttl, progress=min(percent, 99))
                 )
 
-    kind = LeasedRows(lease_engine(), model, ttl)
-    with keep_lease(kind, (work.row_id, work.token), every_s=ttl.total_seconds() / 3, watch=watch_cancel):
+    with keep_lease(
+        _leased_rows(work), (work.row_id, work.token), ttl.total_seconds() / 3, watch=watch_cancel
+    ):
         return fn(report)
 
 
 @contextmanager
 def holding(work: Claim) -> Iterator[None]:
     """Keep the claim's lease renewed while the block runs (the whole attempt: claim to store)."""
-    ttl = lease_ttl()
-    with hold_lease(
-        LeasedRows(lease_engine(), work.model, ttl), (work.row_id, work.token), ttl.total_seconds() / 3
-    ):
+    with hold_lease(_leased_rows(work), (work.row_id, work.token), lease_ttl().total_seconds() / 3):
         yield
+
+
+def _leased_rows(work: Claim) -> LeasedRows:
+    """The lease keeper's kind for this claim's table (equal for every claim on it: one statement)."""
+    return LeasedRows(lease_engine(), work.model, lease_ttl())
 
 
 def elapsed_ms(work: Claim) -> int:

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from app.database import utcnow
 from app.extensions import db
 from app.jobs import claims, lease
-from app.jobs.lease import WorkCancelled, keep_lease
+from app.jobs.lease import WorkCancelled, hold_lease, keep_lease
 from app.models import Module
 from app.models.statuses import WorkStatus
 from tests.helpers import create_workflow
@@ -174,3 +174,12 @@ def test_renewals_running_late_are_reported(caplog, monkeypatch):
     with caplog.at_level("WARNING", logger="app.jobs.lease"), keep_lease(kind, "step-1", every_s=0.05):
         wait_until(lambda: len(kind.renewals) >= 3, timeout=10, message="three slow renewals")
     assert any("lease renewals run" in record.getMessage() for record in caplog.records), caplog.text
+
+
+def test_a_claim_held_for_its_attempt_and_kept_around_its_call_is_renewed_once_a_round():
+    """Every step holds its lease from claim to store and keeps it again around its call: two
+    leases of one key, which the round's statement must name once, not twice."""
+    kind = RecordedKind()
+    with hold_lease(kind, "step-1", every_s=0.05), keep_lease(kind, "step-1", every_s=0.05):
+        wait_until(lambda: len(kind.renewals) >= 4, timeout=10, message="four rounds of renewals")
+    assert all(keys == ["step-1"] for keys in kind.renewals), kind.renewals
